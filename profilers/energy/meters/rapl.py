@@ -1,0 +1,191 @@
+"""CPU package and DRAM energy from RAPL, through Linux powercap.
+
+Reads ``/sys/class/powercap/intel-rapl:<pkg>/energy_uj`` (Units: uJ) for each CPU package
+and ``intel-rapl:<pkg>:<sub>/energy_uj`` for the sub-zone named ``dram`` where the CPU has
+one. The counters wrap at ``max_energy_range_uj``; a light background thread reads them
+every ``poll_interval_s`` so no wrap is missed between window boundaries. The powercap
+driver also serves AMD Zen CPUs under the same names.
+
+Since 2020 Linux lets only root read ``energy_uj``: the meter then raises a
+:class:`~scaling.errors.MeterError` that says how to grant access.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaling.errors import MeterError
+
+from .base import J_PER_UJ, Clock, CounterAccumulator, Measurement, MeterBase, SleepLoop
+
+POWERCAP_ROOT = "/sys/class/powercap"
+_PKG = re.compile(r"^intel-rapl:(\d+)$")
+_SUB = re.compile(r"^intel-rapl:(\d+):(\d+)$")
+
+
+@dataclass(frozen=True)
+class RaplZone:
+    path: Path
+    name: str  # "package-0", "dram", ...
+    kind: str  # "package" or "dram"
+    max_energy_range_uj: int
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except PermissionError as e:
+        raise MeterError(
+            f"{path} is not readable by this user (Linux restricts RAPL to root): run as "
+            f"root, or grant read access with `sudo chmod o+r {path.parent.parent}/intel-rapl*/energy_uj "
+            f"{path.parent.parent}/intel-rapl*/*/energy_uj`; without it, CPU energy is estimated"
+        ) from e
+    except (OSError, ValueError) as e:
+        raise MeterError(f"cannot read RAPL counter {path} ({e}); CPU energy will be estimated") from e
+
+
+def find_rapl_zones(root: str | Path = POWERCAP_ROOT) -> list[RaplZone]:
+    """The package and DRAM zones under ``root``; raises MeterError if there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MeterError(
+            f"no {root} on this machine (not Linux, or a container that hides /sys): RAPL "
+            "cannot be read; CPU energy will be estimated"
+        )
+    zones: list[RaplZone] = []
+    for d in sorted(root.iterdir()):
+        pkg, sub = _PKG.match(d.name), _SUB.match(d.name)
+        if not (pkg or sub):
+            continue
+        try:
+            name = (d / "name").read_text().strip()
+        except OSError:
+            continue
+        if pkg and name.startswith("package"):
+            kind = "package"
+        elif sub and name == "dram":
+            kind = "dram"
+        else:  # psys, core, uncore: parts of (or overlapping) the package figure
+            continue
+        zones.append(RaplZone(d, name, kind, _read_int(d / "max_energy_range_uj")))
+    if not zones:
+        raise MeterError(
+            f"no RAPL package zones under {root} (the CPU or kernel does not expose RAPL "
+            "through powercap); CPU energy will be estimated"
+        )
+    return zones
+
+
+class RaplMeter(MeterBase):
+    """CPU package and DRAM energy from RAPL counters. Both are measurements.
+
+    Parameters
+    ----------
+    root : path
+        The powercap directory (tests point it at a fake tree).
+    poll_interval_s : float
+        How often the background thread reads the counters to catch wraps.
+    start_poller : bool
+        Start that thread (tests call :meth:`poll` by hand).
+
+    Raises
+    ------
+    MeterError
+        No RAPL zones, or their counters are not readable by this user.
+    """
+
+    name = "rapl"
+
+    def __init__(
+        self,
+        root: str | Path = POWERCAP_ROOT,
+        *,
+        poll_interval_s: float = 1.0,
+        clock: Clock = time.perf_counter,
+        start_poller: bool = True,
+    ) -> None:
+        super().__init__(clock)
+        self.zones = find_rapl_zones(root)
+        self._lock = threading.Lock()
+        self._counters = [
+            CounterAccumulator(_read_int(z.path / "energy_uj"), z.max_energy_range_uj, resettable=False)
+            for z in self.zones
+        ]
+        self._loop: SleepLoop | None = None
+        if start_poller:
+            ref = weakref.WeakMethod(self.poll)
+
+            def tick() -> None:
+                poll = ref()
+                if poll is None:
+                    raise StopIteration
+                poll()
+
+            self._loop = SleepLoop(tick, poll_interval_s, "rapl-poller")
+            self._loop.start()
+
+    def poll(self) -> None:
+        """Read every counter once and fold it into the running totals."""
+        with self._lock:
+            for z, c in zip(self.zones, self._counters):
+                c.update(_read_int(z.path / "energy_uj"))
+
+    def _snapshot(self):
+        loop = self._loop
+        if loop is not None and loop.error is not None:
+            raise MeterError(f"the RAPL poller stopped: {loop.error}; create a new meter") from loop.error
+        self.poll()
+        with self._lock:
+            return self._clock(), tuple(c.total for c in self._counters), sum(c.wraps for c in self._counters)
+
+    def _measure(self, key, start, end) -> Measurement:
+        (t0, tot0, w0), (t1, tot1, w1) = start, end
+        cpu_uj = ram_uj = 0
+        has_dram = False
+        for z, a, b in zip(self.zones, tot0, tot1):
+            if z.kind == "package":
+                cpu_uj += b - a
+            else:
+                ram_uj += b - a
+                has_dram = True
+        notes = []
+        if not has_dram:
+            notes.append("no RAPL DRAM zone: RAM not measured")
+        if w1 - w0:
+            notes.append(f"RAPL counters wrapped {w1 - w0}x: unwrapped")
+        estimated = {"energy_cpu_j": False}
+        if has_dram:
+            estimated["energy_ram_j"] = False
+        return Measurement(
+            name=key,
+            time_s=t1 - t0,
+            energy_gpu_j=None,
+            energy_gpu_counter_j=None,
+            energy_gpu_sampled_j=None,
+            energy_cpu_j=cpu_uj * J_PER_UJ,
+            energy_ram_j=ram_uj * J_PER_UJ if has_dram else None,
+            per_gpu_j={},
+            samples=0,
+            estimated=estimated,
+            meter=self.name,
+            notes="; ".join(notes),
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is not None:
+            self._loop.stop()
+
+    def __del__(self) -> None:
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

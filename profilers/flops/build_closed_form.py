@@ -1,0 +1,143 @@
+"""Build the closed-form FLOP tables from traced counts (needs torch, diffusers, transformers).
+
+    python -m profilers.flops.build_closed_form [MODEL_KEY ...]
+
+For each model: trace every component call at a design of settings spanning the model's range,
+solve for the polynomial coefficients of each op class by least squares, check that the
+polynomial reproduces every traced point (max relative residual < 1e-6), and write
+``scaling/_registry/flops/<key>.json`` with the coefficients, the design and the versions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from profilers.flops.closed_form import OP_CLASSES
+from scaling.registry import ModelSpec, list_models, resolve_model
+from scaling.settings import GenerationSetting, make_setting
+from scaling.shapes import ComponentCall, component_calls
+
+OUT_DIR = Path(__file__).resolve().parents[2] / "scaling" / "_registry" / "flops"
+MAX_REL_RESIDUAL = 1e-6
+
+
+def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
+    """Settings that span the model's range (resolutions, frames, seconds)."""
+    rules = spec.rules
+    out: list[GenerationSetting] = []
+    if spec.modality in ("image", "video"):
+        m = rules.get("res_multiple") or 8
+        max_side = rules.get("max_side") or 2048
+        sides = [(256, 256), (512, 512), (512, 768), (768, 768), (1024, 1024), (768, 1344)]
+        if spec.modality == "video":
+            sides = [(256, 256), (320, 576), (480, 832), (720, 1280)]
+        res = sorted({(max(m, round(h / m) * m), max(m, round(w / m) * m)) for h, w in sides
+                      if h <= max_side and w <= max_side})
+        if spec.modality == "image":
+            out = [make_setting(spec, height=h, width=w, steps=1) for h, w in res]
+        else:
+            step = rules.get("frame_step") or 1
+            max_frames = rules.get("max_frames") or 121
+            ks = sorted({1, 3, 5, max(1, (max_frames - 1) // step // 2), (max_frames - 1) // step})
+            frames = sorted({1 + step * k for k in ks if 1 + step * k <= max_frames})
+            if step == 1:
+                frames = sorted({8, 16, 24, max_frames})
+            out = [make_setting(spec, height=h, width=w, frames=f, steps=1) for h, w in res for f in frames]
+    else:
+        max_s = rules.get("max_audio_s") or 60.0
+        secs = [s for s in (2.56, 5.12, 7.68, 10.24, 20.48, 40.96) if s <= max_s + 1e-9] or [max_s]
+        out = [make_setting(spec, seconds=s, steps=1) for s in secs]
+    return out
+
+
+def _row(call: ComponentCall) -> list[float]:
+    row = []
+    for mono in call.basis:
+        v = 1.0
+        for name, power in mono:
+            v *= float(call.features[name]) ** power
+        row.append(v)
+    return row
+
+
+def fit_model(spec: ModelSpec, settings: list[GenerationSetting] | None = None, verbose: bool = True) -> dict:
+    from profilers.flops.traced import count_call, parameter_count
+
+    settings = settings or design_settings(spec)
+    points: dict[str, dict[tuple, tuple[ComponentCall, dict[str, float]]]] = {}
+    for s in settings:
+        for call in component_calls(spec, s):
+            fkey = tuple(sorted(call.features.items()))
+            pts = points.setdefault(call.key, {})
+            if fkey not in pts:
+                pts[fkey] = (call, count_call(spec, call).as_dict())
+                if verbose:
+                    print(f"  {spec.key} {call.key} {dict(fkey)} {sum(pts[fkey][1].values()) / 1e12:.3f} TFLOP",
+                          file=sys.stderr)
+    components = {}
+    for key, pts in points.items():
+        calls = [c for c, _ in pts.values()]
+        basis = calls[0].basis
+        X = np.array([_row(c) for c in calls])
+        scale = np.abs(X).max(axis=0)
+        scale[scale == 0] = 1.0
+        coef, resid_max = {}, 0.0
+        for op in OP_CLASSES:
+            y = np.array([flops[op] for _, flops in pts.values()])
+            beta, *_ = np.linalg.lstsq(X / scale, y, rcond=None)
+            beta = beta / scale
+            pred = X @ beta
+            denom = np.maximum(np.abs(y), 1e-9 * max(1.0, np.abs(y).max()))
+            rel = np.abs(pred - y) / np.maximum(denom, 1.0)
+            resid_max = max(resid_max, float(rel.max()) if len(rel) else 0.0)
+            coef[op] = [float(b) for b in beta]
+        if len(pts) < len(basis):
+            raise RuntimeError(f"{spec.key} {key}: {len(pts)} design points for {len(basis)} coefficients")
+        components[key] = {
+            "role": calls[0].role,
+            "features": sorted(calls[0].features),
+            "basis": [list(map(list, m)) for m in basis],
+            "coef": coef,
+            "design": [dict(k) for k in pts],
+            "n_points": len(pts),
+            "max_rel_residual": resid_max,
+        }
+        if resid_max > MAX_REL_RESIDUAL:
+            print(f"WARNING {spec.key} {key}: polynomial misses a traced point by {resid_max:.2e} (relative)",
+                  file=sys.stderr)
+    import diffusers
+    import torch
+    import transformers
+
+    return {
+        "model": spec.key,
+        "id": spec.id,
+        "generated_by": "python -m profilers.flops.build_closed_form",
+        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                     "transformers": transformers.__version__},
+        "convention": "FLOP of one call for one sample; one multiply-add = 2 FLOP; attention QK^T and AV counted",
+        "params": {name: parameter_count(spec, name) for name in spec.components},
+        "components": components,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    keys = argv or [s.key for s in list_models()]
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        spec = resolve_model(key)
+        print(f"{spec.key}: tracing", file=sys.stderr)
+        table = fit_model(spec)
+        (OUT_DIR / f"{spec.key}.json").write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+        worst = max(c["max_rel_residual"] for c in table["components"].values())
+        print(f"{spec.key}: wrote {len(table['components'])} components, worst residual {worst:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Traced FLOP counts: real diffusers/transformers classes built on the meta device.
+
+Each component is built from its registry config with its real class (no weights, no memory)
+and called once with meta tensors of the shapes in a :class:`ComponentCall`;
+``torch.utils.flop_counter.FlopCounterMode`` counts the FLOPs (one multiply-add = 2 FLOP).
+
+Op classes:
+
+- ``attention``: batched matmuls (QK^T and AV, bmm/baddbmm/SDPA) inside attention modules;
+- ``linear``: mm/addmm (linear layers, projections, MLPs);
+- ``conv``: convolutions (including transposed);
+- ``other``: any other counted op (batched matmuls outside attention modules).
+Element-wise work (norms, activations, softmax) is not counted, as in the Kaplan convention.
+
+Guard: a component that contains attention modules but reports zero attention FLOPs raises
+:class:`ProfilerError` (on real CPU tensors SDPA can silently drop out of the count).
+
+Input builders, one per component class, live in ``_inputs_*.py`` and register themselves
+with :func:`builder`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from scaling.errors import ProfilerError
+from scaling.registry import ComponentSpec, ModelSpec
+from scaling.shapes import ComponentCall
+
+OP_CLASSES = ("attention", "linear", "conv", "other")
+_ATTENTION_MODULE = re.compile(r"Attention|Attn")
+_LINEAR_OPS = {"aten.mm", "aten.addmm"}
+_CONV_OPS = {"aten.convolution", "aten._convolution", "aten.convolution_backward"}
+_BATCHED_OPS = {"aten.bmm", "aten.baddbmm", "aten._scaled_dot_product_efficient_attention",
+                "aten._scaled_dot_product_flash_attention", "aten._scaled_dot_product_cudnn_attention",
+                "aten._flash_attention_forward", "aten._efficient_attention_forward"}
+
+
+@dataclass(frozen=True)
+class OpCounts:
+    attention: float = 0.0
+    linear: float = 0.0
+    conv: float = 0.0
+    other: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.attention + self.linear + self.conv + self.other
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in OP_CLASSES}
+
+    def scaled(self, factor: float) -> "OpCounts":
+        return OpCounts(*(getattr(self, k) * factor for k in OP_CLASSES))
+
+    def __add__(self, other: "OpCounts") -> "OpCounts":
+        return OpCounts(*(getattr(self, k) + getattr(other, k) for k in OP_CLASSES))
+
+
+Builder = Callable[[ModelSpec, ComponentCall, torch.nn.Module], tuple[Callable[..., Any], dict[str, Any]]]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def builder(*class_names: str):
+    """Register the input builder of one or more component classes.
+
+    A builder returns ``(fn, kwargs)``: ``fn(**kwargs)`` runs one call for ONE sample.
+    """
+    def register(fn: Builder) -> Builder:
+        for n in class_names:
+            _BUILDERS[n] = fn
+        return fn
+    return register
+
+
+_MODULE_CACHE: dict[tuple[str, str], torch.nn.Module] = {}
+
+
+def build_component(spec: ModelSpec, name: str) -> torch.nn.Module:
+    """The component built from its config on the meta device (cached per process)."""
+    key = (spec.architecture_key, name)
+    if key not in _MODULE_CACHE:
+        _MODULE_CACHE[key] = _build(spec, spec.components[name])
+    return _MODULE_CACHE[key]
+
+
+def _build(spec: ModelSpec, comp: ComponentSpec) -> torch.nn.Module:
+    import warnings
+
+    cfg = {k: v for k, v in comp.config.items() if k not in ("_class_name", "_library", "_diffusers_version")}
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        if comp.library == "diffusers":
+            import diffusers
+
+            cls = _diffusers_class(comp.class_name)
+            module = cls.from_config(cfg)
+        elif comp.library == "transformers":
+            import transformers
+
+            for k in ("architectures", "model_type"):
+                cfg.pop(k, None)
+            cls = getattr(transformers, comp.class_name)
+            config = cls.config_class(**cfg)
+            config._attn_implementation = "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
+            module = cls(config)
+        else:
+            raise ProfilerError(f"{spec.id}: component {comp.name} has unknown library {comp.library!r}")
+    return module.eval()
+
+
+def _diffusers_class(name: str):
+    import diffusers
+
+    cls = getattr(diffusers, name, None)
+    if cls is None:  # classes not exported at top level
+        from diffusers.pipelines.audioldm2.modeling_audioldm2 import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel
+        from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+
+        cls = {"AudioLDM2UNet2DConditionModel": AudioLDM2UNet2DConditionModel,
+               "AudioLDM2ProjectionModel": AudioLDM2ProjectionModel,
+               "StableAudioProjectionModel": StableAudioProjectionModel}.get(name)
+    if cls is None:
+        raise ProfilerError(f"diffusers has no class {name!r}")
+    return cls
+
+
+def count_call(spec: ModelSpec, call: ComponentCall) -> OpCounts:
+    """FLOPs of ONE call of ``call.component`` for ONE sample, split by op class."""
+    module = _module_for(spec, call)
+    class_name = type(module).__name__
+    build = _BUILDERS.get(class_name)
+    if build is None:
+        raise ProfilerError(f"{spec.id}: no input builder for {call.component} ({class_name})")
+    with torch.device("meta"):
+        fn, kwargs = build(spec, call, module)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), torch.device("meta"), counter:
+        fn(**kwargs)
+    return _classify(module, counter, spec, call)
+
+
+def _module_for(spec: ModelSpec, call: ComponentCall) -> torch.nn.Module:
+    """The module that runs a call; families may compose (AnimateDiff's UNetMotionModel)."""
+    composer = _COMPOSERS.get(spec.family, {}).get(call.component)
+    if composer is not None:
+        key = (spec.architecture_key, f"{call.component}+composed")
+        if key not in _MODULE_CACHE:
+            with torch.device("meta"):
+                _MODULE_CACHE[key] = composer(spec).eval()
+        return _MODULE_CACHE[key]
+    return build_component(spec, call.component)
+
+
+_COMPOSERS: dict[str, dict[str, Callable[[ModelSpec], torch.nn.Module]]] = {}
+
+
+def composer(family: str, component: str):
+    """Register a function that builds the module a family really runs for a component."""
+    def register(fn):
+        _COMPOSERS.setdefault(family, {})[component] = fn
+        return fn
+    return register
+
+
+def _classify(module: torch.nn.Module, counter: FlopCounterMode, spec: ModelSpec, call: ComponentCall) -> OpCounts:
+    counts = counter.get_flop_counts()
+    glob = {str(op): float(v) for op, v in counts.get("Global", {}).items()}
+    linear = sum(v for op, v in glob.items() if op in _LINEAR_OPS)
+    conv = sum(v for op, v in glob.items() if op in _CONV_OPS)
+    attn_names = _top_attention_modules(module)
+    # The counter names modules from the outermost module that ran (``vae.decode`` runs
+    # ``decoder``), so match each counted path against the attention modules by suffix.
+    matched = []
+    for key in counts:
+        rest = key.split(".", 1)[1] if "." in key else ""
+        if rest and any(a == rest or a.endswith("." + rest) for a in attn_names):
+            matched.append(key)
+    top = [k for k in matched if not any(k.startswith(o + ".") for o in matched)]
+    attention = sum(float(v) for k in top for op, v in counts[k].items() if str(op) in _BATCHED_OPS)
+    total = float(sum(glob.values()))
+    other = max(0.0, total - linear - conv - attention)
+    if attn_names and attention == 0.0:
+        raise ProfilerError(
+            f"{spec.id}: {call.component} has {len(attn_names)} attention modules but 0 attention FLOPs were "
+            "counted: the attention kernel escaped the counter (run on the meta device)"
+        )
+    return OpCounts(attention=attention, linear=linear, conv=conv, other=other)
+
+
+def _top_attention_modules(module: torch.nn.Module) -> list[str]:
+    names = [n for n, m in module.named_modules() if n and _ATTENTION_MODULE.search(type(m).__name__)]
+    top = []
+    for n in names:
+        if not any(n.startswith(t + ".") for t in top):
+            top.append(n)
+    return top
+
+
+def parameter_count(spec: ModelSpec, name: str) -> int:
+    """Parameters of one component (from the meta build)."""
+    return sum(p.numel() for p in build_component(spec, name).parameters())
+
+
+# -- builders shared by every family ---------------------------------------------------------
+
+def _ids(T: int) -> torch.Tensor:
+    return torch.zeros(1, T, dtype=torch.long)
+
+
+@builder("CLIPTextModel", "CLIPTextModelWithProjection", "T5EncoderModel", "UMT5EncoderModel",
+         "ClapTextModelWithProjection", "LlamaModel")
+def _text_encoder(spec, call, module):
+    T = call.dims["T"]
+    return module, {"input_ids": _ids(T)}
+
+
+@builder("AutoencoderKL")
+def _vae_2d(spec, call, module):
+    C = module.config.latent_channels
+    if "T" in call.dims:  # audio mel latents: (1, C, time, freq)
+        z = torch.empty(1, C, call.dims["T"], call.dims["F"])
+    else:
+        z = torch.empty(1, C, call.dims["h"], call.dims["w"])
+    return module.decode, {"z": z, "return_dict": False}
+
+
+# make sure family builders are registered
+from profilers.flops import _inputs_audio, _inputs_image, _inputs_video  # noqa: E402,F401

@@ -1,0 +1,3 @@
+"""Shapes of the audio pipelines."""
+
+from __future__ import annotations
