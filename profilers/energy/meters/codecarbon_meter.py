@@ -1,7 +1,8 @@
 """CPU and RAM energy, and grid carbon intensity, from CodeCarbon, offline only.
 
-Always ``codecarbon.OfflineEmissionsTracker`` with a country code, ``save_to_file=False``
-and ``log_level="error"``: the online tracker calls out to the network to locate the
+Always ``codecarbon.OfflineEmissionsTracker`` with a country code, no outputs
+(``output_methods=[]``, CodeCarbon 3's form of ``save_to_file=False``) and
+``log_level="error"``: the online tracker calls out to the network to locate the
 machine and silently assumes a location when it cannot. Nothing is written or sent.
 
 CodeCarbon reads RAPL where it can; otherwise its CPU figure comes from a TDP x load
@@ -87,11 +88,10 @@ class CodeCarbonMeter(MeterBase):
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         tracker = OfflineEmissionsTracker(
             country_iso_code=code,
-            save_to_file=False,
-            save_to_api=False,
-            save_to_logger=False,
-            save_to_prometheus=False,
-            save_to_logfire=False,
+            # No outputs at all: CodeCarbon 3.x's form of save_to_file=False (and no API,
+            # logger, Prometheus or Logfire), which a user's .codecarbon.config cannot
+            # turn back on. The save_to_* flags are deprecated in 3.x.
+            output_methods=[],
             log_level="error",
             # We measure at window boundaries; its own periodic measurement would race ours.
             measure_power_secs=3600,

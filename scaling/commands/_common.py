@@ -1,0 +1,98 @@
+"""Argument helpers shared by the subcommands (settings options, JSON output, tables)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from typing import Any, Sequence
+
+_NUMERIC = re.compile(r"^[-+~]?[\d.,]+(e[-+]?\d+)?( ?[%a-zA-Z/]+)?$|^-$")
+
+
+def add_setting_args(p: argparse.ArgumentParser, with_gpu: bool = True) -> None:
+    g = p.add_argument_group("generation setting (unset fields take the model's defaults)")
+    g.add_argument("--model", "-m", help="registered id or alias (see `scaling models`)")
+    g.add_argument("--config", metavar="DIR", help="a local diffusers folder (model_index.json + component configs)")
+    g.add_argument("--res", help="480p | 720p | 1080p | WxH (width first, e.g. 832x480) | N (square)")
+    g.add_argument("--frames", type=int, help="video frames (each model's rule: Wan 4k+1, CogVideoX/LTX 8k+1, ...)")
+    g.add_argument("--seconds", type=float, help="audio length in seconds")
+    g.add_argument("--steps", type=int, help="denoising steps")
+    g.add_argument("--guidance", type=float, help="guidance scale (<= 1 turns CFG off)")
+    g.add_argument("--no-cfg", dest="cfg", action="store_const", const=False, default=None,
+                   help="one denoiser pass per step (no classifier-free guidance)")
+    g.add_argument("--cfg", dest="cfg", action="store_const", const=True, help="force CFG on (two passes per step)")
+    g.add_argument("--batch", type=int, default=1, help="prompts per call (default 1)")
+    g.add_argument("--outputs-per-prompt", type=int, default=1, help="outputs per prompt (default 1)")
+    g.add_argument("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
+    if with_gpu:
+        g.add_argument("--gpu", help="GPU name as you type it or as nvidia-smi prints it (see `scaling gpus`)")
+
+
+def model_spec_from_args(args):
+    from scaling.errors import UnknownModelError
+    from scaling.registry import model_from_dir, resolve_model
+
+    if getattr(args, "config", None):
+        return model_from_dir(args.config)
+    if not args.model:
+        raise UnknownModelError("no model given: pass --model NAME (see `scaling models`) or --config DIR")
+    return resolve_model(args.model)
+
+
+def setting_from_args(args, spec=None):
+    from scaling.settings import make_setting
+
+    spec = spec or model_spec_from_args(args)
+    return make_setting(
+        spec, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps, guidance=args.guidance,
+        cfg=args.cfg, batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt,
+        precision=args.precision, gpu=getattr(args, "gpu", None),
+    )
+
+
+def fmt_flop(x: float) -> str:
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3f} {unit}"
+    return f"{x:.0f} FLOP"
+
+
+def fmt_params(n: float | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain-text table; numeric columns right-aligned."""
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [i > 0 and all(_NUMERIC.match(r[i]) for r in cells[1:]) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(cells):
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)]
+        lines.append("  ".join(parts).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def dump_json(obj: Any) -> str:
+    def default(o):
+        if hasattr(o, "to_dict"):
+            return o.to_dict()
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    return json.dumps(obj, indent=2, default=default)
+
+
+def describe_setting(s) -> str:
+    """``832x480, 81 frames`` / ``1024x1024`` / ``10 s``."""
+    if s.modality == "audio":
+        return f"{s.audio_seconds:g} s"
+    out = f"{s.width}x{s.height}"
+    return out + (f", {s.frames} frames" if s.modality == "video" else "")

@@ -1,0 +1,616 @@
+"""Energy meters without hardware: a strict fake NVML, replayed traces, real CodeCarbon offline."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+
+import fake_nvml  # noqa: E402
+import pynvml  # noqa: E402
+from fake_nvml import FakeClock, FakeGPU, FakeNVML, h100s  # noqa: E402
+
+import profilers.energy.meters as meters  # noqa: E402
+from profilers.energy.meters import (  # noqa: E402
+    CodeCarbonMeter,
+    CompositeMeter,
+    CounterAccumulator,
+    EstimateMeter,
+    Measurement,
+    Meter,
+    NvmlMeter,
+    PowerTrace,
+    RaplMeter,
+    ReplayMeter,
+    default_meter,
+    merge_measurements,
+    parse_cuda_visible_devices,
+    parse_trace_name,
+)
+from scaling.errors import DataError, MeterError, NoGPUError  # noqa: E402
+
+SYNTHETIC = FIXTURES / "synthetic-h100+sd21-512+cuda0.csv"
+
+
+def nvml_meter(fake: FakeNVML, env=None, **kw) -> NvmlMeter:
+    return NvmlMeter(nvml=fake.module, clock=fake.clock, start_sampler=False, env=env or {}, **kw)
+
+
+def run(fake: FakeNVML, meter: NvmlMeter, seconds: float, steps: int = 10) -> None:
+    """Let time pass in ``steps`` ticks, sampling after each but the last (end_window samples)."""
+    for i in range(steps):
+        fake.advance(seconds / steps)
+        if i < steps - 1:
+            meter.sample()
+
+
+# -- the fake itself -----------------------------------------------------------------
+def test_fake_nvml_is_strict():
+    fake = FakeNVML(h100s(1))
+    with pytest.raises(TypeError):  # autospecced: wrong signature fails
+        fake.module.nvmlDeviceGetPowerUsage()
+    with pytest.raises(AttributeError):  # functions the meters do not use do not exist
+        fake.module.nvmlDeviceGetTemperature
+    with pytest.raises(pynvml.NVMLError_Uninitialized):
+        fake.module.nvmlDeviceGetCount()
+    assert fake.module.NVMLError_NotSupported is pynvml.NVMLError_NotSupported
+
+
+# -- NVML ------------------------------------------------------------------------------
+def test_nvml_counter_energy():
+    fake = FakeNVML(h100s(1, power_w=300.0))
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    run(fake, m, 2.0)
+    r = m.end_window("call")
+    m.close()
+    assert r.time_s == pytest.approx(2.0)
+    assert r.energy_gpu_counter_j == pytest.approx(600.0, abs=1e-3)
+    assert r.energy_gpu_sampled_j == pytest.approx(600.0)
+    assert r.energy_gpu_j == r.energy_gpu_counter_j  # the counter is preferred
+    assert r.per_gpu_j == {0: pytest.approx(600.0, abs=1e-3)}
+    assert r.samples == 10
+    assert r.estimated == {"energy_gpu_j": False}
+    assert r.meter == "nvml" and r.notes == ""
+    assert fake.init_count == 0  # close() shut NVML down
+
+
+def test_nvml_keeps_both_sources_when_they_disagree():
+    fake = FakeNVML(h100s(1, power_w=200.0, counter_scale=1.05))
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    run(fake, m, 1.0, steps=4)
+    fake.gpus[0].power_w = 400.0  # a step between samples: the trapezoid smears it
+    fake.advance(0.5)
+    r = m.end_window("call")
+    assert r.energy_gpu_counter_j == pytest.approx(1.05 * (200.0 + 0.5 * 400.0), abs=1e-3)
+    # samples at 0, .25, .5, .75 s read 200 W; the end sample at 1.5 s reads 400 W
+    assert r.energy_gpu_sampled_j == pytest.approx(0.75 * 200.0 + 0.75 * (200.0 + 400.0) / 2)
+    assert r.energy_gpu_j == r.energy_gpu_counter_j
+
+
+def test_nvml_falls_back_to_sampled_power_without_counter():
+    fake = FakeNVML(h100s(1, power_w=250.0, has_counter=False))
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    run(fake, m, 1.0)
+    r = m.end_window("call")
+    assert r.energy_gpu_counter_j is None
+    assert r.energy_gpu_j == r.energy_gpu_sampled_j == pytest.approx(250.0)
+    assert "no energy counter: integrated sampled power" in r.notes
+    assert r.estimated == {"energy_gpu_j": False}
+
+
+def test_nvml_counter_wraparound_is_never_negative():
+    fake = FakeNVML(h100s(1, power_w=300.0, energy_mj=fake_nvml.MODULUS_MJ - 100_000))
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    run(fake, m, 1.0)  # crosses 2**64 mJ after 1/3 s
+    r = m.end_window("call")
+    assert r.energy_gpu_counter_j == pytest.approx(300.0, abs=1e-3)
+    assert "wrapped 1x" in r.notes
+
+
+def test_nvml_counter_reset_is_never_negative():
+    fake = FakeNVML(h100s(1, power_w=300.0, energy_mj=5_000_000))
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    run(fake, m, 1.0)
+    fake.reset_counter(0)  # driver reload
+    fake.advance(0.5)
+    r = m.end_window("call")
+    # 450 J drawn; the 30 J between the last sample (0.9 s) and the reset (1.0 s) are lost
+    assert r.energy_gpu_counter_j == pytest.approx(420.0, abs=1e-3)
+    assert "reset 1x" in r.notes
+
+
+def test_counter_accumulator_rules():
+    c = CounterAccumulator(90, modulus=100, resettable=False)  # RAPL-like: always a wrap
+    c.update(10)
+    assert (c.total, c.wraps) == (20, 1)
+    c = CounterAccumulator(10, modulus=2**64, resettable=True)  # low value dropped: a reset
+    c.update(3)
+    assert (c.total, c.resets) == (3, 1)
+    c.update(2)  # a second reset below: never negative
+    assert c.total == 5
+
+
+def test_nvml_two_gpus():
+    gpus = h100s(2)
+    gpus[0].power_w, gpus[1].power_w = 300.0, 200.0
+    fake = FakeNVML(gpus)
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    run(fake, m, 1.0)
+    r = m.end_window("call")
+    assert r.per_gpu_j == {0: pytest.approx(300.0, abs=1e-3), 1: pytest.approx(200.0, abs=1e-3)}
+    assert r.energy_gpu_j == pytest.approx(500.0, abs=1e-3)
+    assert r.energy_gpu_sampled_j == pytest.approx(500.0)
+
+
+def test_nvml_one_gpu_without_counter_among_two():
+    gpus = h100s(2, power_w=100.0)
+    gpus[1].has_counter = False
+    fake = FakeNVML(gpus)
+    m = nvml_meter(fake)
+    m.begin_window("w")
+    run(fake, m, 1.0)
+    r = m.end_window("w")
+    assert r.energy_gpu_counter_j is None  # not every GPU has the counter
+    assert r.energy_gpu_j == pytest.approx(200.0, abs=1e-3)
+    assert "cuda:1 has no energy counter" in r.notes
+
+
+def _four_gpus() -> FakeNVML:
+    gpus = h100s(4)
+    for i, g in enumerate(gpus):
+        g.power_w = 100.0 * (i + 1)  # nvml i draws (i+1) x 100 W
+    return FakeNVML(gpus)
+
+
+def test_nvml_maps_cuda_visible_devices_indices():
+    fake = _four_gpus()
+    m = nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": "2,0"})
+    assert [(d.cuda_index, d.nvml_index) for d in m.devices] == [(0, 2), (1, 0)]
+    m.begin_window("w")
+    run(fake, m, 1.0)
+    r = m.end_window("w")
+    assert r.per_gpu_j == {0: pytest.approx(300.0, abs=1e-3), 1: pytest.approx(100.0, abs=1e-3)}
+    m.close()
+    only = nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": "2,0"}, gpu_indices=[1])
+    assert [d.nvml_index for d in only.devices] == [0]
+
+
+def test_nvml_maps_cuda_visible_devices_uuids():
+    fake = _four_gpus()
+    uuid3 = fake.gpus[3].uuid
+    m = nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": uuid3[:12]})  # a UUID prefix, as CUDA allows
+    assert [d.nvml_index for d in m.devices] == [3]
+    assert m.devices[0].uuid == uuid3
+
+
+def test_parse_cuda_visible_devices():
+    uuids = ["GPU-aaaa-1", "GPU-aaab-2", "GPU-bbbb-3"]
+    assert parse_cuda_visible_devices(None, uuids) == ([0, 1, 2], "")
+    assert parse_cuda_visible_devices("2, 1", uuids) == ([2, 1], "")
+    assert parse_cuda_visible_devices("GPU-bbbb", uuids) == ([2], "")
+    got, note = parse_cuda_visible_devices("1,7,0", uuids)  # CUDA stops at the invalid entry
+    assert got == [1] and "'7'" in note
+    got, note = parse_cuda_visible_devices("GPU-aaa", uuids)  # ambiguous prefix
+    assert got == [] and note
+    assert parse_cuda_visible_devices("", uuids)[0] == []
+    assert parse_cuda_visible_devices("-1", uuids)[0] == []
+
+
+def test_nvml_no_gpu_errors():
+    fake = FakeNVML(h100s(1), init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    with pytest.raises(NoGPUError, match="NVML could not start.*Driver Not Loaded"):
+        nvml_meter(fake)
+    empty = FakeNVML([])
+    with pytest.raises(NoGPUError, match="0 GPUs"):
+        nvml_meter(empty)
+    assert empty.init_count == 0  # a failed probe shuts NVML down again
+    fake = FakeNVML(h100s(2))
+    with pytest.raises(NoGPUError, match="no GPU is visible"):
+        nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": ""})
+    with pytest.raises(NoGPUError, match=r"`gpu_indices`=\[5\].*cuda:0..cuda:1"):
+        nvml_meter(fake, gpu_indices=[5])
+    assert fake.init_count == 0
+    assert issubclass(NoGPUError, MeterError)
+
+
+def test_nvml_gpu_with_neither_source_is_a_meter_error():
+    fake = FakeNVML(h100s(1, has_counter=False, has_power=False))
+    with pytest.raises(MeterError, match="neither an energy counter nor power"):
+        nvml_meter(fake)
+
+
+def test_nvml_rejects_sampling_period_outside_10_to_100_ms():
+    with pytest.raises(MeterError, match="0.01 to 0.1"):
+        NvmlMeter(sample_interval_s=0.5, nvml=FakeNVML(h100s(1)).module)
+
+
+def test_nvml_nested_windows_and_key_errors():
+    fake = FakeNVML(h100s(1, power_w=100.0))
+    m = nvml_meter(fake)
+    m.begin_window("call")
+    fake.advance(1.0)
+    m.begin_window("denoiser")
+    fake.advance(2.0)
+    inner = m.end_window("denoiser")
+    fake.advance(1.0)
+    outer = m.end_window("call")
+    assert inner.energy_gpu_j == pytest.approx(200.0, abs=1e-3)
+    assert outer.energy_gpu_j == pytest.approx(400.0, abs=1e-3)
+    m.begin_window("x")
+    with pytest.raises(MeterError, match="already open"):
+        m.begin_window("x")
+    with pytest.raises(MeterError, match="no open window 'y'"):
+        m.end_window("y")
+    m.close()
+    with pytest.raises(MeterError, match="closed"):
+        m.begin_window("z")
+
+
+def test_nvml_trace_records_both_sources():
+    fake = FakeNVML(h100s(1, power_w=300.0))
+    m = nvml_meter(fake)
+    run(fake, m, 1.0, steps=5)
+    m.sample()
+    tr = m.trace()[0]
+    assert len(tr["t_s"]) == len(tr["power_w"]) == len(tr["energy_j"]) == 6
+    assert tr["power_w"][-1] == pytest.approx(300.0)
+    assert tr["energy_j"][-1] == pytest.approx(300.0, abs=1e-3)
+    # the recorded trace round-trips through the replay format
+    trace = PowerTrace(tuple(tr["t_s"]), tuple(tr["power_w"]), tuple(tr["energy_j"]))
+    assert trace.energy_total_j == pytest.approx(300.0)
+
+
+def test_nvml_sampler_thread_runs_and_stops():
+    fake = FakeNVML(h100s(2, power_w=300.0))
+    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    m.begin_window("w")
+    time.sleep(0.15)
+    r = m.end_window("w")
+    m.close()
+    assert r.samples >= 5  # ~15 expected; loose for a loaded CI machine
+    assert r.energy_gpu_sampled_j == pytest.approx(600.0 * r.time_s, rel=1e-6)
+    assert not any(t.name == "nvml-power-sampler" for t in threading.enumerate())
+    assert fake.init_count == 0
+
+
+def test_nvml_sampler_error_surfaces_at_window_end():
+    fake = FakeNVML(h100s(1))
+    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    m.begin_window("w")
+    fake.gpus[0].has_power = False  # now raises NVMLError_NotSupported in the thread
+    time.sleep(0.05)
+    with pytest.raises(MeterError, match="sampler stopped|window boundary"):
+        m.end_window("w")
+    m.close()
+
+
+# -- replay ----------------------------------------------------------------------------
+def test_synthetic_fixture_is_labelled_as_such():
+    assert SYNTHETIC.name.startswith("synthetic-")
+    assert parse_trace_name(SYNTHETIC) == {"gpu": "synthetic-h100", "workload": "sd21-512", "device": "cuda0"}
+    trace = PowerTrace.read_csv(SYNTHETIC)
+    assert trace.synthetic
+    assert "NOT recorded" in trace.comments[0]
+
+
+def test_replay_reproduces_the_trace_integral():
+    trace = PowerTrace.read_csv(SYNTHETIC)
+    t, p = trace.t_s, trace.power_w
+    expected = sum(0.5 * (p[i] + p[i - 1]) * (t[i] - t[i - 1]) for i in range(1, len(t)))
+    clock = FakeClock()
+    m = ReplayMeter(SYNTHETIC, clock=clock)
+    m.begin_window("call")
+    clock.t = trace.duration_s
+    r = m.end_window("call")
+    assert r.energy_gpu_sampled_j == pytest.approx(expected, rel=1e-12)
+    assert r.energy_gpu_counter_j == pytest.approx(trace.energy_j[-1], rel=1e-12)
+    assert r.energy_gpu_j == r.energy_gpu_counter_j
+    assert r.samples == len(t) - 1
+    assert r.estimated == {"energy_gpu_j": True}  # synthetic: made up, not measured
+    assert "SYNTHETIC" in r.notes and r.meter == "replay"
+
+
+def test_replay_phase_windows_add_up_and_see_the_denoiser():
+    clock = FakeClock()
+    m = ReplayMeter(SYNTHETIC, clock=clock)
+    bounds = [0.0, 0.5, 0.53, 2.33, 2.47, 3.0]
+    names = ["idle", "text_encoder", "denoiser", "decoder", "tail"]
+    got = {}
+    for name, a, b in zip(names, bounds, bounds[1:]):
+        clock.t = a
+        m.begin_window(name)
+        clock.t = b
+        got[name] = m.end_window(name)
+    total = sum(r.energy_gpu_sampled_j for r in got.values())
+    assert total == pytest.approx(PowerTrace.read_csv(SYNTHETIC).energy_total_j, rel=1e-9)
+    assert got["denoiser"].energy_gpu_j / got["denoiser"].time_s > 400  # ~455 W
+    assert got["idle"].energy_gpu_j / got["idle"].time_s < 100
+
+
+def test_replay_past_the_end_and_loop(tmp_path):
+    path = tmp_path / "a100+flat+cuda0.csv"
+    path.write_text("# recorded? no: a flat test trace\nt_s,power_w\n0,100\n1,100\n2,100\n")
+    clock = FakeClock()
+    m = ReplayMeter({0: path}, clock=clock)
+    m.begin_window("w")
+    clock.t = 2.5
+    with pytest.raises(MeterError, match="past the end"):
+        m.end_window("w")
+    clock.t = 0.0
+    looping = ReplayMeter([path, path], clock=clock, loop=True)
+    looping.begin_window("w")
+    clock.t = 5.0
+    r = looping.end_window("w")
+    assert r.energy_gpu_j == pytest.approx(2 * 500.0)
+    assert r.per_gpu_j == {0: pytest.approx(500.0), 1: pytest.approx(500.0)}
+    assert r.energy_gpu_counter_j is None and r.estimated == {"energy_gpu_j": False}
+
+
+def test_replay_rejects_bad_traces(tmp_path):
+    bad = tmp_path / "x+y+cuda0.csv"
+    bad.write_text("t_s,power_w\n0,100\n0,120\n")
+    with pytest.raises(DataError, match="must increase"):
+        PowerTrace.read_csv(bad)
+    bad.write_text("time,watts\n0,1\n1,1\n")
+    with pytest.raises(DataError, match="header"):
+        PowerTrace.read_csv(bad)
+    with pytest.raises(DataError, match="<gpu>"):
+        parse_trace_name("trace.csv")
+
+
+# -- estimate --------------------------------------------------------------------------
+def test_estimate_meter_flags_estimates_and_states_the_power():
+    clock = FakeClock()
+    m = EstimateMeter(gpu_power_w=700.0, gpu_count=2, cpu_power_w=65.0, source="H100 TDP", clock=clock)
+    m.begin_window("call")
+    clock.t = 3.0
+    r = m.end_window("call")
+    assert r.energy_gpu_j == pytest.approx(2 * 700.0 * 3.0)
+    assert r.per_gpu_j == {0: pytest.approx(2100.0), 1: pytest.approx(2100.0)}
+    assert r.energy_cpu_j == pytest.approx(195.0) and r.energy_ram_j is None
+    assert r.estimated == {"energy_gpu_j": True, "energy_cpu_j": True}
+    assert r.assumed_power_w == {"gpu": 700.0, "cpu": 65.0}
+    assert r.any_estimated and "700 W" in r.notes and "H100 TDP" in r.notes
+    assert r.meter == "estimate"
+
+
+def test_estimate_meter_without_power_reports_time_only():
+    clock = FakeClock()
+    m = EstimateMeter(clock=clock)
+    m.begin_window("w")
+    clock.t = 1.5
+    r = m.end_window("w")
+    assert r.time_s == 1.5 and r.energy_total_j is None and r.estimated == {}
+    assert "assume_power_w" in r.notes
+    with pytest.raises(MeterError, match="finite number of watts"):
+        EstimateMeter(cpu_power_w=-5)
+
+
+# -- CodeCarbon (real, offline) ------------------------------------------------------
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError(f"network access attempted: {a!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_codecarbon_offline_tracker_runs(no_network, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    m = CodeCarbonMeter("FRA")
+    try:
+        m.begin_window("call")
+        end = time.perf_counter() + 0.2
+        x = 0
+        while time.perf_counter() < end:
+            x += 1
+        r = m.end_window("call")
+    finally:
+        m.close()
+    assert r.energy_cpu_j >= 0 and r.energy_ram_j >= 0
+    assert r.estimated["energy_ram_j"] is True
+    assert r.estimated["energy_cpu_j"] is (not m.cpu_measured)
+    if m.cpu_mode not in ("intel_rapl", "windows_emi", "intel_power_gadget"):
+        assert r.estimated["energy_cpu_j"] is True
+    assert r.carbon_intensity_g_per_kwh and r.carbon_intensity_g_per_kwh > 0
+    assert r.meter == "codecarbon" and "offline, FRA" in r.notes
+    assert list(tmp_path.iterdir()) == []  # save_to_file=False: nothing written
+
+
+def test_codecarbon_unknown_country_is_a_meter_error():
+    with pytest.raises(MeterError, match="country_iso_code"):
+        CodeCarbonMeter("XYZ")
+
+
+def test_codecarbon_module_never_starts_the_online_tracker():
+    src = Path(meters.__file__).with_name("codecarbon_meter.py").read_text()
+    assert "OfflineEmissionsTracker(" in src
+    assert " EmissionsTracker(" not in src and "track_emissions" not in src
+
+
+# -- RAPL --------------------------------------------------------------------------------
+def test_rapl_on_this_machine_reads_or_says_why():
+    try:
+        m = RaplMeter(start_poller=False)
+    except MeterError as e:
+        assert "RAPL" in str(e) or "powercap" in str(e)
+        return
+    m.begin_window("w")
+    r = m.end_window("w")
+    m.close()
+    assert r.energy_cpu_j >= 0 and r.estimated["energy_cpu_j"] is False
+
+
+def _powercap(root: Path, pkg_uj: int, dram_uj: int, max_uj: int = 1_000_000) -> None:
+    for d, name, value in (("intel-rapl:0", "package-0", pkg_uj), ("intel-rapl:0:0", "dram", dram_uj)):
+        (root / d).mkdir(parents=True, exist_ok=True)
+        (root / d / "name").write_text(name + "\n")
+        (root / d / "energy_uj").write_text(f"{value}\n")
+        (root / d / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    (root / "intel-rapl:0:1").mkdir(exist_ok=True)  # core: inside the package figure, skipped
+    (root / "intel-rapl:0:1" / "name").write_text("core\n")
+
+
+def test_rapl_fake_tree_with_wraparound(tmp_path):
+    _powercap(tmp_path, pkg_uj=900_000, dram_uj=100_000)
+    clock = FakeClock()
+    m = RaplMeter(tmp_path, clock=clock, start_poller=False)
+    m.begin_window("w")
+    _powercap(tmp_path, pkg_uj=200_000, dram_uj=400_000)  # the package counter wrapped
+    m.poll()
+    _powercap(tmp_path, pkg_uj=500_000, dram_uj=700_000)
+    clock.t = 1.0
+    r = m.end_window("w")
+    m.close()
+    assert r.energy_cpu_j == pytest.approx(0.6)  # (1e6 - 9e5 + 2e5) + 3e5 uJ
+    assert r.energy_ram_j == pytest.approx(0.6)
+    assert r.estimated == {"energy_cpu_j": False, "energy_ram_j": False}
+    assert "wrapped 1x" in r.notes
+
+
+def test_rapl_unreadable_counter_is_a_meter_error(tmp_path, monkeypatch):
+    _powercap(tmp_path, 1, 1)
+    with pytest.raises(MeterError, match="RAPL cannot be read"):
+        RaplMeter(tmp_path / "missing", start_poller=False)
+    with pytest.raises(MeterError, match="no RAPL package zones"):
+        RaplMeter(tmp_path / "intel-rapl:0:0", start_poller=False)
+    real_read = Path.read_text
+
+    def read_text(self, *a, **k):  # what Linux does to non-root readers since 2020
+        if self.name == "energy_uj":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    with pytest.raises(MeterError, match="not readable by this user.*chmod o\\+r"):
+        RaplMeter(tmp_path, start_poller=False)
+
+
+# -- composite and default_meter ------------------------------------------------------
+def _m(**kw) -> Measurement:
+    base = dict(
+        name="w", time_s=1.0, energy_gpu_j=None, energy_gpu_counter_j=None, energy_gpu_sampled_j=None,
+        energy_cpu_j=None, energy_ram_j=None, per_gpu_j={}, samples=0, estimated={}, meter="x", notes="",
+    )
+    base.update(kw)
+    return Measurement(**base)
+
+
+def test_merge_prefers_measured_over_estimated():
+    est = _m(energy_cpu_j=50.0, energy_ram_j=5.0, estimated={"energy_cpu_j": True, "energy_ram_j": True},
+             meter="codecarbon", carbon_intensity_g_per_kwh=56.0)
+    rapl = _m(energy_cpu_j=40.0, estimated={"energy_cpu_j": False}, meter="rapl")
+    gpu = _m(energy_gpu_j=300.0, energy_gpu_counter_j=300.0, energy_gpu_sampled_j=290.0, per_gpu_j={0: 300.0},
+             samples=20, estimated={"energy_gpu_j": False}, meter="nvml")
+    r = merge_measurements("w", 1.0, [gpu, est, rapl], notes=["probe note"])
+    assert (r.energy_gpu_j, r.energy_cpu_j, r.energy_ram_j) == (300.0, 40.0, 5.0)
+    assert r.estimated == {"energy_gpu_j": False, "energy_cpu_j": False, "energy_ram_j": True}
+    assert r.samples == 20 and r.energy_gpu_sampled_j == 290.0
+    assert r.carbon_intensity_g_per_kwh == 56.0
+    assert r.meter == "nvml+codecarbon+rapl" and r.notes.startswith("probe note")
+
+
+def test_measurement_rejects_negative_energy_and_pickles():
+    with pytest.raises(MeterError, match="finite number >= 0"):
+        _m(energy_gpu_j=-1.0)
+    m = _m(energy_cpu_j=1.0, estimated={"energy_cpu_j": True}, notes="n")
+    assert pickle.loads(pickle.dumps(m)) == m
+    row = m.as_row()
+    assert row["phase"] == "w" and row["duration_s"] == 1.0 and row["notes"] == "estimated: energy_cpu_j; n"
+
+
+def test_composite_nests_and_closes_everything():
+    fake = FakeNVML(h100s(1, power_w=100.0))
+    clock = fake.clock
+    comp = CompositeMeter([nvml_meter(fake), EstimateMeter(cpu_power_w=10.0, clock=clock)], clock=clock)
+    comp.begin_window("call")
+    fake.advance(1.0)
+    comp.begin_window("phase")
+    fake.advance(1.0)
+    inner = comp.end_window("phase")
+    outer = comp.end_window("call")
+    comp.close()
+    assert inner.energy_gpu_j == pytest.approx(100.0, abs=1e-3) and inner.energy_cpu_j == pytest.approx(10.0)
+    assert outer.energy_gpu_j == pytest.approx(200.0, abs=1e-3)
+    assert outer.estimated == {"energy_gpu_j": False, "energy_cpu_j": True}
+    assert outer.meter == "nvml+estimate"
+    assert fake.init_count == 0
+
+
+def test_default_meter_without_anything_still_runs(monkeypatch, tmp_path):
+    no_gpu = FakeNVML([], init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    monkeypatch.setitem(sys.modules, "pynvml", no_gpu.module)
+    m = default_meter(country_iso_code=None, rapl_root=str(tmp_path / "none"))
+    m.begin_window("call")
+    r = m.end_window("call")
+    m.close()
+    assert r.meter == "estimate" and r.energy_total_j is None and r.time_s >= 0
+    assert "GPU not measured" in r.notes and "RAPL not read" in r.notes
+
+    m = default_meter(country_iso_code=None, assume_power_w=45.0, rapl_root=str(tmp_path / "none"))
+    m.begin_window("call")
+    r = m.end_window("call")
+    m.close()
+    assert r.estimated == {"energy_cpu_j": True} and r.assumed_power_w == {"cpu": 45.0}
+
+    with pytest.raises(NoGPUError, match="gpu_tdp_w"):
+        default_meter(gpu_indices=[0], country_iso_code=None, rapl_root=str(tmp_path / "none"))
+    m = default_meter(gpu_indices=[0, 1], gpu_tdp_w=700.0, country_iso_code=None, rapl_root=str(tmp_path / "none"))
+    m.begin_window("w")
+    r = m.end_window("w")
+    m.close()
+    assert r.estimated == {"energy_gpu_j": True} and set(r.per_gpu_j) == {0, 1}
+    assert r.assumed_power_w == {"gpu": 700.0}
+
+
+def test_default_meter_uses_nvml_rapl_and_codecarbon(monkeypatch, tmp_path, no_network):
+    fake = FakeNVML(h100s(2, power_w=300.0))
+    monkeypatch.setitem(sys.modules, "pynvml", fake.module)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    _powercap(tmp_path, 0, 0)
+    m = default_meter(country_iso_code="USA", rapl_root=str(tmp_path))
+    assert m.name == "nvml+rapl+codecarbon"
+    m.begin_window("call")
+    time.sleep(0.05)
+    r = m.end_window("call")
+    m.close()
+    assert [d.nvml_index for d in m.parts[0].devices] == [1]
+    # the fake counter only moves with the fake clock; sampled power follows real time
+    assert r.energy_gpu_counter_j == 0.0 and r.energy_gpu_j == 0.0
+    assert r.energy_gpu_sampled_j == pytest.approx(300.0 * r.time_s, rel=0.05)
+    assert r.estimated == {"energy_gpu_j": False, "energy_cpu_j": False, "energy_ram_j": False}
+    assert r.carbon_intensity_g_per_kwh > 0
+    assert fake.init_count == 0
+
+
+# -- the public surface ----------------------------------------------------------------
+def test_all_matches_public_names_and_meters_follow_the_protocol(tmp_path):
+    public = {n for n in vars(meters) if not n.startswith("_") and n not in {"annotations", "Sequence"}}
+    public -= {"base", "nvml", "rapl", "replay", "estimate", "codecarbon_meter", "MeterError", "NoGPUError"}
+    assert set(meters.__all__) == public
+    fake = FakeNVML(h100s(1))
+    for m in (EstimateMeter(), ReplayMeter(SYNTHETIC), nvml_meter(fake)):
+        assert isinstance(m, Meter)
+        m.close()
+
+
+def test_meters_import_no_heavy_libraries():
+    src = "".join(p.read_text() for p in Path(meters.__file__).parent.glob("*.py"))
+    assert "import torch" not in src and "import pandas" not in src
