@@ -112,9 +112,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"baseline  median {statistics.median(base):.3f} s  (runs: {', '.join(f'{x:.3f}' for x in base)})")
     print(f"metered   median {statistics.median(metered):.3f} s  (runs: {', '.join(f'{x:.3f}' for x in metered)})")
     print(f"samples in last metered run: {samples}")
-    print(f"overhead, best-of-{args.pairs} wall  {100.0 * (min(metered) - min(base)) / min(base):+.2f} %  (least disturbed runs)")
-    print(f"overhead, wall time    median {statistics.median(wall_pct):+.2f} %  (pairs: {', '.join(f'{x:+.2f}' for x in wall_pct)})")
-    print(f"overhead, process CPU  median {statistics.median(cpu_pct):+.2f} %  (pairs: {', '.join(f'{x:+.2f}' for x in cpu_pct)})")
+    best = 100.0 * (min(metered) - min(base)) / min(base)
+    print(f"overhead, best-of-{args.pairs} wall  {best:+.2f} %  (least disturbed runs)")
+    for label, pct in (("wall time   ", wall_pct), ("process CPU ", cpu_pct)):
+        pairs = ", ".join(f"{x:+.2f}" for x in pct)
+        print(f"overhead, {label} median {statistics.median(pct):+.2f} %  (pairs: {pairs})")
     print(
         f"sampler tick {tick * 1e6:.1f} us (2 fake GPUs) -> {100 * tick / args.interval:.3f} % "
         f"of one core at {args.interval * 1e3:.0f} ms"

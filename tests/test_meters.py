@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import socket
 import sys
@@ -15,9 +14,10 @@ import pytest
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 
+import codecarbon.core.gpu  # noqa: E402,F401 - binds CodeCarbon to the real pynvml before any fake
 import fake_nvml  # noqa: E402
 import pynvml  # noqa: E402
-from fake_nvml import FakeClock, FakeGPU, FakeNVML, h100s  # noqa: E402
+from fake_nvml import FakeClock, FakeNVML, h100s  # noqa: E402
 
 import profilers.energy.meters as meters  # noqa: E402
 from profilers.energy.meters import (  # noqa: E402
@@ -614,3 +614,35 @@ def test_all_matches_public_names_and_meters_follow_the_protocol(tmp_path):
 def test_meters_import_no_heavy_libraries():
     src = "".join(p.read_text() for p in Path(meters.__file__).parent.glob("*.py"))
     assert "import torch" not in src and "import pandas" not in src
+
+
+def test_a_forgotten_nvml_meter_stops_its_thread_and_nvml():
+    import gc
+
+    fake = FakeNVML(h100s(1))
+    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    time.sleep(0.03)
+    del m
+    gc.collect()
+    time.sleep(0.03)
+    assert not any(t.name == "nvml-power-sampler" for t in threading.enumerate())
+    assert fake.init_count == 0
+
+
+def test_default_meter_estimates_from_the_registry_tdp(monkeypatch, tmp_path):
+    from scaling.errors import UnknownGPUError
+
+    no_gpu = FakeNVML([], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    monkeypatch.setitem(sys.modules, "pynvml", no_gpu.module)
+    none = str(tmp_path / "none")
+    m = default_meter(gpu="h100", country_iso_code=None, rapl_root=none)
+    m.begin_window("w")
+    r = m.end_window("w")
+    m.close()
+    assert r.assumed_power_w == {"gpu": 700.0} and r.estimated == {"energy_gpu_j": True}
+    assert "h100-sxm in the hardware registry" in r.notes
+    assert EstimateMeter.for_gpu("h100", gpu_count=8).gpu_power_w == 700.0
+    with pytest.raises(UnknownGPUError):
+        default_meter(gpu="not-a-gpu", country_iso_code=None, rapl_root=none)
+    with pytest.raises(MeterError, match="country_iso_code"):
+        default_meter(country_iso_code="XYZ", rapl_root=none)

@@ -1,10 +1,16 @@
-"""Input builders of the video components (one sample, one call, meta tensors)."""
+"""Input builders of the video components (one sample, one call, meta tensors).
+
+Each builder mirrors the arguments the diffusers pipeline passes (diffusers 0.42.1); the
+shapes come from ``ComponentCall.dims`` (``scaling/shapes/_video.py``).
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
+
 import torch
 
-from profilers.flops.traced import builder
+from profilers.flops.traced import build_component, builder, composer
 
 
 @builder("WanTransformer3DModel")
@@ -24,3 +30,229 @@ def wan_vae(spec, call, module):
     d = call.dims
     z = torch.empty(1, module.config.z_dim, d["f"], d["h"], d["w"])
     return module.decode, {"z": z, "return_dict": False}
+
+
+# -- CogVideoX --------------------------------------------------------------------------------
+
+@builder("CogVideoXTransformer3DModel")
+def cogvideox_transformer(spec, call, module):
+    """``hidden_states`` is (B, frames, C, h, w); CogVideoX-5b gets its 3-D rotary embeddings
+    from the pipeline (``_prepare_rotary_positional_embeddings``): cos and sin of shape
+    (video tokens, attention_head_dim)."""
+    d = call.dims
+    cfg = module.config
+    kwargs = {
+        "hidden_states": torch.empty(1, d["f"], cfg.in_channels, d["h"], d["w"]),
+        "encoder_hidden_states": torch.empty(1, d["T"], cfg.text_embed_dim),
+        "timestep": torch.empty(1, dtype=torch.long),
+        "return_dict": False,
+    }
+    if cfg.use_rotary_positional_embeddings:
+        p, pt = cfg.patch_size, cfg.patch_size_t or 1
+        n = (d["f"] // pt) * (d["h"] // p) * (d["w"] // p)
+        kwargs["image_rotary_emb"] = (torch.empty(n, cfg.attention_head_dim), torch.empty(n, cfg.attention_head_dim))
+    return module, kwargs
+
+
+@builder("AutoencoderKLCogVideoX")
+def cogvideox_vae(spec, call, module):
+    """``vae.decode`` runs the real ``_decode`` loop over latent-frame chunks."""
+    d = call.dims
+    z = torch.empty(1, module.config.latent_channels, d["f"], d["h"], d["w"])
+    return module.decode, {"z": z, "return_dict": False}
+
+
+# -- LTX-Video --------------------------------------------------------------------------------
+
+@builder("LTXVideoTransformer3DModel")
+def ltx_transformer(spec, call, module):
+    """Packed tokens (B, f*h*w, C) with the latent grid and RoPE interpolation scale
+    ``(vae_temporal / frame_rate, vae_spatial, vae_spatial)`` as LTXPipeline passes them."""
+    d = call.dims
+    cfg = module.config
+    p, pt = cfg.patch_size, cfg.patch_size_t
+    f, h, w = d["f"] // pt, d["h"] // p, d["w"] // p
+    pipe = spec.pipeline
+    frame_rate = pipe.get("frame_rate") or pipe.get("fps") or 25
+    st, ss = pipe["vae_scale_factor_temporal"], pipe["vae_scale_factor_spatial"]
+    return module, {
+        "hidden_states": torch.empty(1, f * h * w, cfg.in_channels * p * p * pt),
+        "encoder_hidden_states": torch.empty(1, d["T"], cfg.caption_channels),
+        "timestep": torch.empty(1),
+        "encoder_attention_mask": torch.ones(1, d["T"]),
+        "num_frames": f, "height": h, "width": w,
+        "rope_interpolation_scale": (st / frame_rate, ss, ss),
+        "return_dict": False,
+    }
+
+
+@builder("AutoencoderKLLTXVideo")
+def ltx_vae(spec, call, module):
+    """Whole-clip decode; ``temb`` (the decode timestep) only when the VAE is timestep-conditioned."""
+    d = call.dims
+    z = torch.empty(1, module.config.latent_channels, d["f"], d["h"], d["w"])
+    temb = torch.empty(1) if module.config.timestep_conditioning else None
+    return module.decode, {"z": z, "temb": temb, "return_dict": False}
+
+
+# -- Mochi ------------------------------------------------------------------------------------
+
+@contextmanager
+def _mochi_meta_ops():
+    """Two data-dependent spots of the Mochi transformer that have no meta implementation.
+
+    - ``MochiAttnProcessor2_0`` keeps the valid prompt tokens with ``torch.nonzero`` on the
+      attention mask; the builder passes an all-ones mask, so on meta it returns every index
+      (the same ops and shapes as on a GPU with that mask).
+    - ``MochiRoPE._create_rope`` opens ``torch.autocast(freqs.device.type)``, refused for
+      ``meta``; autocast changes dtypes, not FLOPs, so on meta it is a no-op context.
+    Both patches are undone when the call ends.
+    """
+    real_nonzero, real_autocast = torch.nonzero, torch.autocast
+
+    def nonzero(t, *args, as_tuple=False, **kwargs):
+        if t.device.type != "meta":
+            return real_nonzero(t, *args, as_tuple=as_tuple, **kwargs)
+        idx = torch.arange(t.numel(), device="meta")
+        if t.dim() != 1:
+            raise NotImplementedError("meta nonzero: only flat all-ones masks are supported")
+        return (idx,) if as_tuple else idx.unsqueeze(-1)
+
+    def autocast(device_type, *args, **kwargs):
+        return nullcontext() if device_type == "meta" else real_autocast(device_type, *args, **kwargs)
+
+    torch.nonzero, torch.autocast = nonzero, autocast
+    try:
+        yield
+    finally:
+        torch.nonzero, torch.autocast = real_nonzero, real_autocast
+
+
+@builder("MochiTransformer3DModel")
+def mochi_transformer(spec, call, module):
+    """All ``T`` prompt tokens valid (mask of ones): see ``scaling/shapes/_video.py``."""
+    d = call.dims
+    cfg = module.config
+
+    def run(**kwargs):
+        with _mochi_meta_ops():
+            return module(**kwargs)
+
+    return run, {
+        "hidden_states": torch.empty(1, cfg.in_channels, d["f"], d["h"], d["w"]),
+        "encoder_hidden_states": torch.empty(1, d["T"], cfg.text_embed_dim),
+        "timestep": torch.empty(1),
+        "encoder_attention_mask": torch.ones(1, d["T"], dtype=torch.bool),
+        "return_dict": False,
+    }
+
+
+class MochiVAEDecode(torch.nn.Module):
+    """``AutoencoderKLMochi.decode`` as the pipeline runs it, holding only the decoder as a
+    submodule: the encoder's attention blocks never run when decoding, so they must not count
+    for the attention guard (the decoder has no attention)."""
+
+    def __init__(self, vae: torch.nn.Module):
+        super().__init__()
+        self.decoder = vae.decoder
+        self._vae = [vae]  # not a submodule
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self._vae[0].decode(z, return_dict=False)[0]
+
+
+@composer("mochi", "vae")
+def mochi_vae_module(spec):
+    return MochiVAEDecode(build_component(spec, "vae"))
+
+
+@builder("MochiVAEDecode")
+def mochi_vae(spec, call, module):
+    d = call.dims
+    z = torch.empty(1, module._vae[0].config.latent_channels, d["f"], d["h"], d["w"])
+    return module, {"z": z}
+
+
+# -- HunyuanVideo -----------------------------------------------------------------------------
+
+@builder("HunyuanVideoTransformer3DModel")
+def hunyuan_transformer(spec, call, module):
+    """Llama embeddings (256 tokens after the template crop) with their mask, the CLIP pooled
+    embedding, and the guidance embedding (``guidance_scale * 1000``)."""
+    d = call.dims
+    cfg = module.config
+    kwargs = {
+        "hidden_states": torch.empty(1, cfg.in_channels, d["f"], d["h"], d["w"]),
+        "timestep": torch.empty(1),
+        "encoder_hidden_states": torch.empty(1, d["T"], cfg.text_embed_dim),
+        "encoder_attention_mask": torch.ones(1, d["T"]),
+        "pooled_projections": torch.empty(1, cfg.pooled_projection_dim),
+        "return_dict": False,
+    }
+    if cfg.guidance_embeds:
+        kwargs["guidance"] = torch.empty(1)
+    return module, kwargs
+
+
+@builder("AutoencoderKLHunyuanVideo")
+def hunyuan_vae(spec, call, module):
+    """``vae.decode`` with the default settings: framewise (temporal-tile) decoding on,
+    spatial tiling off."""
+    d = call.dims
+    z = torch.empty(1, module.config.latent_channels, d["f"], d["h"], d["w"])
+    return module.decode, {"z": z, "return_dict": False}
+
+
+# -- AnimateDiff ------------------------------------------------------------------------------
+
+@composer("animatediff", "unet")
+def animatediff_unet(spec):
+    """What AnimateDiffPipeline.__init__ runs: ``UNetMotionModel.from_unet2d(unet, motion_adapter)``
+    (built without copying weights: the architecture is the same, the weights are on meta)."""
+    from diffusers import UNetMotionModel
+
+    unet = build_component(spec, "unet")
+    adapter = build_component(spec, "motion_adapter")
+    return UNetMotionModel.from_unet2d(unet, adapter, load_weights=False)
+
+
+@builder("UNetMotionModel")
+def animatediff_unet_inputs(spec, call, module):
+    """``sample`` (B, C, frames, h, w); the prompt embeddings repeated once per frame
+    (``prompt_embeds.repeat_interleave(num_frames)`` in the pipeline)."""
+    d = call.dims
+    cfg = module.config
+    return module, {
+        "sample": torch.empty(1, cfg.in_channels, d["f"], d["h"], d["w"]),
+        "timestep": torch.empty(1),
+        "encoder_hidden_states": torch.empty(d["f"], d["T"], cfg.cross_attention_dim),
+        "return_dict": False,
+    }
+
+
+class AnimateDiffFrameDecoder(torch.nn.Module):
+    """``AnimateDiffPipeline.decode_latents``: the frames of a video become the batch of the
+    2-D ``AutoencoderKL`` and are decoded ``decode_chunk_size`` (16) frames at a time."""
+
+    def __init__(self, vae: torch.nn.Module, decode_chunk_size: int = 16):
+        super().__init__()
+        self.vae = vae
+        self.decode_chunk_size = decode_chunk_size
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = latents.shape
+        latents = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        out = [self.vae.decode(latents[i:i + self.decode_chunk_size]).sample
+               for i in range(0, latents.shape[0], self.decode_chunk_size)]
+        return torch.cat(out)
+
+
+@composer("animatediff", "vae")
+def animatediff_vae(spec):
+    return AnimateDiffFrameDecoder(build_component(spec, "vae"))
+
+
+@builder("AnimateDiffFrameDecoder")
+def animatediff_vae_inputs(spec, call, module):
+    d = call.dims
+    return module, {"latents": torch.empty(1, module.vae.config.latent_channels, d["f"], d["h"], d["w"])}

@@ -51,7 +51,26 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
         max_s = rules.get("max_audio_s") or 60.0
         secs = [s for s in (2.56, 5.12, 7.68, 10.24, 20.48, 40.96) if s <= max_s + 1e-9] or [max_s]
         out = [make_setting(spec, seconds=s, steps=1) for s in secs]
+    out += _image_family_design(spec)
     return out
+
+
+def _image_family_design(spec: ModelSpec) -> list[GenerationSetting]:
+    """Extra design points of the image families (sd, sdxl, pixart); see scaling/shapes/_image.py."""
+    extra: list[tuple[int, int]] = []
+    if spec.family in ("sd", "sdxl"):
+        # UNet levels round up (ceil(side/2) per downsampling): latent sides that are not
+        # multiples of 8 separate the per-level pixel features P, P1, P2, P3
+        extra = [(264, 264), (392, 584), (456, 456), (520, 776), (648, 648), (800, 1200), (904, 1352),
+                 (1000, 1000), (1176, 712)]
+    elif spec.family == "pixart":
+        # resolution binning: request the bins themselves so that the token counts differ
+        extra = [(512, 2048), (576, 1728), (640, 1536), (704, 1408), (704, 1472), (832, 1216), (896, 1152),
+                 (1088, 896), (1408, 704), (2048, 512)]
+    m = spec.rules.get("res_multiple") or 8
+    max_side = spec.rules.get("max_side") or 2048
+    return [make_setting(spec, height=h, width=w, steps=1) for h, w in extra
+            if h % m == 0 and w % m == 0 and h <= max_side and w <= max_side]
 
 
 def _row(call: ComponentCall) -> list[float]:

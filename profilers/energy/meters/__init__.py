@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from scaling.errors import MeterError, NoGPUError
 
 from .base import CompositeMeter, CounterAccumulator, Measurement, Meter, merge_measurements
-from .codecarbon_meter import CodeCarbonMeter
+from .codecarbon_meter import CodeCarbonMeter, check_country_iso_code
 from .estimate import EstimateMeter
 from .nvml import NvmlMeter, parse_cuda_visible_devices
 from .rapl import RaplMeter
@@ -44,6 +44,7 @@ __all__ = [
     "PowerTrace",
     "RaplMeter",
     "ReplayMeter",
+    "check_country_iso_code",
     "default_meter",
     "merge_measurements",
     "parse_cuda_visible_devices",
@@ -56,6 +57,7 @@ def default_meter(
     country_iso_code: str | None = "USA",
     assume_power_w: float | None = None,
     *,
+    gpu: str | None = None,
     gpu_tdp_w: float | None = None,
     sample_interval_s: float = 0.05,
     rapl_root: str = "/sys/class/powercap",
@@ -74,60 +76,87 @@ def default_meter(
         visible. When given and NVML cannot measure them, :class:`NoGPUError` is raised
         unless ``gpu_tdp_w`` allows an estimate.
     country_iso_code : str or None
-        Where the machine runs, for CodeCarbon. None: skip CodeCarbon.
+        Where the machine runs, for CodeCarbon's carbon intensity. None: skip CodeCarbon.
+        An unknown code raises :class:`MeterError` up front.
     assume_power_w : float, optional
         CPU power to assume when RAPL cannot measure it (an estimate, flagged; it takes
         precedence over CodeCarbon's own TDP guess).
+    gpu : str, optional
+        The GPU's name (``"h100"``, ``"NVIDIA A100-SXM4-80GB"``): when NVML cannot
+        measure, its TDP from the hardware registry is assumed (an estimate, flagged).
+        An unknown name raises :class:`~scaling.errors.UnknownGPUError` up front.
     gpu_tdp_w : float, optional
-        Power of one GPU to assume when NVML cannot measure (the GPU's TDP from the
-        hardware registry, looked up by the caller).
+        Power of one GPU to assume when NVML cannot measure; overrides ``gpu``'s TDP.
     sample_interval_s : float
         NVML power sampling period, 0.01 to 0.1 s.
     rapl_root : str
         The powercap directory.
     """
+    if gpu_tdp_w is None and gpu is not None:
+        from scaling.hardware import resolve_gpu
+
+        spec = resolve_gpu(gpu)  # an unknown name fails here, before any meter starts
+        gpu_tdp_w, tdp_source = spec.tdp_w, f"the TDP of {spec.key} in the hardware registry"
+    else:
+        tdp_source = "the caller's GPU TDP"
+    if country_iso_code is not None:
+        try:
+            country_iso_code = check_country_iso_code(country_iso_code)
+        except MeterError as e:
+            if "country_iso_code" in str(e):  # a user mistake: say so before anything starts
+                raise
     gpu_parts: list = []
     cpu_parts: list = []
     notes: list[str] = []  # one line per failed probe, the cause only (rows carry these)
+    try:
+        return _probe(gpu_indices, country_iso_code, assume_power_w, gpu_tdp_w, tdp_source,
+                      sample_interval_s, rapl_root, gpu_parts, cpu_parts, notes)
+    except BaseException:
+        for p in gpu_parts + cpu_parts:  # stop the samplers that did start
+            try:
+                p.close()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+        raise
 
-    def cause(e: Exception) -> str:
-        return str(e).split("; ")[0]
 
+def _cause(e: Exception) -> str:
+    """The cause part of a meter error message (before the advice), for the row notes."""
+    return str(e).split("; ")[0]
+
+
+def _probe(gpu_indices, country_iso_code, assume_power_w, gpu_tdp_w, tdp_source,
+           sample_interval_s, rapl_root, gpu_parts, cpu_parts, notes) -> CompositeMeter:
     try:
         gpu_parts.append(NvmlMeter(gpu_indices, sample_interval_s))
     except MeterError as e:  # NoGPUError included
         if gpu_indices is not None and gpu_tdp_w is None:
             raise NoGPUError(
                 f"{e} (`gpu_indices`={list(gpu_indices)!r} was asked for; pass "
-                "`gpu_tdp_w` to estimate instead, or leave `gpu_indices` unset)"
+                "`gpu` or `gpu_tdp_w` to estimate instead, or leave `gpu_indices` unset)"
             ) from e
         if gpu_tdp_w is not None:
             count = len(gpu_indices) if gpu_indices else 1
-            gpu_parts.append(EstimateMeter(gpu_power_w=gpu_tdp_w, gpu_count=count, source="the caller's GPU TDP"))
-            notes.append(f"GPU not measured, estimated from TDP: {cause(e)}")
+            gpu_parts.append(EstimateMeter(gpu_power_w=gpu_tdp_w, gpu_count=count, source=tdp_source))
+            notes.append(f"GPU not measured, estimated from TDP: {_cause(e)}")
         else:
-            notes.append(f"GPU not measured: {cause(e)}")
+            notes.append(f"GPU not measured: {_cause(e)}")
 
     rapl_ok = False
     try:
         cpu_parts.append(RaplMeter(rapl_root))
         rapl_ok = True
     except MeterError as e:
-        notes.append(f"RAPL not read: {cause(e)}")
+        notes.append(f"RAPL not read: {_cause(e)}")
     if assume_power_w is not None and not rapl_ok:
         cpu_parts.append(EstimateMeter(cpu_power_w=assume_power_w, source="the caller's stated CPU power"))
     if country_iso_code is not None:
         try:
             cpu_parts.append(CodeCarbonMeter(country_iso_code))
         except MeterError as e:
-            notes.append(f"CodeCarbon not used: {cause(e)}")
+            notes.append(f"CodeCarbon not used: {_cause(e)}")
 
     parts = gpu_parts + cpu_parts
     if not parts:
         parts = [EstimateMeter()]  # time only; its notes say how to get estimates
-    try:
-        return CompositeMeter(parts, notes=notes)
-    except BaseException:
-        for p in parts:
-            p.close()
-        raise
+    return CompositeMeter(parts, notes=notes)

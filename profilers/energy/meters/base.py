@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -363,6 +364,10 @@ class CompositeMeter(MeterBase):
             raise MeterError("could not close every meter: " + "; ".join(errors))
 
 
+class _OwnerGone(Exception):
+    """The object a :class:`SleepLoop` served was garbage-collected."""
+
+
 class SleepLoop:
     """A daemon thread that calls ``fn`` every ``interval_s`` until stopped.
 
@@ -377,6 +382,20 @@ class SleepLoop:
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @classmethod
+    def calling(cls, method: Callable[[], None], interval_s: float, name: str) -> SleepLoop:
+        """A loop that holds ``method``'s owner weakly, so a forgotten meter can be
+        garbage-collected (its ``__del__`` then stops the loop) and the loop ends."""
+        ref = weakref.WeakMethod(method)
+
+        def tick() -> None:
+            bound = ref()
+            if bound is None:
+                raise _OwnerGone
+            bound()
+
+        return cls(tick, interval_s, name)
 
     def start(self) -> None:
         self._thread.start()
@@ -394,6 +413,8 @@ class SleepLoop:
                 now = clock()
                 if next_t < now:
                     next_t = now + interval
+        except _OwnerGone:
+            pass
         except BaseException as e:  # noqa: BLE001 - handed to the owner
             self.error = e
 

@@ -39,6 +39,24 @@ def _known_countries() -> dict:
     return DataSource().get_global_energy_mix_data()
 
 
+def check_country_iso_code(country_iso_code: str) -> str:
+    """The upper-cased code if CodeCarbon's offline energy-mix table knows it.
+
+    Raises MeterError for an unknown code, or when CodeCarbon is not installed.
+    """
+    try:
+        known = _known_countries()
+    except ImportError as e:
+        raise MeterError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
+    code = str(country_iso_code).upper()
+    if code not in known:
+        raise MeterError(
+            f"`country_iso_code`={country_iso_code!r} is not in CodeCarbon's energy-mix "
+            "table; pass a three-letter ISO code such as 'USA', 'FRA' or 'DEU'"
+        )
+    return code
+
+
 class CodeCarbonMeter(MeterBase):
     """CPU and RAM energy (mostly estimates) and carbon intensity, offline.
 
@@ -73,13 +91,7 @@ class CodeCarbonMeter(MeterBase):
             from codecarbon import OfflineEmissionsTracker
         except ImportError as e:
             raise MeterError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
-        code = str(country_iso_code).upper()
-        known = _known_countries()
-        if code not in known:
-            raise MeterError(
-                f"`country_iso_code`={country_iso_code!r} is not in CodeCarbon's energy-mix "
-                "table; pass a three-letter ISO code such as 'USA', 'FRA' or 'DEU'"
-            )
+        code = check_country_iso_code(country_iso_code)
         if tracking_mode not in ("machine", "process"):
             raise MeterError(f"`tracking_mode`={tracking_mode!r}: pass 'machine' or 'process'")
         self.country_iso_code = code

@@ -2,8 +2,8 @@
 
 Used where nothing can measure (a CPU-only CI machine, a GPU without NVML): the runner
 still runs and its rows say which figures are estimates and what power they assumed.
-The power comes from the caller: a GPU's TDP from the hardware registry, or a CPU power
-the user states. Without any power the meter reports time only (energies None).
+The power comes from the caller: a GPU's TDP from the hardware registry
+(:meth:`EstimateMeter.for_gpu`), or a CPU power the user states. Without any power the meter reports time only (energies None).
 """
 
 from __future__ import annotations
@@ -61,6 +61,22 @@ class EstimateMeter(MeterBase):
             raise MeterError(f"`gpu_count`={gpu_count!r}: pass an integer >= 1")
         self.gpu_count = gpu_count
         self.source = source
+
+    @classmethod
+    def for_gpu(cls, gpu: str, gpu_count: int = 1, **kwargs) -> EstimateMeter:
+        """An estimate at the TDP of ``gpu`` (any name the hardware registry resolves).
+
+        Raises :class:`~scaling.errors.UnknownGPUError` for a GPU the registry lacks.
+        """
+        from scaling.hardware import resolve_gpu
+
+        spec = resolve_gpu(gpu)
+        return cls(
+            gpu_power_w=spec.tdp_w,
+            gpu_count=gpu_count,
+            source=f"the TDP of {spec.key} in the hardware registry",
+            **kwargs,
+        )
 
     @property
     def assumed_power_w(self) -> dict[str, float]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -38,10 +37,6 @@ from .base import J_PER_MJ, W_PER_MW, Clock, CounterAccumulator, Measurement, Me
 NVML_ENERGY_MODULUS_MJ = 2**64
 
 _INSTALL_HINT = "install nvidia-ml-py (`pip install 'diffusion-energy-scaling[gpu]'`)"
-
-
-class _MeterGone(Exception):
-    """The meter was garbage-collected: the sampler thread ends."""
 
 
 def load_pynvml() -> ModuleType:
@@ -169,17 +164,7 @@ class NvmlMeter(MeterBase):
             self._shutdown_nvml()
             raise
         if start_sampler:
-            # The thread holds the meter weakly, so a forgotten meter is collected and
-            # its __del__ stops the thread.
-            ref = weakref.WeakMethod(self.sample)
-
-            def tick() -> None:
-                sample = ref()
-                if sample is None:
-                    raise _MeterGone
-                sample()
-
-            self._loop = SleepLoop(tick, self.sample_interval_s, "nvml-power-sampler")
+            self._loop = SleepLoop.calling(self.sample, self.sample_interval_s, "nvml-power-sampler")
             self._loop.start()
 
     # -- discovery -----------------------------------------------------------------
@@ -189,9 +174,9 @@ class NvmlMeter(MeterBase):
             nv.nvmlInit()
         except nv.NVMLError as e:
             raise NoGPUError(
-                f"NVML could not start ({_text(e)}): no NVIDIA driver is visible to this "
-                "process. On a CPU-only machine use default_meter(), which falls back to "
-                "estimates, or pass `assume_power_w`"
+                f"NVML could not start ({_text(e)}); no NVIDIA driver is visible to this "
+                "process: on a CPU-only machine use default_meter(), which falls back to "
+                "estimates"
             ) from e
         self._initialised = True
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +53,8 @@ def find_rapl_zones(root: str | Path = POWERCAP_ROOT) -> list[RaplZone]:
     root = Path(root)
     if not root.is_dir():
         raise MeterError(
-            f"no {root} on this machine (not Linux, or a container that hides /sys): RAPL "
-            "cannot be read; CPU energy will be estimated"
+            f"RAPL cannot be read: no {root} (not Linux, or a container that hides /sys); "
+            "CPU energy will be estimated"
         )
     zones: list[RaplZone] = []
     for d in sorted(root.iterdir()):
@@ -118,15 +117,7 @@ class RaplMeter(MeterBase):
         ]
         self._loop: SleepLoop | None = None
         if start_poller:
-            ref = weakref.WeakMethod(self.poll)
-
-            def tick() -> None:
-                poll = ref()
-                if poll is None:
-                    raise StopIteration
-                poll()
-
-            self._loop = SleepLoop(tick, poll_interval_s, "rapl-poller")
+            self._loop = SleepLoop.calling(self.poll, poll_interval_s, "rapl-poller")
             self._loop.start()
 
     def poll(self) -> None:

@@ -1,0 +1,55 @@
+"""`scaling compare`: one model across GPUs, precisions or step counts, ranked by energy."""
+
+from __future__ import annotations
+
+from scaling.commands._common import add_setting_args, describe_setting, dump_json, model_spec_from_args, table
+from scaling.commands.predict import add_carbon_args
+
+
+def _csv(text: str | None, cast=str):
+    return [cast(x.strip()) for x in text.split(",") if x.strip()] if text else None
+
+
+def add_parser(sub):
+    p = sub.add_parser("compare", help="rank GPUs, precisions or step counts by predicted energy",
+                       description="Predict one model's setting across GPUs (measured or not), precisions and step "
+                                   "counts; a table ranked by energy, with time and CO2e.")
+    add_setting_args(p, with_gpu=False)
+    p.add_argument("--gpu", help="comma-separated GPUs (default: a100,a6000,l40s,h100,h200)")
+    p.add_argument("--precisions", help="comma-separated precisions to compare (e.g. bf16,fp8)")
+    p.add_argument("--steps-list", help="comma-separated step counts to compare (e.g. 20,30,50)")
+    add_carbon_args(p)
+    p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def run(args) -> int:
+    from scaling.planning import compare
+
+    spec = model_spec_from_args(args)
+    rows = compare(spec, gpus=_csv(args.gpu), precisions=_csv(args.precisions), steps=_csv(args.steps_list, int),
+                   law=args.law, region=args.region, intensity=args.intensity, pue=args.pue, res=args.res,
+                   frames=args.frames, seconds=args.seconds, guidance=args.guidance, cfg=args.cfg,
+                   batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt,
+                   **({} if args.precisions else {"precision": args.precision}),
+                   **({} if args.steps_list else {"steps": args.steps}))
+    if args.json:
+        print(dump_json([{"label": r.label, **r.estimate.to_dict()} for r in rows]))
+        return 0
+    first = rows[0].estimate
+    print(f"model    {first.model_id}")
+    print(f"setting  {describe_setting(first.setting)}, batch {first.setting.batch_size}")
+    print(f"law      {first.law}\n")
+    best = rows[0].estimate.energy_j
+    out = []
+    for rank, r in enumerate(rows, 1):
+        e = r.estimate
+        out.append([rank, r.label, e.gpu_name, f"{e.energy_j:,.0f}", f"{e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}",
+                    f"{e.energy_j / best:.2f}x", f"{e.time_s:.3g}", f"{e.co2e_g:.3g}",
+                    "measured" if e.gpu_measured else "never measured"])
+    print(table(out, ["#", "option", "gpu", "energy J", f"{first.interval * 100:.0f}% interval", "vs best",
+                      "time s", "CO2e g", "gpu data"]))
+    print(f"\nCO2e at {first.intensity_g_per_kwh:g} g/kWh [{first.intensity_source}], PUE {first.pue:g}. "
+          "All figures are estimates from a fitted law.")
+    return 0

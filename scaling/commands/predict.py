@@ -1,0 +1,81 @@
+"""`scaling predict`: energy, time and CO2e of a generation, per component, with an interval."""
+
+from __future__ import annotations
+
+from scaling.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, table
+
+
+def add_carbon_args(p) -> None:
+    g = p.add_argument_group("carbon (offline: CodeCarbon's bundled country data)")
+    g.add_argument("--region", help="ISO country code (FR, DE, US or FRA, DEU, USA)")
+    g.add_argument("--intensity", type=float, metavar="G_PER_KWH", help="carbon intensity in gCO2e/kWh")
+    g.add_argument("--pue", type=float, default=1.0, help="power usage effectiveness of the facility (default 1.0)")
+
+
+def add_parser(sub):
+    p = sub.add_parser("predict", help="predict energy, time and CO2e of a generation (no GPU needed)",
+                       description="Predict energy (J, Wh), time and CO2e per component and in total, with a 90% "
+                                   "interval, from the FLOP profile and a fitted law. Every figure is an estimate.")
+    add_setting_args(p)
+    add_carbon_args(p)
+    p.add_argument("--count", type=int, default=1, help="number of generations: fleet totals (kWh, GPU-hours, CO2e)")
+    p.add_argument("--law", metavar="LAW.json", help="a law fitted with `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def fmt_j(j: float) -> str:
+    if j >= 3.6e6:
+        return f"{j / 3.6e6:.3g} kWh"
+    if j >= 1e3:
+        return f"{j / 1e3:.3g} kJ"
+    return f"{j:.3g} J"
+
+
+def run(args) -> int:
+    from scaling.estimate import predict
+
+    spec = model_spec_from_args(args)
+    est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
+                  count=args.count, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
+                  guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
+                  outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
+    if args.json:
+        print(dump_json(est.to_dict()))
+        return 0
+    print(render(est))
+    return 0
+
+
+def render(est) -> str:
+    s = est.setting
+    pct = f"{est.interval * 100:.0f}%"
+    lines = [
+        f"model      {est.model_id}",
+        f"setting    {describe_setting(s)}, {s.steps} steps, "
+        f"{'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, batch {s.batch_size}",
+        f"gpu        {est.gpu_name} ({est.gpu}){'' if est.gpu_measured else ' - never measured: predicted from its registry figures'}",
+        f"precision  {est.precision}",
+        f"law        {est.law}",
+        "",
+    ]
+    rows = [[c.role, fmt_flop(c.flop), f"{c.energy_j:,.0f}", f"{c.energy_wh:.3g}",
+             f"{c.energy_lo_j:,.0f} - {c.energy_hi_j:,.0f}", "-" if c.time_s is None else f"{c.time_s:.3g}"]
+            for c in est.components]
+    rows.append(["total", fmt_flop(est.flop), f"{est.energy_j:,.0f}", f"{est.energy_wh:.3g}",
+                 f"{est.energy_lo_j:,.0f} - {est.energy_hi_j:,.0f}", f"{est.time_s:.3g}"])
+    lines.append(table(rows, ["component", "FLOP", "energy J", "Wh", f"{pct} interval J", "time s"]))
+    lines.append("")
+    lines.append(f"time       {est.time_s:.3g} s ({pct} interval {est.time_lo_s:.3g} - {est.time_hi_s:.3g} s)")
+    lines.append(f"CO2e       {est.co2e_g:.3g} g per generation ({pct} interval {est.co2e_lo_g:.3g} - "
+                 f"{est.co2e_hi_g:.3g} g) at {est.intensity_g_per_kwh:g} gCO2e/kWh [{est.intensity_source}], PUE {est.pue:g}")
+    if est.count > 1:
+        lo, hi = est.fleet_kwh_interval
+        clo, chi = est.fleet_co2e_kg_interval
+        lines.append(f"fleet      {est.count:,} generations: {est.fleet_kwh:,.3g} kWh ({lo:,.3g} - {hi:,.3g}), "
+                     f"{est.fleet_gpu_hours:,.3g} GPU-hours, {est.fleet_co2e_kg:,.3g} kg CO2e ({clo:,.3g} - {chi:,.3g})")
+    lines.append("")
+    lines.append("All figures are estimates from a fitted law (GPU energy; CPU and RAM not included), not measurements.")
+    for n in est.notes:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
