@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -211,6 +210,8 @@ def _first(mask: np.ndarray | pd.Series) -> int | None:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "...'"
 
@@ -221,6 +222,8 @@ def _coerce(series: pd.Series, col: Column, source: str, row_offset: int) -> pd.
     if col.dtype == "string":
         if isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is pd.NA:
             return s
+        if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+            return s.astype("object").where(s.notna(), None).astype(pd.StringDtype())
         out = s.astype("object")
         mask = out.notna()
         out = out.where(~mask, out[mask].map(lambda v: v if isinstance(v, str) else _num_to_str(v)))
@@ -238,7 +241,7 @@ def _coerce(series: pd.Series, col: Column, source: str, row_offset: int) -> pd.
         bad = present & ~norm.isin(list(mapping))
         i = _first(bad)
         if i is not None:
-            raise _err(source, i + row_offset, col.name, f"{_show(obj.iloc[i])} is not a boolean (rule: true or false)")
+            raise _err(source, i + row_offset, col.name, f"{_show(obj.iloc[i])} breaks the rule: true or false")
         return norm.map(mapping).astype("boolean")
     if col.dtype == "datetime":
         if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -251,7 +254,7 @@ def _coerce(series: pd.Series, col: Column, source: str, row_offset: int) -> pd.
         bad = present & out.isna()
         i = _first(bad)
         if i is not None:
-            raise _err(source, i + row_offset, col.name, f"{_show(obj.iloc[i])} is not a timestamp (rule: ISO 8601)")
+            raise _err(source, i + row_offset, col.name, f"{_show(obj.iloc[i])} breaks the rule: an ISO 8601 timestamp")
         return out.astype(_pandas_dtype("datetime"))
     # numeric
     if pd.api.types.is_bool_dtype(s.dtype):
@@ -260,19 +263,20 @@ def _coerce(series: pd.Series, col: Column, source: str, row_offset: int) -> pd.
         num = s.astype("float64")
     else:
         obj = s.astype("object")
-        text = obj.map(lambda v: v.strip() if isinstance(v, str) else v)
-        present = text.notna() & (text != "")
-        num = pd.to_numeric(text.where(present, None), errors="coerce").astype("float64")
+        text = s.astype(pd.StringDtype()).str.strip()
+        present = (text.notna() & (text != "")).to_numpy(dtype=bool)
+        num = pd.to_numeric(text.astype("object").where(present, None), errors="coerce").astype("float64")
         i = _first(present & num.isna())  # 'nan', 'abc', '1,5': not a number
         if i is not None:
-            raise _err(source, i + row_offset, col.name, f"{_show(obj.iloc[i])} is not a number")
+            raise _err(source, i + row_offset, col.name, f"{_show(obj.iloc[i])} breaks the rule: a number "
+                       "(leave the cell empty when not stated)")
     if col.dtype == "Int64":
         vals = num.to_numpy()
         present = ~np.isnan(vals)
         finite = np.where(np.isfinite(vals), vals, 0.0)
         i = _first(present & (~np.isfinite(vals) | (np.floor(finite) != finite)))
         if i is not None:
-            raise _err(source, i + row_offset, col.name, f"{vals[i]!r} is not a whole number")
+            raise _err(source, i + row_offset, col.name, f"{_show(vals[i])} breaks the rule: a whole number")
         return _to_int64(finite, present, s.index)
     return num
 
@@ -333,7 +337,7 @@ def _check_rules(df: pd.DataFrame, source: str, row_offset: int) -> None:
     fail((prec.notna() & ~prec.isin(PRECISIONS)).to_numpy(dtype=bool), "precision",
          f"precision must be one of {', '.join(PRECISIONS)}")
     flags = df["flags"].fillna("")
-    bad_flags = flags.map(lambda t: any(not _FLAG_RE.match(x) for x in t.split(";") if x) if t else False)
+    bad_flags = ~flags.str.fullmatch(r"(?:[a-z0-9_]+(?:;[a-z0-9_]+)*)?").fillna(False)
     fail(bad_flags.to_numpy(dtype=bool), "flags", "flags are ';'-separated names of [a-z0-9_]")
 
     key = df[["run_id", "phase", "repeat"]]
@@ -436,18 +440,67 @@ def read_runs(path: str | os.PathLike) -> pd.DataFrame:
     return validate_runs(df, str(p))
 
 
-def _read_csv_text(path: Path, **kwargs) -> pd.DataFrame:
+def _open_text(path: Path) -> str:
+    """The whole file as text; a binary or undecodable file is a DataError."""
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
+        if path.name.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        else:
+            data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if b"\x00" in data[:65536]:
+        raise DataError(f"{path}: not a text CSV file (it holds binary data)")
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text CSV file (undecodable byte at position {exc.start})") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path}: empty file (rule: a CSV header and at least one row)") from exc
-    except pd.errors.ParserError as exc:
-        msg = str(exc).strip().splitlines()[0]
-        m = re.search(r"row (\d+)", msg) or re.search(r"line (\d+)", msg)
-        where = f"row {int(m.group(1))}" if m else "somewhere"
-        raise DataError(f"{path}, {where}: not a well-formed CSV ({msg}); is the file truncated?") from exc
+        raise DataError(f"{path}: not a text CSV file (byte {exc.start} is not UTF-8)") from exc
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    """Read a CSV as text cells (empty cell -> missing), checking its structure.
+
+    Every record must have one field per header column: a short last record is what a
+    truncated file looks like, and it is refused instead of being padded with empty cells.
+    """
+    import csv
+    import io
+
+    text = _open_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: empty file (rule: a CSV header, then one row per line)")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    try:
+        header = [h.strip() for h in next(reader)]
+        dup = sorted({h for h in header if header.count(h) > 1})
+        if dup:
+            raise DataError(f"{path}, column `{dup[0]}`: appears twice in the header (rule: unique column names)")
+        if any(not h for h in header):
+            raise DataError(f"{path}: an empty column name in the header (rule: every column is named)")
+        width = len(header)
+        for rec in reader:
+            if not rec:
+                continue  # blank line
+            if len(rec) != width:
+                n = len(rows) + 1
+                if len(rec) < width:
+                    raise DataError(f"{path}, row {n}, column `{header[len(rec)]}`: missing; the row has {len(rec)} of "
+                                    f"{width} fields (rule: one value per column; is the file truncated?)")
+                raise DataError(f"{path}, row {n}: {len(rec)} fields where the header has {width} (rule: one value "
+                                "per column; an unquoted comma?)")
+            rows.append(rec)
+    except csv.Error as exc:
+        raise DataError(f"{path}, row {len(rows) + 1}: not a well-formed CSV ({exc}); is the file truncated?") from exc
+    except StopIteration as exc:
+        raise DataError(f"{path}: empty file (rule: a CSV header, then one row per line)") from exc
+    df = pd.DataFrame(rows, columns=header, dtype=object)
+    if len(df):
+        df = df.where(df != "", None)
+    return df
 
 
 def from_csv(path: str | os.PathLike) -> pd.DataFrame:

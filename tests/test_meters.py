@@ -275,6 +275,15 @@ def test_nvml_trace_records_both_sources():
     assert trace.energy_total_j == pytest.approx(300.0)
 
 
+def test_nvml_without_trace_recording():
+    fake = FakeNVML(h100s(1, power_w=100.0))
+    m = nvml_meter(fake, record_trace=False)
+    m.begin_window("w")
+    run(fake, m, 1.0)
+    assert m.end_window("w").energy_gpu_j == pytest.approx(100.0, abs=1e-3)
+    assert m.trace()[0]["t_s"] == []
+
+
 def test_nvml_sampler_thread_runs_and_stops():
     fake = FakeNVML(h100s(2, power_w=300.0))
     m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})

@@ -29,6 +29,14 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
     """Settings that span the model's range (resolutions, frames, seconds)."""
     rules = spec.rules
     out: list[GenerationSetting] = []
+    if spec.family in ("audioldm", "audioldm2", "musicldm"):
+        # Mel-latent UNets take any latent length T and downsample it with ceil(T/2) three times:
+        # the polynomial is in (T, T2, T4, T8) (scaling/shapes/_audio.py), so the design needs T of
+        # many residues mod 8 (T = 13, 25, 55, 64, 91, 128, 169, 250, 256, 375, 512, 765, 1024, 1500),
+        # not only the powers of two of the default audio design.
+        max_s = rules.get("max_audio_s") or 60.0
+        secs = (0.52, 1.0, 2.2, 2.56, 3.64, 5.12, 6.76, 10.0, 10.24, 15.0, 20.48, 30.6, 40.96, 60.0)
+        return [make_setting(spec, seconds=s, steps=1) for s in secs if s <= max_s + 1e-9]
     if spec.modality in ("image", "video"):
         m = rules.get("res_multiple") or 8
         max_side = rules.get("max_side") or 2048
@@ -52,6 +60,32 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
         secs = [s for s in (2.56, 5.12, 7.68, 10.24, 20.48, 40.96) if s <= max_s + 1e-9] or [max_s]
         out = [make_setting(spec, seconds=s, steps=1) for s in secs]
     out += _image_family_design(spec)
+    if spec.family in ("cogvideox", "hunyuan", "animatediff"):  # video families (scaling/shapes/_video.py)
+        out = _video_family_design(spec, out)
+    return out
+
+
+def _video_family_design(spec: ModelSpec, out: list[GenerationSetting]) -> list[GenerationSetting]:
+    """Designs of the video families whose features count decoder chunks or UNet levels.
+
+    - cogvideox: the VAE decodes 2 latent frames at a time (features c1, c2, c3 = chunks of
+      1, 2, 3 frames): add 1 frame (the only setting with a 1-frame chunk).
+    - hunyuan: the VAE decodes overlapping temporal tiles of up to 5 latent frames (features
+      t1..t5): latent frames 1..7 give every tile length alone and in combination.
+    - animatediff: the UNet's levels round up (features P0..P3 = latent pixels per level):
+      resolutions that are and are not multiples of 64 so that every level is identified.
+    """
+    if spec.family == "cogvideox":
+        res = sorted({(s.height, s.width) for s in out})
+        return out + [make_setting(spec, height=h, width=w, frames=1, steps=1) for h, w in res]
+    if spec.family == "hunyuan":
+        res = sorted({(s.height, s.width) for s in out})
+        frames = (1, 5, 9, 13, 17, 21, 25, 65, 129)
+        return [make_setting(spec, height=h, width=w, frames=f, steps=1) for h, w in res for f in frames]
+    if spec.family == "animatediff":
+        res = [(136, 248), (200, 344), (256, 256), (320, 576), (360, 640), (424, 760), (480, 832), (512, 512),
+               (512, 768), (600, 1000), (768, 768), (1024, 1024)]
+        return [make_setting(spec, height=h, width=w, frames=f, steps=1) for h, w in res for f in (8, 16, 24, 32)]
     return out
 
 

@@ -9,14 +9,15 @@ One function per family, each mirroring what the diffusers pipeline ``__call__``
   so a latent side that is not a multiple of 2**(levels-1) is not P/4 per level.
 - ``sd3`` (StableDiffusion3Pipeline): MMDiT on 2x2 patches, joint attention with 77 CLIP + T5
   tokens; ``flux`` (FluxPipeline): latents packed 2x2 into 64-channel tokens, img/txt ids;
-  ``qwen`` (QwenImagePipeline): packed latents, Qwen2.5-VL text encoder (language model only);
+  ``qwen`` (QwenImagePipeline): packed latents, Qwen2.5-VL text encoder (language model and
+  lm_head on the templated prompt; the vision tower does not run);
   ``pixart`` (PixArtSigmaPipeline): DiT with cross-attention to 300 T5 tokens, run at the
   aspect-ratio bin the pipeline snaps the requested size to.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
@@ -104,8 +105,6 @@ def stable_diffusion_xl(spec: ModelSpec, setting: GenerationSetting) -> list[Com
 
 
 def _replace_description(call: ComponentCall, description: str) -> ComponentCall:
-    from dataclasses import replace
-
     return replace(call, description=description)
 
 

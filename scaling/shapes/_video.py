@@ -208,11 +208,12 @@ def hunyuan(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
 # -- AnimateDiff ------------------------------------------------------------------------------
 
 def unet_levels(h: int, w: int, levels: int = 4) -> dict[str, int]:
-    """Latent pixels at each UNet resolution level: ``P{k} = ceil(h/2^k) * ceil(w/2^k)``
-    (the stride-2 convolutions round up, so ``P{k}`` is not ``P0/4^k`` in general)."""
+    """Latent pixels at each UNet resolution level: ``P`` = h*w, ``P{k} = ceil(h/2^k) * ceil(w/2^k)``
+    (the stride-2 convolutions round up, so ``P{k}`` is not ``P/4^k`` in general; the same
+    names as the image UNets in ``_image.py``)."""
     out = {}
     for k in range(levels):
-        out[f"P{k}"] = h * w
+        out[f"P{k}" if k else "P"] = h * w
         h, w = ceil(h / 2), ceil(w / 2)
     return out
 

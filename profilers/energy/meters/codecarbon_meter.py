@@ -10,6 +10,9 @@ model or a constant, and its RAM figure always comes from a power model. Those f
 are reported as estimates (``estimated["energy_cpu_j"] = True``); the CPU figure counts
 as measured only when CodeCarbon's CPU mode read RAPL.
 
+CodeCarbon also finds NVIDIA GPUs on its own (it calls ``nvmlInit`` when imported); its
+GPU figures are ignored here: the NVML meter is the GPU source.
+
 CodeCarbon (pinned to 3.3.x here) has no public per-window API that nests, so this
 module reads the tracker's running totals at each window boundary; the few private
 attributes it touches are checked when the meter starts, and a change in CodeCarbon

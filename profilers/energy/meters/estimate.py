@@ -3,7 +3,8 @@
 Used where nothing can measure (a CPU-only CI machine, a GPU without NVML): the runner
 still runs and its rows say which figures are estimates and what power they assumed.
 The power comes from the caller: a GPU's TDP from the hardware registry
-(:meth:`EstimateMeter.for_gpu`), or a CPU power the user states. Without any power the meter reports time only (energies None).
+(:meth:`EstimateMeter.for_gpu`), or a CPU power the user states. Without any power the
+meter reports time only (energies None).
 """
 
 from __future__ import annotations

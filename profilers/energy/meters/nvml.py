@@ -114,7 +114,9 @@ class NvmlMeter(MeterBase):
         The GPUs to measure, as this process numbers them (``cuda:N``, after
         ``CUDA_VISIBLE_DEVICES``). Default: every visible GPU.
     sample_interval_s : float
-        Power sampling period, 0.01 to 0.1 s.
+        Power sampling period, 0.01 to 0.1 s. Each tick costs a few microseconds of
+        Python plus the NVML calls, and a thread wake-up: at the default 50 ms the
+        sampler takes about 0.2 % of one core (benchmarks/bench_meter_overhead.py).
     nvml : module, optional
         The ``pynvml`` module; injected by tests. Default: ``import pynvml``.
     clock : callable
@@ -262,7 +264,7 @@ class NvmlMeter(MeterBase):
         self._counters: list[CounterAccumulator | None] = [None] * n
         self._n_samples = 0
         self._record = record_trace
-        self._trace_cap = 4096 if record_trace else 0
+        self._trace_cap = 4096 if record_trace else 1
         self._trace_n = 0
         self._trace_t = [0.0] * self._trace_cap
         self._trace_p = [[0] * self._trace_cap for _ in range(n)]
@@ -276,7 +278,8 @@ class NvmlMeter(MeterBase):
             if d.has_counter:
                 first = nv.nvmlDeviceGetTotalEnergyConsumption(d.handle)
                 self._counters[i] = CounterAccumulator(first, NVML_ENERGY_MODULUS_MJ, resettable=True)
-        self._record_point(self._t0)
+        if record_trace:
+            self._record_point(self._t0)
 
     def sample(self) -> None:
         """Read every GPU's power and energy counter once (the sampler thread calls this)."""

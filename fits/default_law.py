@@ -1,0 +1,401 @@
+"""The shipped default law: fitted on the public data, validated, written with its provenance.
+
+``python -m fits.default_law`` rebuilds ``scaling/_laws/default.json`` from
+``../shared/data/public`` (``--data`` for another folder, ``--out`` for another file,
+``--check`` to compare a rebuild with the shipped coefficients without writing).
+
+What it does, in order:
+
+1. Import every public energy CSV with :mod:`scaling.importers` (default flag policies), apply
+   :data:`fits.validation.CORRECTIONS`, annotate FLOPs.
+2. Keep the rows a FLOP law can use (:func:`fits.validation.usable_rows`: ``phase == total``,
+   a FLOP count, a registered GPU, a positive GPU energy, no CPU offload) and count what is
+   left out, per reason and model.
+3. Merge repeats into one row per distinct setting (:func:`fits.features.aggregate_settings`:
+   geometric mean), so each configuration weighs once.
+4. Compare the candidate forms (:func:`fits.validation.candidate_laws`) on the same splits
+   (5-fold over settings, leave-one-model-out, leave-one-GPU-out). The winner is the form
+   *with hardware terms* (it must predict GPUs without measurements) with the lowest mean
+   MAPE over the three splits (:data:`SELECTION`). FLOP-only forms stay in the table for
+   comparison.
+5. Fit the winner on every setting for energy (``energy_gpu_j``) and, with the time prior of
+   the same regime, for time (``duration_s``); coefficient intervals (statsmodels OLS or the
+   asymptotic NLS covariance) and a bootstrap over settings (fixed seed).
+6. Write the law JSON (:func:`law_document`): coefficients, covariance, intervals, the
+   validation table, the targets of the issue, provenance (file names and sha256) and versions.
+
+Per-component energies. The public data measures whole calls (``phase == total``), so the
+default law is a law of the total; a component's energy is the total's split by its FLOP share,
+``E_role = E_total * C_role / C_total`` (its interval scaled the same way). A law fitted with
+``scaling fit --by component`` on per-phase measurements predicts each role with its own law.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from scaling.errors import LawError
+
+__all__ = [
+    "COMPONENT_METHODS",
+    "LAW_SCHEMA",
+    "SELECTION",
+    "default_law_path",
+    "fit_default",
+    "build_default_law",
+    "law_document",
+    "main",
+]
+
+LAW_SCHEMA = "scaling.law/1"
+INTERVAL = 0.9
+N_BOOT = 200
+SEED = 0
+
+SELECTION = ("eligible: forms with hardware terms (hw-*), the only ones that can predict a GPU without "
+             "measurements; winner: the lowest mean MAPE over config_kfold, model_out and gpu_out on the "
+             "setting-level data")
+
+COMPONENT_METHODS = {
+    "flop_share": ("the total law's energy split by FLOP share: E_role = E_total * C_role / C_total; the role's "
+                   "interval is the total's interval scaled by the same share (the public data measures whole calls "
+                   "only, so no per-role energy was fitted)"),
+    "per_component": "one law per role, fitted on per-phase measurements; the total is the sum of the roles "
+                     "(its interval: the sums of the role bounds, conservative)",
+}
+
+_VALIDATION_SPLITS = ("in_sample", "config_kfold", "model_out", "gpu_out")
+
+
+def default_law_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "scaling" / "_laws" / "default.json"
+
+
+# ---------------------------------------------------------------------------------- pieces
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": ".".join(map(str, sys.version_info[:3]))}
+    for dist in ("diffusion-energy-scaling", "numpy", "scipy", "scikit-learn", "statsmodels", "pandas"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    from scaling import __version__
+
+    out["scaling"] = __version__
+    return out
+
+
+def _regime_of(name: str) -> str | None:
+    for regime in ("compute", "memory"):
+        if f"hw-{regime}" in name:
+            return regime
+    if name.startswith("hw-fit"):
+        return "memory"
+    return None
+
+
+def time_law_for(name: str, energy_law):
+    """The time twin of an energy form: same form, the time prior of the same regime."""
+    from sklearn.base import clone
+
+    from fits.features import prior_exponents
+
+    law = clone(energy_law)
+    regime = _regime_of(name)
+    if regime is not None:
+        law.set_params(prior_exponents=prior_exponents(regime, "time"))
+    return law
+
+
+def _training_data(folder: Path | None):
+    from fits.features import aggregate_settings
+    from fits.validation import exclusions, load_public, usable_rows
+
+    runs = load_public(folder)
+    rows = usable_rows(runs)
+    excluded = exclusions(runs)
+    settings = aggregate_settings(rows)
+    return runs, rows, settings, excluded
+
+
+def _select(table) -> str:
+    splits = ("config_kfold", "model_out", "gpu_out")
+    t = table[table["split"].isin(splits) & table["law"].str.startswith("hw-")]
+    score = t.groupby("law")["mape"].mean()
+    if score.isna().all():
+        raise LawError("no eligible law form could be validated on the default-law data")
+    return str(score.idxmin())
+
+
+def fit_default(folder: str | Path | None = None, form: str | None = None, validate: bool = True) -> dict[str, Any]:
+    """Fit the default law (steps 1-5 of the module doc, without the bootstrap).
+
+    Parameters
+    ----------
+    folder : path, optional
+        The public data folder (default ``../shared/data/public``).
+    form : str, optional
+        A name of :func:`fits.validation.candidate_laws`; None selects it by the validation table
+        (needs ``validate=True``).
+    validate : bool
+        Build the validation table (slower: every form through every split).
+
+    Returns
+    -------
+    dict with ``energy`` and ``time`` (fitted laws), ``form``, ``table`` (or None), ``X``,
+    ``y_energy``, ``y_time``, ``settings``, ``rows``, ``runs``, ``excluded``.
+    """
+    from sklearn.base import clone
+
+    from fits.features import design_matrix
+    from fits.laws import IdentifiabilityWarning
+    from fits.validation import _groups, candidate_laws, compare_laws
+
+    folder = Path(folder) if folder is not None else None
+    runs, rows, settings, excluded = _training_data(folder)
+    X = design_matrix(settings, source="default-law settings")
+    y = settings["energy_gpu_j"].to_numpy(dtype=float)
+    laws = candidate_laws("energy")
+    table = None
+    if validate:
+        table = compare_laws(laws, X, y, _groups(settings), splits=_VALIDATION_SPLITS)
+    if form is None:
+        if table is None:
+            raise LawError("fit_default: give `form` or validate=True to select it")
+        form = _select(table)
+    if form not in laws:
+        raise LawError(f"unknown law form {form!r}: use one of {', '.join(laws)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentifiabilityWarning)
+        energy = clone(laws[form]).fit(X, y)
+        has_t = settings["duration_s"].astype(float) > 0
+        t_rows = settings[has_t.to_numpy(bool)]
+        Xt = design_matrix(t_rows, source="default-law settings")
+        yt = t_rows["duration_s"].to_numpy(dtype=float)
+        time = time_law_for(form, laws[form]).fit(Xt, yt)
+    return {"energy": energy, "time": time, "form": form, "table": table, "X": X, "y_energy": y, "X_time": Xt,
+            "y_time": yt, "settings": settings, "rows": rows, "runs": runs, "excluded": excluded}
+
+
+def law_document(energy, time, *, form: str, name: str, description: str, X, y, X_time, y_time, settings,
+                 component_method: str = "flop_share", table=None, targets=None, bootstrap=None,
+                 provenance=None, excluded=None, selection: str | None = None, groups=None,
+                 component_laws: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
+    """The JSON document of a fitted law (what ``fits.load_law`` reads).
+
+    ``energy`` / ``time`` are fitted laws of :mod:`fits.laws` (``time`` may be None).
+    """
+    from fits.features import DESIGN_COLUMNS
+    from fits.uncertainty import coef_table, t_quantile
+
+    def part(law, Xp, yp):
+        if law is None:
+            return None
+        state = law.law_state()
+        state["t_quantile"] = t_quantile(INTERVAL, law.dof_)
+        state["coefficients"] = _records(coef_table(law, Xp, yp, level=INTERVAL))
+        state["in_sample"] = _metrics(yp, law.predict(Xp))
+        return state
+
+    doc: dict[str, Any] = {
+        "schema": LAW_SCHEMA,
+        "name": name,
+        "description": description,
+        "form": form,
+        "model": {
+            "equation": _equation(energy),
+            "fitted_in": "log space (least squares on log E; Huber if robust); predictions are exp(fit) times Duan's "
+                         "smearing factor (the mean of exp(residual)); intervals are log-space quantiles, exponentiated",
+            "columns": list(DESIGN_COLUMNS),
+            "flop": "FLOP of one pipeline call, whole batch (forward passes, one multiply-add = 2 FLOP, attention "
+                    "counted), from the closed-form profiles",
+            "target": {"energy": "energy_gpu_j: GPU energy of one call (J), whole batch",
+                       "time": "duration_s: wall-clock time of one call (s)"},
+            "hardware": "hardware figures of the GPU at the run's precision from the registry (scaling/_registry/"
+                        "gpus.json); exponents held at a prior are listed as such in the coefficients",
+        },
+        "interval": INTERVAL,
+        "components": {"method": component_method, "text": COMPONENT_METHODS[component_method]},
+        "energy": part(energy, X, y),
+        "time": part(time, X_time, y_time),
+        "training": _training_summary(settings, excluded),
+    }
+    if component_laws:
+        doc["component_laws"] = {role: part(law, Xr, yr) for role, (law, Xr, yr) in component_laws.items()}
+    if groups:
+        doc["groups"] = groups
+    if bootstrap is not None:
+        doc["bootstrap"] = bootstrap
+    if table is not None:
+        doc["validation"] = {"selection": selection or "", "winner": form, "table": _records(table)}
+    if targets is not None:
+        doc.setdefault("validation", {})["targets"] = targets
+    if provenance is not None:
+        doc["provenance"] = provenance
+    doc["versions"] = _versions()
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def _equation(law) -> str:
+    from fits.features import HARDWARE_FEATURES
+
+    core = "a * C^b + E0" if law.overhead_ else "a * C^b"
+    k = len(law.hardware_exponents_)
+    if type(law).__name__ != "HardwareLaw" or k == 0:
+        return f"E = {core}"
+    terms = " * ".join(f"{HARDWARE_FEATURES[j]}^w{j}" for j in range(1, k + 1) if j - 1 < len(HARDWARE_FEATURES))
+    return f"E = {terms} * ({core})"
+
+
+def _metrics(y, p) -> dict:
+    from fits.validation import metrics
+
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics(y, p).items()}
+
+
+def _records(df) -> list[dict]:
+    from fits.validation import _records as rec
+
+    return rec(df)
+
+
+def _training_summary(settings, excluded) -> dict:
+    def uniq(col):
+        return sorted(map(str, settings[col].dropna().astype(str).unique())) if col in settings.columns else []
+
+    return {
+        "n_settings": int(len(settings)),
+        "n_rows": int(settings["n_rows"].sum()) if "n_rows" in settings.columns else int(len(settings)),
+        "gpus": uniq("gpu_key"),
+        "precisions": uniq("precision"),
+        "models": uniq("model"),
+        "model_keys": uniq("model_key"),
+        "modalities": uniq("modality"),
+        "flop_range": [float(settings["flop"].min()), float(settings["flop"].max())] if len(settings) else None,
+        "excluded": excluded or {},
+    }
+
+
+def _provenance(folder: Path) -> dict:
+    from fits.validation import CORRECTIONS, PUBLIC_FILES
+    from scaling.importers import POLICIES
+
+    files = []
+    for name in (*PUBLIC_FILES, "PROVENANCE.md"):
+        p = folder / name
+        files.append({"file": name, "sha256": _sha256(p), "bytes": p.stat().st_size})
+    return {
+        "data": "../shared/data/public (converted from published measurements; see its PROVENANCE.md)",
+        "files": files,
+        "import": "scaling.importers.import_public with the default flag policies, then annotate_flops",
+        "policies": {name: p.action for name, p in POLICIES.items()},
+        "corrections": dict(CORRECTIONS),
+        "rebuild": "python -m fits.default_law",
+    }
+
+
+def _bootstrap_summary(form: str, laws: Mapping[str, Any], X, y, settings, n_boot: int) -> dict:
+    from fits.features import setting_groups
+    from fits.uncertainty import bootstrap
+
+    res = bootstrap(laws[form], X, y, setting_groups(settings), n_boot=n_boot, level=INTERVAL, random_state=SEED)
+    return {"n_boot": res.n_boot, "n_failed": res.n_failed, "seed": SEED, "resampled": "whole settings",
+            "level": INTERVAL, "intervals": _records(res.intervals)}
+
+
+def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, with_targets: bool = True) -> dict:
+    """Every step of the module doc; returns the law document (not written)."""
+    from fits.validation import candidate_laws, default_public_folder, public_targets
+
+    folder = Path(folder) if folder is not None else default_public_folder()
+    fit = fit_default(folder, validate=True)
+    laws = candidate_laws("energy")
+    boot = _bootstrap_summary(fit["form"], laws, fit["X"], fit["y_energy"], fit["settings"], n_boot) if n_boot else None
+    targets = None
+    if with_targets:
+        targets = {k: r.to_dict() for k, r in public_targets(runs=fit["runs"]).items()}
+    return law_document(
+        fit["energy"], fit["time"], form=fit["form"], name="default",
+        description="Default energy law of diffusion inference, fitted on the public measurements "
+                    "(video_killed, benchlab, ML.ENERGY v2, diffused_responsibility) after import and FLOP annotation",
+        X=fit["X"], y=fit["y_energy"], X_time=fit["X_time"], y_time=fit["y_time"], settings=fit["settings"],
+        table=fit["table"], targets=targets, bootstrap=boot, provenance=_provenance(folder),
+        excluded=fit["excluded"], selection=SELECTION,
+    )
+
+
+def write_law(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """Write a law document atomically (a crash leaves the previous file intact)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fits.default_law", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="public data folder (default ../shared/data/public)")
+    p.add_argument("--out", help=f"law file to write (default {default_law_path()})")
+    p.add_argument("--n-boot", type=int, default=N_BOOT, help=f"bootstrap resamples over settings (default {N_BOOT})")
+    p.add_argument("--check", action="store_true", help="refit and compare with the shipped coefficients; write nothing")
+    args = p.parse_args(argv)
+    if args.check:
+        fit = fit_default(args.data, form=_shipped_form(), validate=False)
+        shipped = json.loads(default_law_path().read_text(encoding="utf-8"))
+        ok = True
+        for target in ("energy", "time"):
+            a = np.asarray(shipped[target]["theta"])
+            b = fit[target].theta_
+            rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-300)))
+            print(f"{target}: max relative difference of theta {rel:.2e}")
+            ok &= rel <= 1e-6
+        return 0 if ok else 1
+    doc = build_default_law(args.data, n_boot=args.n_boot)
+    out = write_law(doc, args.out or default_law_path())
+    print(f"wrote {out}: form {doc['form']}, {doc['training']['n_settings']} settings")
+    for name, t in (doc.get("validation", {}).get("targets") or {}).items():
+        print(f"  {name}: {t['metric']} ({t['split']}) = {t['achieved']} (target {t['op']} {t['threshold']}; "
+              f"{'met' if t['passed'] else 'MISSED'})")
+    return 0
+
+
+def _shipped_form() -> str:
+    return json.loads(default_law_path().read_text(encoding="utf-8"))["form"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""Intervals for fitted laws: coefficients and predictions, analytic and bootstrap.
+
+Analytic (log space, where the errors are close to normal):
+
+- Linear forms (:class:`~fits.laws.PowerLaw`, :class:`~fits.laws.HardwareLaw` without
+  overhead, squared loss) are ordinary least squares on ``log E``: coefficient and prediction
+  intervals come from statsmodels ``OLS`` (``conf_int``, ``get_prediction().obs_ci``). The
+  fixed-prior hardware terms enter as an offset.
+- Nonlinear or robust forms (overhead ``E0``, Huber loss) use the asymptotic covariance
+  ``sigma^2 (J'J)^-1`` at the optimum (delta method) with Student-t quantiles on the residual
+  degrees of freedom: the same formula OLS uses, with the Jacobian in place of the design.
+
+:func:`prediction_interval` uses the law's stored covariance with numpy only (so the shipped
+law can evaluate it without statsmodels); for the linear forms it equals statsmodels' ``obs_ci``
+(a test checks it). A prediction interval is a quantile interval: computed in log space and
+exponentiated, it needs no retransformation correction (the point prediction does: smearing).
+
+Bootstrap (:func:`bootstrap`): resample whole *settings* (groups) with replacement, refit, and
+take percentiles; repeats of one setting are not independent evidence, so they are never
+resampled on their own. Fixed seed (``random_state=0``) by default.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaling.errors import LawError
+
+__all__ = [
+    "BootstrapResult",
+    "bootstrap",
+    "coef_table",
+    "column_names",
+    "ols_results",
+    "prediction_interval",
+    "t_quantile",
+]
+
+
+def t_quantile(level: float, dof: int) -> float:
+    """Two-sided Student-t quantile for a central ``level`` interval on ``dof`` degrees of freedom."""
+    from scipy.stats import t
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"`level` {level!r} must be between 0 and 1 (e.g. 0.9)")
+    return float(t.ppf(0.5 + level / 2.0, max(int(dof), 1)))
+
+
+def _is_ols(law) -> bool:
+    return not law.overhead_ and not law.robust
+
+
+def column_names(law) -> list[str]:
+    """Names of the columns of ``X`` the law was fitted on."""
+    from fits.features import DESIGN_COLUMNS
+
+    names = getattr(law, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    if law.n_features_in_ == len(DESIGN_COLUMNS):
+        return list(DESIGN_COLUMNS)
+    return [f"x{j}" for j in range(law.n_features_in_)]
+
+
+def _transformed(law):
+    """Rows (name, gradient over theta, value) of the readable parameters of a fitted law."""
+    names = column_names(law)
+    p = len(law.theta_)
+    rows = []
+    g = np.zeros(p)
+    g[0], g[1] = 1.0, -law.log_flop_center_
+    rows.append(("log_a", g, law.log_a_))
+    g = np.zeros(p)
+    g[1] = 1.0
+    rows.append(("b", g, law.b_))
+    for i, j in enumerate(law.fitted_hardware_):
+        g = np.zeros(p)
+        g[2 + i] = 1.0
+        rows.append((f"w_{names[j]}", g, float(law.theta_[2 + i])))
+    for k, term in enumerate(law.overhead_):
+        i = 2 + len(law.fitted_hardware_) + k
+        g = np.zeros(p)
+        g[i] = 1.0
+        rows.append(("log_e0" if term == "call" else "log_s", g, float(law.theta_[i])))
+    return rows
+
+
+def ols_results(law, X, y):
+    """statsmodels ``OLSResults`` of a fitted linear law on its training data (log space).
+
+    Raises
+    ------
+    LawError
+        If the law is nonlinear (overhead) or robust: it is not an OLS fit.
+    """
+    import statsmodels.api as sm
+
+    if not _is_ols(law):
+        raise LawError(f"{type(law).__name__} with overhead or robust loss is not an OLS fit: use coef_table")
+    X = np.asarray(X, dtype=float)
+    Z = law._logs(X)
+    D = law._linear_design(Z)
+    off = law._hardware_offset(Z)
+    return sm.OLS(np.log(np.asarray(y, dtype=float)) - off, D).fit()
+
+
+def coef_table(law, X=None, y=None, level: float = 0.9):
+    """Coefficients of a fitted law with their ``level`` intervals.
+
+    Parameters
+    ----------
+    law : fitted law from :mod:`fits.laws`
+    X, y : training data, needed for the statsmodels path of the linear forms (else the
+        law's stored covariance is used).
+    level : float, default=0.9
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``param, estimate, se, lo, hi, method``; ``log_a`` is on raw FLOP, ``w_<feature>``
+        are hardware exponents (priors held fixed are listed with se 0 and method "prior"),
+        ``log_e0`` / ``log_s`` the log overheads per call / per step. The rows ``a``, ``e0``
+        and ``s`` repeat them in linear space.
+    """
+    import pandas as pd
+
+    cov = law.cov_
+    method = "asymptotic (delta method)"
+    if X is not None and y is not None and _is_ols(law):
+        res = ols_results(law, X, y)
+        cov = np.asarray(res.cov_params())
+        method = "statsmodels OLS"
+    q = t_quantile(level, law.dof_)
+    rows = []
+    for name, g, value in _transformed(law):
+        se = float(np.sqrt(max(g @ cov @ g, 0.0)))
+        rows.append({"param": name, "estimate": value, "se": se, "lo": value - q * se, "hi": value + q * se,
+                     "method": method})
+    names = column_names(law)
+    for j in law.fixed_hardware_:
+        w = float(law.exponent_of_[j])
+        rows.append({"param": f"w_{names[j]}", "estimate": w, "se": 0.0, "lo": w, "hi": w, "method": "prior (fixed)"})
+    extra = []
+    for r in rows:
+        if r["param"] in ("log_a", "log_e0", "log_s"):
+            extra.append({"param": r["param"][4:], "estimate": float(np.exp(r["estimate"])), "se": float("nan"),
+                          "lo": float(np.exp(r["lo"])), "hi": float(np.exp(r["hi"])), "method": r["method"]})
+    return pd.DataFrame(rows + extra, columns=["param", "estimate", "se", "lo", "hi", "method"])
+
+
+def prediction_interval(law, X, level: float = 0.9):
+    """Point prediction and ``level`` prediction interval for new rows, in linear space.
+
+    Parameters
+    ----------
+    law : fitted law
+    X : array-like of shape (n_samples, n_features)
+    level : float, default=0.9
+
+    Returns
+    -------
+    mean, lo, hi : ndarray of shape (n_samples,)
+        ``mean`` is the smeared mean prediction; ``[lo, hi]`` is the interval of a new
+        observation: ``exp(log f(x) +- t * sqrt(g' Cov g + sigma^2))``.
+    """
+    X = np.asarray(X, dtype=float)
+    Z = law._logs(law._validate(X, reset=False)[0])
+    mu, J = law._log_model(law.theta_, Z, grad=True)
+    var = np.einsum("ij,jk,ik->i", J, law.cov_, J) + law.sigma2_
+    q = t_quantile(level, law.dof_)
+    half = q * np.sqrt(np.maximum(var, 0.0))
+    return np.exp(mu) * law.smearing_, np.exp(mu - half), np.exp(mu + half)
+
+
+@dataclass
+class BootstrapResult:
+    """Bootstrap over settings: parameter samples and percentile intervals.
+
+    Attributes
+    ----------
+    params : pandas.DataFrame
+        One row per successful resample, one column per readable parameter.
+    intervals : pandas.DataFrame
+        ``param, estimate, lo, hi`` (percentiles at ``level``).
+    predictions : ndarray of shape (n_ok, n_new) or None
+        Median predictions at ``X_new`` per resample.
+    pred_lo, pred_hi : ndarray or None
+        Percentile interval of a new observation at ``X_new`` (resampled fit times a resampled
+        residual).
+    n_boot, n_failed : int
+        Resamples asked for, and resamples whose fit failed (too few distinct settings).
+    """
+
+    params: object
+    intervals: object
+    level: float
+    n_boot: int
+    n_failed: int
+    predictions: np.ndarray | None = None
+    pred_lo: np.ndarray | None = None
+    pred_hi: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def bootstrap(law, X, y, groups, n_boot: int = 200, level: float = 0.9, random_state: int = 0, X_new=None):
+    """Refit ``law`` on resamples of whole settings and report percentile intervals.
+
+    Parameters
+    ----------
+    law : estimator from :mod:`fits.laws` (fitted or not; it is cloned)
+    X, y : training data
+    groups : array-like of shape (n_samples,)
+        Setting id per row (:func:`fits.features.setting_groups`); groups are resampled.
+    n_boot : int, default=200
+    level : float, default=0.9
+    random_state : int, default=0
+        Seed: the same call gives the same intervals.
+    X_new : array-like, optional
+        Rows to predict in each resample.
+
+    Returns
+    -------
+    BootstrapResult
+    """
+    import pandas as pd
+    from sklearn.base import clone
+
+    from fits.laws import IdentifiabilityWarning
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    groups = np.asarray(groups)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    if uniq.size < 2:
+        raise LawError("bootstrap needs at least 2 distinct settings (groups)")
+    members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
+    rng = np.random.default_rng(random_state)
+    base = clone(law).fit(X, y)
+    rows, preds, noisy = [], [], []
+    failed = 0
+    for _ in range(int(n_boot)):
+        pick = rng.integers(0, uniq.size, size=uniq.size)
+        idx = np.concatenate([members[g] for g in pick])
+        est = clone(law)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IdentifiabilityWarning)
+                est.fit(X[idx], y[idx])
+        except (LawError, ValueError, np.linalg.LinAlgError):
+            failed += 1
+            continue
+        rows.append({name: v for name, _, v in _transformed(est)})
+        if X_new is not None:
+            p = est.predict_median(X_new)
+            preds.append(p)
+            noisy.append(p * np.exp(rng.choice(est.resid_log_, size=p.shape)))
+    if not rows:
+        raise LawError(f"bootstrap: every one of {n_boot} resamples failed to fit")
+    params = pd.DataFrame(rows)
+    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
+    base_vals = {name: v for name, _, v in _transformed(base)}
+    intervals = pd.DataFrame([
+        {"param": c, "estimate": base_vals.get(c, float("nan")),
+         "lo": float(np.nanpercentile(params[c], lo_q)), "hi": float(np.nanpercentile(params[c], hi_q))}
+        for c in params.columns
+    ])
+    out = BootstrapResult(params=params, intervals=intervals, level=level, n_boot=int(n_boot), n_failed=failed)
+    if X_new is not None:
+        P = np.vstack(preds)
+        N = np.vstack(noisy)
+        out.predictions = P
+        out.pred_lo = np.percentile(N, lo_q, axis=0)
+        out.pred_hi = np.percentile(N, hi_q, axis=0)
+    if failed:
+        out.notes.append(f"{failed} of {n_boot} resamples had too few distinct settings and were skipped")
+    return out

@@ -1,0 +1,411 @@
+"""Sweeps: a grid of models and settings measured into one runs table.
+
+A sweep file (YAML)::
+
+    out: runs.parquet              # optional (--out wins)
+    device: cuda                   # optional: auto | cuda | cuda:N | cpu
+    meter: auto                    # optional: auto | nvml | estimate
+    weights: null                  # optional: a local diffusers folder (one model only)
+    protocol:                      # optional: repeats, warmup, idle_s, subtract_idle, seed,
+      repeats: 3                   #   repeat_short, country, cpu_power_w
+      warmup: 1
+    defaults:                      # optional: fields every grid entry starts from
+      precision: bf16
+    grid:                          # required: each entry is expanded as a product of its lists
+      - model: [sd2.1, sd3.5-medium]
+        res: [512, 768]
+        steps: [20, 50]
+      - model: wan2.1
+        res: 480p
+        frames: [33, 81]
+        steps: 30
+
+Grid fields: ``model``, ``res``, ``height``, ``width``, ``frames``, ``seconds``, ``steps``,
+``guidance``, ``cfg``, ``batch_size``, ``outputs_per_prompt``, ``precision``. Every
+setting is checked (:func:`scaling.settings.make_setting`) before anything runs.
+
+Executors:
+
+- ``local`` (default): this process, one setting after the other, settings of one model
+  together so its pipeline is built once; a progress bar shows the time per setting and
+  the time left.
+- ``slurm``: a submitit job array (``AutoExecutor``), one GPU per task; each task measures
+  a chunk of settings into its own shard table under ``<table>.shards/``; the shards are
+  merged into the one runs table as tasks finish (and again at the start of the next
+  sweep, should this process have died meanwhile).
+- ``submitit-local`` / ``debug``: the same job path through submitit's ``LocalExecutor``
+  (subprocesses on this machine) or ``DebugExecutor`` (in this process); used by the tests.
+
+``resume=True`` skips settings, and repeats, already in the table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from scaling.errors import ScalingError, WorkloadError
+
+from .runner import Protocol, Runner, SettingOutcome, SettingRequest, failures_path
+
+__all__ = [
+    "EXECUTORS",
+    "Sweep",
+    "SweepResult",
+    "expand_grid",
+    "load_sweep",
+    "merge_shards",
+    "run_sweep",
+]
+
+EXECUTORS = ("local", "slurm", "submitit-local", "debug")
+_TOP_KEYS = {"out", "device", "meter", "weights", "protocol", "defaults", "grid"}
+_GRID_KEYS = {f.name for f in fields(SettingRequest)}
+_PROTOCOL_KEYS = {f.name for f in fields(Protocol)}
+
+
+@dataclass
+class Sweep:
+    """A checked sweep: the settings and how to measure them."""
+
+    settings: list[SettingRequest]
+    out: Path | None = None
+    device: str = "auto"
+    meter: str = "auto"
+    weights: str | None = None
+    protocol: Protocol = field(default_factory=Protocol)
+    source: str = "sweep"
+
+
+@dataclass
+class SweepResult:
+    outcomes: list[SettingOutcome]
+    out: Path
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in ("measured", "skipped", "partial", "failed") if self.count(s)]
+        return f"{len(self.outcomes)} settings: {', '.join(parts) or 'none'} in {self.seconds:.1f} s -> {self.out}"
+
+
+# --------------------------------------------------------------------------------------------
+# reading and checking
+# --------------------------------------------------------------------------------------------
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def expand_grid(entries: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None,
+                where: str = "sweep") -> list[SettingRequest]:
+    """Expand grid entries (each a product of its list values) into setting requests."""
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise WorkloadError(f"{where}: `grid` must be a non-empty list of entries (each a mapping of setting fields)")
+    defaults = dict(defaults or {})
+    bad = sorted(set(defaults) - _GRID_KEYS)
+    if bad:
+        raise WorkloadError(f"{where}: `defaults` has unknown field(s) {', '.join(bad)}; allowed: {', '.join(sorted(_GRID_KEYS))}")
+    out: list[SettingRequest] = []
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, Mapping):
+            raise WorkloadError(f"{where}: grid entry {i} is {type(entry).__name__}, not a mapping of setting fields")
+        merged = {**defaults, **entry}
+        bad = sorted(set(merged) - _GRID_KEYS)
+        if bad:
+            raise WorkloadError(f"{where}: grid entry {i} has unknown field(s) {', '.join(bad)}; "
+                                f"allowed: {', '.join(sorted(_GRID_KEYS))}")
+        if "model" not in merged:
+            raise WorkloadError(f"{where}: grid entry {i} names no `model`")
+        keys = list(merged)
+        for combo in itertools.product(*(_as_list(merged[k]) for k in keys)):
+            out.append(SettingRequest(**dict(zip(keys, combo))))
+    return out
+
+
+def check_settings(settings: Sequence[SettingRequest], where: str = "sweep") -> None:
+    """Resolve every model and check every setting before anything runs."""
+    from profilers.energy.pipelines import resolve_spec
+
+    for i, req in enumerate(settings, 1):
+        try:
+            spec = resolve_spec(req.model)
+            req.setting(spec, req.precision or "bf16", None)
+        except ScalingError as exc:
+            raise WorkloadError(f"{where}: setting {i} ({req.model}): {exc}") from exc
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and check a sweep YAML file (see the module docstring)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WorkloadError(f"{p}: cannot read the sweep file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise WorkloadError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(doc, Mapping):
+        raise WorkloadError(f"{p}: a sweep file is a mapping with a `grid` list (see `scaling sweep --help`)")
+    bad = sorted(set(doc) - _TOP_KEYS)
+    if bad:
+        raise WorkloadError(f"{p}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    proto = doc.get("protocol") or {}
+    if not isinstance(proto, Mapping) or set(proto) - _PROTOCOL_KEYS:
+        raise WorkloadError(f"{p}: `protocol` takes {', '.join(sorted(_PROTOCOL_KEYS))}")
+    try:
+        protocol = Protocol(**proto).check()
+    except ScalingError as exc:
+        raise WorkloadError(f"{p}: protocol: {exc}") from exc
+    settings = expand_grid(doc.get("grid"), doc.get("defaults"), where=str(p))
+    check_settings(settings, where=str(p))
+    out = doc.get("out")
+    if out is not None:
+        out = Path(out) if Path(out).is_absolute() else p.parent / out
+    return Sweep(settings=settings, out=out, device=str(doc.get("device") or "auto"),
+                 meter=str(doc.get("meter") or "auto"), weights=doc.get("weights"), protocol=protocol, source=str(p))
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+
+def _grouped(settings: Sequence[SettingRequest]) -> list[SettingRequest]:
+    """Settings of one model (and precision) together, in first-seen order."""
+    order: dict[tuple, int] = {}
+    for s in settings:
+        order.setdefault((s.model, s.precision), len(order))
+    return sorted(settings, key=lambda s: order[(s.model, s.precision)])
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    out: str | os.PathLike | None = None,
+    executor: str | Any = "local",
+    resume: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+    after_call: Callable[[SettingOutcome, int], None] | None = None,
+    settings_per_job: int = 4,
+    slurm: Mapping[str, Any] | None = None,
+    logs: str | os.PathLike | None = None,
+    poll_s: float = 5.0,
+) -> SweepResult:
+    """Measure every setting of ``sweep`` into one runs table.
+
+    ``executor``: ``local`` (this process), ``slurm`` (submitit job array), ``submitit-local``
+    or ``debug`` (submitit's local / in-process executors), or a submitit Executor object.
+    ``slurm``: extra submitit parameters (``slurm_partition``, ``timeout_min``, ...).
+    ``after_call(outcome, n)`` runs after each appended call (local executor only).
+    """
+    table = Path(out) if out is not None else sweep.out
+    if table is None:
+        raise WorkloadError(f"{sweep.source}: no output table: give `out:` in the sweep file or --out")
+    table = Path(table)
+    t0 = time.perf_counter()
+    if isinstance(executor, str) and executor == "local":
+        outcomes = _run_local(sweep, table, resume, progress, echo, after_call)
+    else:
+        outcomes = _run_submitit(sweep, table, executor, resume, progress, echo, settings_per_job, slurm, logs, poll_s)
+    return SweepResult(outcomes=outcomes, out=table, seconds=time.perf_counter() - t0)
+
+
+def _bar(total: int, progress: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="setting", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+
+def _run_local(sweep, table, resume, progress, echo, after_call) -> list[SettingOutcome]:
+    settings = _grouped(sweep.settings)
+    outcomes: list[SettingOutcome] = []
+    bar = _bar(len(settings), progress, "sweep")
+    say = echo if echo is not None else (bar.write if progress else (lambda s: None))
+    durations: list[float] = []
+    try:
+        with Runner(table, device=sweep.device, meter=sweep.meter, weights=sweep.weights, protocol=sweep.protocol,
+                    resume=resume, echo=say, after_call=after_call) as runner:
+            for req in settings:
+                bar.set_description(f"sweep: {req.model}")
+                o = runner.run(req)
+                outcomes.append(o)
+                if o.status != "skipped":
+                    durations.append(o.seconds)
+                bar.set_postfix_str(_postfix(o, durations))
+                bar.update(1)
+    finally:
+        bar.close()
+    return outcomes
+
+
+def _postfix(o: SettingOutcome, durations: Sequence[float]) -> str:
+    mean = sum(durations) / len(durations) if durations else 0.0
+    return f"last {o.status} {o.seconds:.1f}s, mean {mean:.1f}s/setting"
+
+
+# -- submitit ------------------------------------------------------------------------------------
+
+def shards_dir(table: str | os.PathLike) -> Path:
+    p = Path(table)
+    return p.with_name(p.name + ".shards")
+
+
+def _job(chunk: list[SettingRequest], shard: str, table: str, device: str, meter: str, weights: str | None,
+         protocol: Protocol, resume: bool) -> list[SettingOutcome]:
+    """One array task: measure a chunk of settings into its shard table."""
+    with Runner(shard, device=device, meter=meter, weights=weights, protocol=protocol, resume=resume,
+                echo=lambda s: print(s, flush=True), also_done_in=[table]) as runner:
+        return [runner.run(req) for req in chunk]
+
+
+def _make_executor(executor, folder: Path, n_jobs: int, slurm: Mapping[str, Any] | None):
+    import submitit
+
+    if not isinstance(executor, str):
+        return executor
+    if executor == "debug":
+        return submitit.DebugExecutor(folder=folder)
+    if executor == "submitit-local":
+        ex = submitit.LocalExecutor(folder=folder)
+        ex.update_parameters(timeout_min=int((slurm or {}).get("timeout_min", 60)))
+        return ex
+    if executor == "slurm":
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        params = {"name": "scaling-sweep", "gpus_per_node": 1, "tasks_per_node": 1, "nodes": 1,
+                  "cpus_per_task": 8, "timeout_min": 240, "slurm_array_parallelism": n_jobs}
+        params.update(dict(slurm or {}))
+        ex.update_parameters(**params)
+        return ex
+    raise WorkloadError(f"`executor` {executor!r} is unknown: use one of {', '.join(EXECUTORS)}")
+
+
+def _chunks(settings: Sequence[SettingRequest], per_job: int) -> list[list[SettingRequest]]:
+    """Settings of one model stay together (one pipeline build), at most ``per_job`` each."""
+    per_job = max(1, int(per_job))
+    groups: dict[tuple, list[SettingRequest]] = {}
+    for s in settings:
+        groups.setdefault((s.model, s.precision), []).append(s)
+    out = []
+    for g in groups.values():
+        out.extend(g[i:i + per_job] for i in range(0, len(g), per_job))
+    return out
+
+
+def _run_submitit(sweep, table, executor, resume, progress, echo, per_job, slurm, logs, poll_s):
+    say = echo or (lambda s: print(s, file=sys.stderr))
+    merged = merge_shards(table)  # leftovers of an earlier sweep whose merge never ran
+    if merged:
+        say(f"merged {merged} rows left in {shards_dir(table)} by an earlier sweep")
+    chunks = _chunks(_grouped(sweep.settings), per_job)
+    folder = Path(logs) if logs is not None else table.with_name(table.name + ".submitit")
+    ex = _make_executor(executor, folder, len(chunks), slurm)
+    sdir = shards_dir(table)
+    sdir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    args = []
+    for i, chunk in enumerate(chunks):
+        shard = sdir / f"{stamp}-{i:04d}.parquet"
+        args.append((chunk, str(shard), str(table), sweep.device, sweep.meter, sweep.weights, sweep.protocol, resume))
+    cols = list(zip(*args))
+    jobs = ex.map_array(_job, *cols)
+    say(f"submitted {len(jobs)} job(s) for {len(sweep.settings)} settings ({type(ex).__name__}); "
+        f"logs in {folder}")
+    outcomes: list[SettingOutcome] = []
+    bar = _bar(len(sweep.settings), progress, "sweep")
+    pending = [(job, chunk, Path(a[1])) for job, chunk, a in zip(jobs, chunks, args)]
+    durations: list[float] = []
+    try:
+        while pending:
+            still = []
+            for job, chunk, shard in pending:
+                if not job.done():
+                    still.append((job, chunk, shard))
+                    continue
+                try:
+                    result = job.result()
+                except Exception as exc:  # noqa: BLE001 - a dead job: its settings are failures
+                    result = [_job_failure(req, exc, table) for req in chunk]
+                for o in result:
+                    outcomes.append(o)
+                    if o.status != "skipped":
+                        durations.append(o.seconds)
+                    bar.set_postfix_str(_postfix(o, durations))
+                    bar.update(1)
+                merge_shards(table, [shard])
+            pending = still
+            if pending:
+                time.sleep(poll_s)
+    finally:
+        bar.close()
+    return outcomes
+
+
+def _job_failure(req: SettingRequest, exc: BaseException, table: Path) -> SettingOutcome:
+    msg = f"the job died: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}"
+    rec = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request": req.to_dict(),
+           "kind": "job_failed", "message": msg}
+    from .runner import _record_failure
+
+    _record_failure(table, rec)
+    return SettingOutcome(request=req, status="failed", message=msg, failure_kind="job_failed")
+
+
+def merge_shards(table: str | os.PathLike, shards: Sequence[Path] | None = None) -> int:
+    """Append the rows of shard tables into ``table`` (rows already there are skipped),
+    carry the shards' failures over, and delete merged shards. Returns rows appended.
+
+    ``shards``: the shards of finished jobs; default every shard in ``<table>.shards/``
+    (call that only when no job of an earlier sweep is still writing).
+    """
+    import pandas as pd
+
+    from scaling.runs import append_runs, read_runs
+
+    table = Path(table)
+    sdir = shards_dir(table)
+    if shards is None:
+        if not sdir.is_dir():
+            return 0
+        shards = sorted(sdir.glob("*.parquet"))
+    added = 0
+    for shard in shards:
+        fails = failures_path(shard)
+        if not shard.exists():
+            if fails.is_file():  # a job that failed every setting writes failures only
+                with open(failures_path(table), "a", encoding="utf-8") as fh:
+                    fh.write(fails.read_text(encoding="utf-8"))
+                fails.unlink()
+            continue
+        try:
+            rows = read_runs(shard)
+        except ScalingError:
+            continue  # being written right now, or empty: next time
+        if table.exists():
+            have = read_runs(table)[["run_id", "phase", "repeat"]]
+            key = pd.MultiIndex.from_frame(have.astype({"repeat": "float64"}).fillna({"repeat": -1}))
+            mine = pd.MultiIndex.from_frame(rows[["run_id", "phase", "repeat"]].astype({"repeat": "float64"})
+                                            .fillna({"repeat": -1}))
+            rows = rows[~mine.isin(key)]
+        if len(rows):
+            append_runs(rows, table)
+            added += len(rows)
+        if fails.is_file():
+            with open(failures_path(table), "a", encoding="utf-8") as fh:
+                fh.write(fails.read_text(encoding="utf-8"))
+            fails.unlink()
+        shard.unlink()
+        lock = shard.with_name(shard.name + ".lock")
+        if lock.exists():
+            lock.unlink()
+    return added

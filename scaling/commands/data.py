@@ -1,0 +1,168 @@
+"""``scaling data``: import measurements into a runs table, inspect one, export it as CSV.
+
+::
+
+    scaling data import SOURCE [SOURCE...] --out runs.parquet [--policy NAME=ACTION ...] [--append]
+    scaling data inspect FILE [--policy NAME=ACTION ...]
+    scaling data export FILE --out runs.csv
+    scaling data policies
+
+A SOURCE is a public energy CSV, a runs table (parquet or CSV) or a CodeCarbon
+``emissions.csv`` (with ``--setting model=ID,steps=N,...``). Every source is read and checked
+before anything is written; the output is written atomically, so bad input leaves no file
+(and an existing one untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from scaling.errors import DataError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("data", help="import, inspect and export runs tables",
+                              description=__doc__.split("::")[0].strip(),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+
+    imp = sub.add_parser("import", help="import measurement files into a runs table (parquet)")
+    imp.add_argument("sources", nargs="+", metavar="SOURCE", help="public energy CSV, runs table or emissions.csv")
+    imp.add_argument("--out", required=True, help="runs table to write (.parquet, or .csv)")
+    imp.add_argument("--policy", action="append", default=[], metavar="NAME=ACTION",
+                     help="override a flag policy, e.g. first_call=mark (see `scaling data policies`)")
+    imp.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
+    imp.add_argument("--no-flops", dest="flops", action="store_false", help="do not annotate FLOP per row")
+    imp.add_argument("--setting", default=None, metavar="K=V,...",
+                     help="for a CodeCarbon emissions.csv: the setting it measured, e.g. model=wan2.1,steps=50")
+    imp.add_argument("--phase", default="total", help="phase of a CodeCarbon emissions.csv (default total)")
+    imp.add_argument("--quiet", action="store_true", help="print only the summary line")
+
+    ins = sub.add_parser("inspect", help="show the import report of a runs table or a public CSV")
+    ins.add_argument("file", metavar="FILE")
+    ins.add_argument("--policy", action="append", default=[], metavar="NAME=ACTION",
+                     help="policies to apply when FILE is a public CSV")
+    ins.add_argument("--setting", default=None, metavar="K=V,...", help="for a CodeCarbon emissions.csv")
+
+    exp = sub.add_parser("export", help="export a runs table as CSV")
+    exp.add_argument("file", metavar="FILE")
+    exp.add_argument("--out", required=True, help="CSV file to write")
+
+    sub.add_parser("policies", help="list the flag policies, their actions and reasons")
+    p.set_defaults(_data_parser=p)
+    return p
+
+
+def parse_setting(text: str | None) -> dict[str, Any] | None:
+    """``"model=wan2.1,steps=50,cfg=true"`` -> ``{"model": "wan2.1", "steps": 50, "cfg": True}``."""
+    if text is None:
+        return None
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"--setting {item!r}: write KEY=VALUE pairs separated by commas")
+        value = value.strip()
+        parsed: Any = value
+        if value.lower() in ("true", "false"):
+            parsed = value.lower() == "true"
+        else:
+            try:
+                parsed = int(value)
+            except ValueError:
+                try:
+                    parsed = float(value)
+                except ValueError:
+                    parsed = value
+        out[key.strip()] = parsed
+    return out
+
+
+def run(args) -> int:
+    cmd = getattr(args, "data_command", None)
+    if cmd == "import":
+        return _import(args)
+    if cmd == "inspect":
+        return _inspect(args)
+    if cmd == "export":
+        return _export(args)
+    if cmd == "policies":
+        return _policies()
+    args._data_parser.print_help()
+    return 2
+
+
+def _import(args) -> int:
+    import pandas as pd
+
+    from scaling.importers import ImportReport, import_file, parse_policy_args
+    from scaling.runs import append_runs, validate_runs, write_runs
+
+    policy = parse_policy_args(args.policy)
+    setting = parse_setting(args.setting)
+    out = Path(args.out)
+    results = [import_file(src, policy, setting=setting, phase=args.phase, flops=args.flops) for src in args.sources]
+    tables = [r.runs for r in results if len(r.runs)]
+    runs = pd.concat(tables, ignore_index=True) if tables else results[0].runs
+    runs = validate_runs(runs, f"{out} (combined sources)")
+    report = ImportReport.combine([r.report for r in results], runs)
+    if args.append:
+        combined = append_runs(runs, out)
+        summary = f"appended {len(runs)} rows to {out} ({len(combined)} rows now)"
+    else:
+        write_runs(runs, out, report=report.to_dict())
+        summary = f"wrote {len(runs)} rows to {out}"
+    if not args.quiet:
+        print(report.to_text())
+    print(summary)
+    return 0
+
+
+def _inspect(args) -> int:
+    from scaling.importers import import_file, parse_policy_args, sniff, summarize_runs
+    from scaling.runs import read_metadata, read_runs
+
+    path = Path(args.file)
+    kind = sniff(path)
+    if kind == "quality":
+        from scaling.importers import import_quality
+
+        q = import_quality(path, parse_policy_args(args.policy))
+        print(f"{path}: quality table, {len(q)} rows")
+        for (model, metric), g in q.groupby(["model", "metric"]):
+            print(f"  {model:<40} {metric:<6} {len(g):>3} rows, steps {sorted(set(int(s) for s in g['steps']))}")
+        return 0
+    if kind == "runs":
+        runs = read_runs(path)
+        stored = read_metadata(path).get("import_report") if runs is not None and path.suffix == ".parquet" else None
+        print(f"{path}: runs table, {len(runs)} rows")
+        print(summarize_runs(runs, stored).to_text())
+        return 0
+    result = import_file(path, parse_policy_args(args.policy), setting=parse_setting(args.setting))
+    print(f"{path}: {kind} file (not written; `scaling data import` writes it)")
+    print(result.report.to_text())
+    return 0
+
+
+def _export(args) -> int:
+    from scaling.runs import read_runs, to_csv
+
+    runs = read_runs(args.file)
+    out = to_csv(runs, args.out)
+    print(f"wrote {len(runs)} rows to {out}")
+    return 0
+
+
+def _policies() -> int:
+    from scaling.importers import POLICIES
+
+    for p in POLICIES.values():
+        marks = ", ".join(f"{a} -> `{f}`" for a, f in p.marks.items())
+        print(f"{p.name}: default {p.action} (allowed: {', '.join(p.actions)}){'; flags ' + marks if marks else ''}")
+        print(f"    detects: {p.detects}")
+        print(f"    why: {p.reason}")
+    return 0

@@ -1,0 +1,44 @@
+"""`scaling report`: one self-contained HTML page of plots (breakdown, scaling curves, GPUs)."""
+
+from __future__ import annotations
+
+from scaling.commands.predict import add_carbon_args
+
+
+def _csv(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [x.strip() for v in values for x in v.split(",") if x.strip()]
+    return out or None
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "report", help="write an HTML report: energy breakdown, scaling curves, GPU comparison (plotly)",
+        description="Write one self-contained HTML page (plotly.js inlined, opens offline): the predicted energy "
+                    "per component of several models, scaling curves with 90% intervals (energy against "
+                    "resolution, frames, steps, audio length) and a comparison across GPUs, never-measured ones "
+                    "marked. Every figure is an estimate from a fitted law.")
+    p.add_argument("--model", "-m", action="append", metavar="M",
+                   help="a model to report (repeat or comma-separate; default: a video, image and audio set)")
+    p.add_argument("--gpu", help="GPU of the breakdown and the curves (default: the registry's default GPU)")
+    p.add_argument("--gpus", metavar="LIST",
+                   help="comma-separated GPUs to compare (default: every GPU of the registry)")
+    p.add_argument("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
+    add_carbon_args(p)
+    p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--title", default="Energy of diffusion-model inference: predicted", help="page title")
+    p.add_argument("--out", "-o", default="report.html", help="output HTML file (default: report.html)")
+    return p
+
+
+def run(args) -> int:
+    from scaling.report import write_report
+
+    report = write_report(args.out, models=_csv(args.model), gpu=args.gpu, gpus=_csv([args.gpus] if args.gpus else None),
+                          precision=args.precision, law=args.law, region=args.region, intensity=args.intensity,
+                          pue=args.pue, title=args.title)
+    print(f"wrote {args.out}: {len(report.figures)} figures, law {report.law}")
+    for s in report.skipped:
+        print(f"note: not shown: {s}")
+    return 0

@@ -1,0 +1,60 @@
+"""`scaling sweep`: measure a grid of models and settings into one runs table."""
+
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "sweep", help="measure a grid of models and settings (locally, or as a SLURM job array)",
+        description="Measure every setting of a sweep file (YAML: `grid` entries expanded as products, `defaults`, "
+                    "`protocol`, `device`, `meter`, `out`; see profilers/energy/sweep.py) into one runs table. "
+                    "Every setting is checked before anything runs; failures (out of memory, no GPU, ...) are "
+                    "recorded next to the table and the sweep goes on.")
+    p.add_argument("file", metavar="SWEEP.yaml", help="the sweep file")
+    p.add_argument("--out", help="runs table (default: `out` of the sweep file)")
+    p.add_argument("--executor", default="local", choices=("local", "slurm", "submitit-local", "debug"),
+                   help="local: this process (default); slurm: a submitit job array, one GPU per task; "
+                        "submitit-local / debug: submitit's local executors (testing)")
+    p.add_argument("--resume", action="store_true", help="skip settings and repeats already in the table")
+    p.add_argument("--device", help="override the sweep file's device")
+    p.add_argument("--meter", help="override the sweep file's meter")
+    p.add_argument("--dry-run", action="store_true", help="list the settings and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("slurm (with --executor slurm)")
+    g.add_argument("--settings-per-job", type=int, default=4, help="settings per array task (default 4)")
+    g.add_argument("--partition", help="SLURM partition")
+    g.add_argument("--time-min", type=int, default=240, help="time limit per task, minutes (default 240)")
+    g.add_argument("--array-parallelism", type=int, help="tasks running at once (default: all)")
+    g.add_argument("--logs", metavar="DIR", help="submitit folder (default: <table>.submitit next to the table)")
+    return p
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from profilers.energy.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.file)
+    if args.device:
+        sweep = replace(sweep, device=args.device)
+    if args.meter:
+        sweep = replace(sweep, meter=args.meter)
+    if args.dry_run:
+        for i, s in enumerate(sweep.settings, 1):
+            print(f"{i:4d}  " + "  ".join(f"{k}={v}" for k, v in s.to_dict().items()))
+        print(f"{len(sweep.settings)} settings; device {sweep.device}, meter {sweep.meter}, "
+              f"{sweep.protocol.repeats} repeats + {sweep.protocol.warmup} warm-up each")
+        return 0
+    slurm = {"timeout_min": args.time_min}
+    if args.partition:
+        slurm["slurm_partition"] = args.partition
+    if args.array_parallelism:
+        slurm["slurm_array_parallelism"] = args.array_parallelism
+    result = run_sweep(sweep, out=args.out, executor=args.executor, resume=args.resume,
+                       progress=not args.no_progress, settings_per_job=args.settings_per_job, slurm=slurm,
+                       logs=args.logs)
+    print(result.summary())
+    failed = [o for o in result.outcomes if o.status in ("failed", "partial")]
+    for o in failed:
+        print(f"  failed: {o.label}: {o.message}")
+    return 1 if failed else 0

@@ -1,0 +1,325 @@
+"""The runs table (scaling/runs.py): schema, validation, atomic write and append, CSV round trip."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.errors import DataError
+from scaling.runs import (
+    COLUMNS,
+    PHASES,
+    PUBLIC_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    add_flag,
+    append_runs,
+    empty_runs,
+    from_csv,
+    has_flag,
+    read_metadata,
+    read_runs,
+    schema_markdown,
+    schema_table,
+    to_csv,
+    totals,
+    validate_runs,
+    write_runs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row(i: int = 0, **kw) -> dict:
+    row = dict(run_id=f"run-{i}", source="runner", model="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+               model_key="wan2.1-t2v-1.3b", modality="video", gpu="NVIDIA H100 80GB HBM3", gpu_key="h100-sxm",
+               precision="bf16", height=480, width=832, frames=81, steps=50, guidance_scale=5.0, cfg=True,
+               batch_size=1, energy_gpu_j=1000.0 + i, energy_cpu_j=50.5, duration_s=10.25, phase="total",
+               meter="nvml", repeat=0, timestamp=f"2025-06-01T10:00:0{i % 10}Z", notes=f"prompt {i}")
+    row.update(kw)
+    return row
+
+
+def _table(n: int = 3, **kw) -> pd.DataFrame:
+    return validate_runs(pd.DataFrame([_row(i, **kw) for i in range(n)]), "test", fill_defaults=True)
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+def test_schema_is_a_superset_of_the_public_columns_and_documents_each_column():
+    names = [c.name for c in SCHEMA]
+    assert len(names) == len(set(names))
+    assert set(PUBLIC_COLUMNS) <= set(names)
+    for extra in ("run_id", "timestamp", "repeat", "warmup", "idle_power_w", "flop", "package_version",
+                  "model_key", "gpu_key", "cfg", "estimated", "flags", "flop_text_encoder", "flop_denoiser",
+                  "flop_decoder", "flop_vocoder", "flop_error"):
+        assert extra in names
+    for c in SCHEMA:
+        assert c.dtype in ("string", "Int64", "float64", "boolean", "datetime")
+        assert c.unit and c.description
+    assert COLUMNS["energy_gpu_j"].unit == "J" and COLUMNS["duration_s"].unit == "s" and COLUMNS["flop"].unit == "FLOP"
+    assert {"total", "text_encoder", "denoiser", "decoder", "vocoder", "generate", "upsample", "denoise"} <= set(PHASES)
+    assert list(schema_table()["column"]) == names
+
+
+def test_datasets_readme_documents_every_column_and_the_version():
+    text = (ROOT / "datasets" / "README.md").read_text(encoding="utf-8")
+    for c in SCHEMA:
+        assert f"`{c.name}`" in text, c.name
+    assert f"schema version {SCHEMA_VERSION}" in text.lower()
+    assert schema_markdown().splitlines()[0] in text
+
+
+def test_empty_runs_round_trips(tmp_path):
+    e = empty_runs()
+    assert list(e.columns) == [c.name for c in SCHEMA] and len(e) == 0
+    write_runs(e, tmp_path / "e.parquet")
+    back = read_runs(tmp_path / "e.parquet")
+    assert len(back) == 0 and list(back.columns) == list(e.columns)
+
+
+# -- round trips -----------------------------------------------------------------------------
+
+def test_parquet_round_trip_is_exact_and_stores_the_schema_version(tmp_path):
+    t = _table(4)
+    t.loc[1, "energy_cpu_j"] = np.nan
+    t.loc[2, "flags"] = "cpu_offload;first_call"
+    path = write_runs(t, tmp_path / "runs.parquet", report={"rows_read": 4})
+    meta = read_metadata(path)
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["import_report"] == {"rows_read": 4}
+    back = read_runs(path)
+    pd.testing.assert_frame_equal(back, t)
+    assert str(back["timestamp"].dtype) == "datetime64[ns, UTC]" and str(back["steps"].dtype) == "Int64"
+
+
+def test_csv_round_trip_is_exact(tmp_path):
+    t = _table(3)
+    t.loc[0, "energy_gpu_j"] = 1 / 3          # full float precision survives
+    t.loc[1, "cfg"] = pd.NA
+    t.loc[2, "notes"] = 'quoted, "comma"\nand a newline'
+    to_csv(t, tmp_path / "runs.csv")
+    back = from_csv(tmp_path / "runs.csv")
+    pd.testing.assert_frame_equal(back, t)
+    assert read_runs(tmp_path / "runs.csv").equals(back)
+
+
+def test_defaults_are_filled_when_rows_are_created_not_when_read(tmp_path):
+    minimal = [dict(run_id="a", source="runner", model="wan2.1", modality="video", energy_gpu_j=5.0, meter="nvml")]
+    out = append_runs(minimal, tmp_path / "runs.parquet")
+    row = out.iloc[0]
+    assert (row["phase"], row["n_repeats"], row["batch_size"], row["gpu_count"], row["flags"]) == ("total", 1, 1, 1, "")
+    assert not row["estimated"] and row["package_version"]
+    pd.DataFrame(minimal).to_csv(tmp_path / "raw.csv", index=False)
+    with pytest.raises(DataError, match=r"column `gpu_count`: missing required column"):
+        read_runs(tmp_path / "raw.csv")
+
+
+# -- validation ------------------------------------------------------------------------------
+
+BAD_CELLS = [
+    ("energy_gpu_j", 0.0, r"row 2, column `energy_gpu_j`: 0.0 breaks the rule: an energy must be > 0 J"),
+    ("energy_gpu_j", -1.5, r"row 2, column `energy_gpu_j`: -1.5 breaks the rule: an energy must be > 0 J"),
+    ("energy_gpu_j", float("inf"), r"row 2, column `energy_gpu_j`: inf breaks the rule: an energy must be finite"),
+    ("energy_cpu_j", -2.0, r"row 2, column `energy_cpu_j`"),
+    ("duration_s", 0.0, r"row 2, column `duration_s`: 0.0 breaks the rule"),
+    ("phase", "warmup", r"row 2, column `phase`: 'warmup' breaks the rule: phase must be one of total"),
+    ("modality", "text", r"row 2, column `modality`"),
+    ("precision", "fp64", r"row 2, column `precision`"),
+    ("steps", "many", r"row 2, column `steps`: 'many' breaks the rule: a number"),
+    ("steps", 2.5, r"row 2, column `steps`: 2.5 breaks the rule: a whole number"),
+    ("batch_size", 0, r"row 2, column `batch_size`"),
+    ("cfg", "maybe", r"row 2, column `cfg`: 'maybe' breaks the rule: true or false"),
+    ("timestamp", "yesterday", r"row 2, column `timestamp`"),
+    ("flags", "Bad Flag", r"row 2, column `flags`"),
+    ("run_id", None, r"row 2, column `run_id`: empty cell breaks the rule: a value is required"),
+    ("meter", "", r"row 2, column `meter`: empty cell"),
+]
+
+
+@pytest.mark.parametrize("column,value,message", BAD_CELLS, ids=[f"{c}={v!r}" for c, v, _ in BAD_CELLS])
+def test_a_bad_cell_names_source_row_column_and_rule(column, value, message):
+    rows = [_row(0), _row(1, **{column: value}), _row(2)]
+    with pytest.raises(DataError, match=message) as info:
+        validate_runs(pd.DataFrame(rows), "my.parquet", fill_defaults=True)
+    assert str(info.value).startswith("my.parquet, ") and "\n" not in str(info.value)
+
+
+def test_every_row_needs_an_energy():
+    rows = [_row(0), _row(1, energy_gpu_j=None, energy_cpu_j=None)]
+    with pytest.raises(DataError, match=r"row 2, column `energy_gpu_j`: no energy breaks the rule: each row needs"):
+        validate_runs(pd.DataFrame(rows), "x", fill_defaults=True)
+    # a CPU-only run (no GPU energy) is valid
+    validate_runs(pd.DataFrame([_row(0, energy_gpu_j=None, estimated=True)]), "x", fill_defaults=True)
+
+
+def test_missing_required_column_and_duplicate_key():
+    df = pd.DataFrame([_row(0)]).drop(columns=["meter"])
+    with pytest.raises(DataError, match=r"^x, column `meter`: missing required column"):
+        validate_runs(df, "x", fill_defaults=True)
+    with pytest.raises(DataError, match=r"row 2, column `run_id`: 'run-0' with phase 'total' and repeat 0 appears twice"):
+        validate_runs(pd.DataFrame([_row(0), _row(0)]), "x", fill_defaults=True)
+    # the same call may have several phases and several repeats
+    ok = [_row(0), _row(0, phase="denoiser"), _row(0, repeat=1)]
+    assert len(validate_runs(pd.DataFrame(ok), "x", fill_defaults=True)) == 3
+
+
+def test_extra_columns_are_kept_after_the_schema_ones():
+    df = pd.DataFrame([_row(0, experiment="sweep-a")])
+    out = validate_runs(df, "x", fill_defaults=True)
+    assert out.columns[-1] == "experiment" and out["experiment"].iloc[0] == "sweep-a"
+
+
+def test_read_refuses_broken_files(tmp_path):
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match=r"junk.parquet: not a readable parquet file"):
+        read_runs(tmp_path / "junk.parquet")
+    with pytest.raises(DataError, match=r"no such file"):
+        read_runs(tmp_path / "missing.parquet")
+    # a parquet file without the schema version was not written by us
+    _table(2).to_parquet(tmp_path / "plain.parquet")
+    with pytest.raises(DataError, match=r"no runs-table schema version"):
+        read_runs(tmp_path / "plain.parquet")
+    # a newer schema is refused, not misread
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(_table(1), preserve_index=False)
+    table = table.replace_schema_metadata({**table.schema.metadata, b"scaling.runs.schema_version": b"99"})
+    pq.write_table(table, tmp_path / "new.parquet")
+    with pytest.raises(DataError, match=r"schema version 99"):
+        read_runs(tmp_path / "new.parquet")
+
+
+def test_truncated_csv_is_refused_with_its_row(tmp_path):
+    to_csv(_table(3), tmp_path / "runs.csv")
+    text = (tmp_path / "runs.csv").read_text()
+    (tmp_path / "cut.csv").write_text(text[: text.rindex("prompt 2") - 30])
+    with pytest.raises(DataError, match=r"cut.csv, row 3, column `\w+`: missing; the row has \d+ of \d+ fields"):
+        read_runs(tmp_path / "cut.csv")
+    (tmp_path / "quote.csv").write_text(text.replace("prompt 1", '"prompt 1'))
+    with pytest.raises(DataError, match=r"quote.csv, row \d+"):
+        read_runs(tmp_path / "quote.csv")
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_write_is_atomic_when_replace_fails(tmp_path, monkeypatch):
+    path = tmp_path / "runs.parquet"
+    write_runs(_table(2), path)
+    before = path.read_bytes()
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_runs(_table(5), path)
+    assert path.read_bytes() == before and len(read_runs(path)) == 2 and _leftovers(tmp_path) == []
+
+
+def test_write_is_atomic_when_the_writer_crashes_midway(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "runs.parquet"
+    write_runs(_table(2), path)
+    before = path.read_bytes()
+
+    def half_write(table, where, **kw):
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(pq, "write_table", half_write)
+    with pytest.raises(RuntimeError):
+        write_runs(_table(5), path)
+    assert path.read_bytes() == before and _leftovers(tmp_path) == []
+
+
+def test_append_keeps_earlier_rows_and_refuses_duplicates(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_table(2), path)
+    out = append_runs([_row(7), _row(8)], path)
+    assert list(out["run_id"]) == ["run-0", "run-1", "run-7", "run-8"]
+    before = path.read_bytes()
+    with pytest.raises(DataError, match=r"run-7.*appears twice"):
+        append_runs([_row(7)], path)
+    with pytest.raises(DataError, match=r"appended rows\), row 1, column `phase`"):
+        append_runs([_row(9, phase="bogus")], path)
+    assert path.read_bytes() == before
+    back = read_runs(path)
+    assert len(back) == 4 and back["energy_gpu_j"].tolist() == [1000.0, 1001.0, 1007.0, 1008.0]
+
+
+def test_append_keeps_the_old_file_when_the_write_crashes(tmp_path, monkeypatch):
+    path = tmp_path / "runs.parquet"
+    append_runs(_table(3), path)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("power cut")))
+    with pytest.raises(OSError, match="power cut"):
+        append_runs([_row(5)], path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert list(read_runs(path)["run_id"]) == ["run-0", "run-1", "run-2"]
+
+
+def test_append_csv(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_runs(_table(1), path)
+    append_runs([_row(3)], path)
+    assert list(read_runs(path)["run_id"]) == ["run-0", "run-3"]
+
+
+def test_a_killed_writer_leaves_the_old_file(tmp_path):
+    """A real SIGKILL in the middle of a write: the previous file stays readable and whole."""
+    path = tmp_path / "runs.parquet"
+    write_runs(_table(2), path)
+    before = path.read_bytes()
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        import pyarrow.parquet as pq
+        from pathlib import Path
+        real = pq.write_table
+        def slow(table, where, **kw):
+            Path(where).write_bytes(b"PAR1 partial")
+            print("writing", flush=True)
+            time.sleep(60)
+        pq.write_table = slow
+        import pandas as pd
+        from scaling.runs import write_runs, read_runs
+        write_runs(read_runs({str(path)!r}).head(1), {str(path)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert path.read_bytes() == before and len(read_runs(path)) == 2
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def test_flags_and_totals_helpers():
+    t = _table(3)
+    t.loc[2, "phase"] = "denoiser"
+    t["flags"] = add_flag(t["flags"], [True, False, True], "cpu_offload")
+    t["flags"] = add_flag(t["flags"], [True, False, False], "cpu_offload")  # no duplicate
+    t["flags"] = add_flag(t["flags"], [True, True, False], "first_call")
+    assert t["flags"].tolist() == ["cpu_offload;first_call", "first_call", "cpu_offload"]
+    assert has_flag(t, "cpu_offload").tolist() == [True, False, True]
+    assert len(totals(t)) == 2
+    validate_runs(t, "x")
