@@ -260,14 +260,19 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
 
 
 def _equation(law) -> str:
-    from fits.features import HARDWARE_FEATURES
+    from fits.uncertainty import column_names
 
-    core = "a * C^b + E0" if law.overhead_ else "a * C^b"
-    k = len(law.hardware_exponents_)
-    if type(law).__name__ != "HardwareLaw" or k == 0:
-        return f"E = {core}"
-    terms = " * ".join(f"{HARDWARE_FEATURES[j]}^w{j}" for j in range(1, k + 1) if j - 1 < len(HARDWARE_FEATURES))
-    return f"E = {terms} * ({core})"
+    terms = ["a * C^b"]
+    if "call" in law.overhead_:
+        terms.append("E0")
+    if "step" in law.overhead_:
+        terms.append("s * N")
+    core = " + ".join(terms)
+    if type(law).__name__ != "HardwareLaw" or not law.hardware_columns_:
+        return f"E = {core}" + ("   (N: steps)" if "step" in law.overhead_ else "")
+    names = column_names(law)
+    hw = " * ".join(f"{names[j]}^w_{names[j]}" for j in law.hardware_columns_)
+    return f"E = {hw} * ({core})" + ("   (N: steps)" if "step" in law.overhead_ else "")
 
 
 def _metrics(y, p) -> dict:
@@ -295,6 +300,7 @@ def _training_summary(settings, excluded) -> dict:
         "model_keys": uniq("model_key"),
         "modalities": uniq("modality"),
         "flop_range": [float(settings["flop"].min()), float(settings["flop"].max())] if len(settings) else None,
+        "steps_range": [int(settings["steps"].min()), int(settings["steps"].max())] if len(settings) else None,
         "excluded": excluded or {},
     }
 

@@ -65,6 +65,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fits.shipped import log_model
 from scaling.errors import DataError, LawError
 
 __all__ = [
@@ -110,51 +111,6 @@ def _overhead_terms(value) -> tuple[str, ...]:
     except (KeyError, TypeError):
         raise ValueError(f"`overhead` must be one of None, 'call', 'step', 'call+step' (or a bool), got {value!r}") \
             from None
-
-
-def log_model(theta, Z, *, flop_center, overhead, steps_column, fitted, fitted_center, fixed, fixed_exponents,
-              grad=False):
-    """``log E`` of the law family for log-features ``Z`` (numpy only; the shipped law uses it too).
-
-    ``theta = [alpha, b, w_fitted..., log_e0 (call), log_s (step)]``;
-    ``log E = logsumexp(alpha + b (z_0 - flop_center), log_e0, log_s + z_N)
-    + sum_fixed p_j z_j + sum_fitted w_j (z_j - center_j)``. With ``grad`` also the Jacobian
-    over ``theta``, shape (n_samples, len(theta)).
-    """
-    theta = np.asarray(theta, dtype=float)
-    nf = len(fitted)
-    u = theta[0] + theta[1] * (Z[:, 0] - flop_center)
-    terms = [u]
-    i = 2 + nf
-    if "call" in overhead:
-        terms.append(np.full_like(u, theta[i]))
-        i += 1
-    if "step" in overhead:
-        terms.append(theta[i] + Z[:, steps_column])
-    if len(terms) > 1:
-        T = np.vstack(terms)
-        top = T.max(axis=0)
-        log_core = top + np.log(np.exp(T - top).sum(axis=0))
-    else:
-        T = None
-        log_core = u
-    hw = np.zeros_like(u)
-    for j, p in zip(fixed, fixed_exponents):
-        hw = hw + p * Z[:, j]
-    for k, (j, c) in enumerate(zip(fitted, fitted_center)):
-        hw = hw + theta[2 + k] * (Z[:, j] - c)
-    out = log_core + hw
-    if not grad:
-        return out
-    J = np.empty((Z.shape[0], len(theta)))
-    shares = np.exp(T - log_core) if T is not None else np.ones((1, Z.shape[0]))
-    J[:, 0] = shares[0]
-    J[:, 1] = shares[0] * (Z[:, 0] - flop_center)
-    for k, (j, c) in enumerate(zip(fitted, fitted_center)):
-        J[:, 2 + k] = Z[:, j] - c
-    for t in range(1, shares.shape[0]):
-        J[:, 1 + nf + t] = shares[t]
-    return out, J
 
 
 class _LogLaw(RegressorMixin, BaseEstimator):
@@ -391,7 +347,7 @@ class _LogLaw(RegressorMixin, BaseEstimator):
         for x0 in starts:
             x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)
             res = least_squares(fun, x0, jac=jac, bounds=(lower, upper), method="trf", x_scale="jac",
-                                xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
+                                xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=200)
             if self.robust:
                 res = self._robust_nls(res.x, fun, jac, lower, upper)
             if best is None or res.cost < best.cost - 1e-12:

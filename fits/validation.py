@@ -164,14 +164,25 @@ def compare_laws(laws: Mapping[str, object], X, y, group_sets: Mapping[str, Sequ
     Returns
     -------
     pandas.DataFrame
-        Columns ``law, split, folds, failed_folds, warned_folds, n, r2_log, mape, mdape, spearman``.
+        Columns ``law, split, folds, failed_folds, warned_folds, n, r2_log, mape, mdape, spearman,
+        same_as`` (``same_as`` names an earlier form whose fit this one repeats on this data).
     """
     import pandas as pd
 
     from fits.laws import IdentifiabilityWarning
 
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
     rows = []
+    done: dict[tuple, str] = {}
     for name, law in laws.items():
+        sig = _twin_signature(law, X)
+        if sig is not None and sig in done:  # same fit as an earlier form on this data
+            for rec in [r for r in rows if r["law"] == done[sig]]:
+                rows.append({**rec, "law": name, "same_as": done[sig]})
+            continue
+        if sig is not None:
+            done[sig] = name
         for split in splits:
             if split == "in_sample":
                 from sklearn.base import clone
@@ -192,9 +203,32 @@ def compare_laws(laws: Mapping[str, object], X, y, group_sets: Mapping[str, Sequ
                 pred, info = cross_val_predictions(law, X, y, groups, split, n_splits)
             m = metrics(y, pred)
             rows.append({"law": name, "split": split, "folds": info["folds"], "failed_folds": info["failed_folds"],
-                         "warned_folds": info["warned_folds"], **m})
+                         "warned_folds": info["warned_folds"], **m, "same_as": ""})
     return pd.DataFrame(rows, columns=["law", "split", "folds", "failed_folds", "warned_folds", "n", "r2_log",
-                                       "mape", "mdape", "spearman"])
+                                       "mape", "mdape", "spearman", "same_as"])
+
+
+def _twin_signature(law, X):
+    """A key shared by forms that give the same fit on ``X``.
+
+    When every hardware column is constant on the data (one GPU, one precision), a
+    :class:`~fits.laws.HardwareLaw` is its FLOP-only twin: the hardware term is a constant that
+    the intercept absorbs, in every fold. Forms with the same overhead and loss then share one
+    fit (the table says ``same_as``).
+    """
+    from fits.laws import OVERHEADS, HardwareLaw, PowerLaw, PowerLawOverhead
+
+    if X.shape[1] > 1 and isinstance(law, HardwareLaw):
+        sc = law.steps_column
+        hw = [j for j in range(1, X.shape[1]) if j != sc]
+        if any(np.unique(X[:, j]).size > 1 for j in hw):
+            return None
+    elif not isinstance(law, (PowerLaw, PowerLawOverhead)):
+        return None
+    p = law.get_params()
+    terms = OVERHEADS.get(p.get("overhead"), ("?",)) if not isinstance(law, PowerLaw) else ()
+    return (terms, p.get("steps_column") if "step" in terms else None, bool(p["robust"]), float(p["epsilon"]),
+            bool(p["smearing"]))
 
 
 def candidate_laws(target: str = "energy") -> dict[str, object]:

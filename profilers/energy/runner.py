@@ -614,6 +614,12 @@ class Runner:
         with PhaseRecorder(built.pipe, meter, built.roles, device=built.device, flops=flops,
                            repeat_short=self.protocol.repeat_short) as rec:
             _, result = _quiet_call(built.pipe, kw, rec)
+        if not any((result.total.energy(f) or 0) > 0 for f in ("energy_gpu_j", "energy_cpu_j", "energy_ram_j")):
+            raise MeterError(
+                f"the call took {result.total.time_s * 1e3:.3g} ms and the {result.total.meter} meter read no energy "
+                f"(it resolves about {result.resolution_s * 1e3:.3g} ms): measure a larger setting (more steps, "
+                "higher resolution) or use --meter estimate"
+            )
         rows = rows_of(result)
         base = self._base_row(built, setting, key, repeat, started, flops, flop_error, idle_w)
         prompt_idx = [prompts.index(p) for p in batch]

@@ -52,6 +52,7 @@ class FlopProfile:
     setting: GenerationSetting
     method: str
     components: tuple[ComponentFlops, ...] = field(default_factory=tuple)
+    attention: Mapping[str, str] = field(default_factory=dict)  # component -> attention variant (absent: full)
 
     @property
     def total_flop(self) -> float:
@@ -79,6 +80,7 @@ class FlopProfile:
             "total_flop": self.total_flop,
             "by_role_flop": self.by_role(),
             "by_op_flop": self.by_op(),
+            "attention": dict(self.attention),
             "components": [
                 {"component": c.component, "role": c.role, "label": c.label, "shape": c.description,
                  "batch": c.batch, "calls": c.calls, "per_call_flop": c.per_call_flop, "flop": c.flop,
@@ -98,8 +100,12 @@ def _count(spec: ModelSpec, call: ComponentCall, method: str) -> dict[str, float
     return count_call(spec, call).as_dict()
 
 
-def profile(setting: GenerationSetting, method: str = "closed-form", spec: ModelSpec | None = None) -> FlopProfile:
-    """FLOPs of one generation at ``setting``."""
+def profile(setting: GenerationSetting, method: str = "closed-form", spec: ModelSpec | None = None,
+            attention: str | Mapping[str, str] | None = None) -> FlopProfile:
+    """FLOPs of one generation at ``setting``.
+
+    ``attention``: attention variants per component (``"litefocus:r=0.1"``, ``"unet=tome:ratio=0.5"``,
+    ``{"transformer": "window:size=512"}``; see :mod:`profilers.flops.attention_variants`)."""
     if method not in METHODS:
         raise ValueError(f"method {method!r}: use one of {METHODS}")
     spec = spec or resolve_model(setting.model)
@@ -109,4 +115,9 @@ def profile(setting: GenerationSetting, method: str = "closed-form", spec: Model
             component=call.component, role=call.role, label=call.label, description=call.description,
             batch=call.batch, calls=call.calls, per_sample_call_flop=_count(spec, call, method),
         ))
-    return FlopProfile(model_id=spec.id, model_key=spec.key, setting=setting, method=method, components=tuple(comps))
+    prof = FlopProfile(model_id=spec.id, model_key=spec.key, setting=setting, method=method, components=tuple(comps))
+    if attention:
+        from profilers.flops.attention_variants import apply_to_profile
+
+        prof = apply_to_profile(prof, attention, spec)
+    return prof
