@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,9 @@ def test_sweep_killed_with_sigkill_then_resumed(tmp_path):
     survived = read_runs(out)  # a killed writer never leaves a broken table
     n_done = len(survived[survived["phase"] == "total"])
     assert 2 <= n_done < 6
-    result = run_sweep(load_sweep(path), resume=True, progress=False)
+    sweep = load_sweep(path)  # the idle window is not part of a setting's identity: skip it now
+    sweep.protocol = replace(sweep.protocol, idle_s=0.0)
+    result = run_sweep(sweep, resume=True, progress=False)
     assert [o.status for o in result.outcomes].count("skipped") == n_done
     after = read_runs(out)
     assert set(survived["run_id"]) <= set(after["run_id"])
@@ -141,11 +144,16 @@ def test_submitit_debug_executor_merges_shards_and_failures(tmp_path, monkeypatc
     assert len(_totals(out)) == 6
 
 
-@pytest.mark.slow
-def test_submitit_local_executor_runs_jobs_in_subprocesses(tmp_path, monkeypatch):
+def test_submitit_local_executor_resumes_in_subprocesses(tmp_path, monkeypatch):
+    """Jobs in real subprocesses (submitit's LocalExecutor): arguments and outcomes cross the
+    process boundary, each job reads the main table to resume. The settings were measured
+    before, so the jobs only check and skip (no pipeline is built: this stays fast)."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     sweep = load_sweep(_write(tmp_path, [{"model": "tiny:audioldm", "steps": [1, 2]}], repeats=1))
-    result = run_sweep(sweep, executor="submitit-local", settings_per_job=1, progress=False, poll_s=0.2,
-                       echo=lambda s: None)
-    assert [o.status for o in result.outcomes] == ["measured", "measured"], [o.message for o in result.outcomes]
+    run_sweep(sweep, progress=False)
+    result = run_sweep(sweep, executor="submitit-local", resume=True, settings_per_job=1, progress=False,
+                       poll_s=0.2, echo=lambda s: None)
+    assert [o.status for o in result.outcomes] == ["skipped", "skipped"], [o.message for o in result.outcomes]
+    assert all(o.key.startswith("tiny-audioldm-") for o in result.outcomes)
     assert len(_totals(tmp_path / "runs.parquet")) == 2
+    assert len(list((tmp_path / "runs.parquet.submitit").glob("*_result.pkl"))) == 2

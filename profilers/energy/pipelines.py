@@ -129,9 +129,11 @@ class BuiltPipeline:
 def resolve_device(device: str | None = "auto") -> str:
     """``auto`` -> ``cuda`` when a CUDA GPU is visible, else ``cpu``; ``cuda`` without one
     raises :class:`NoGPUError` saying what to do."""
+    text = (device or "auto").strip().lower()
+    if text in ("cpu", "mps"):
+        return text
     import torch
 
-    text = (device or "auto").strip().lower()
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if text.startswith("cuda"):
@@ -144,8 +146,6 @@ def resolve_device(device: str | None = "auto") -> str:
         index = text.split(":", 1)[1] if ":" in text else "0"
         if not index.isdigit() or int(index) >= torch.cuda.device_count():
             raise NoGPUError(f"`device` {device!r}: this process sees {torch.cuda.device_count()} GPU(s)")
-        return text
-    if text in ("cpu", "mps"):
         return text
     raise InvalidSettingError(f"`device` {device!r} is unknown: use auto, cuda, cuda:N or cpu")
 

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _litefocus_sdpa(freq_bins: int, r: float):
     """The authors' ``attention_lite_focus`` (same-frequency einsum + cross-frequency keys)."""
-    def sdpa(q, k, v, *args, **kwargs):
+    def sdpa(q, k, v):
         b, h, L, d = q.shape
         t = L // freq_bins
         parts_w = []
@@ -332,7 +332,7 @@ def _litefocus_sdpa(freq_bins: int, r: float):
 
 
 def _window_sdpa(size: int):
-    def sdpa(q, k, v, *args, **kwargs):
+    def sdpa(q, k, v):
         b, h, L, d = q.shape
         n = min(size, k.shape[2])
         idx = (torch.arange(L).unsqueeze(1) + torch.arange(n).unsqueeze(0)).clamp(max=k.shape[2] - 1)
@@ -352,7 +352,9 @@ class _SDPAPatch(torch.overrides.TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention and self.active:
-            return self.active[-1](*args, **kwargs)
+            args = list(args)
+            qkv = [args.pop(0) if args else kwargs.pop(name) for name in ("query", "key", "value")]
+            return self.active[-1](*qkv)
         return func(*args, **kwargs)
 
 
@@ -370,6 +372,15 @@ class _Merged(torch.nn.Module):
         keep, n_dst = tome_tokens(L, self.ratio, self.freq_bins)
         a, dst = hidden_states[:, : L - n_dst], hidden_states[:, L - n_dst:]
         _ = a @ dst.transpose(-2, -1)  # similarity scores (B, L - n_dst, n_dst)
+        # per-token side inputs (rotary embeddings) follow the kept tokens; the text does not
+        def cut(x):
+            if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[1] == L:
+                return x[:, :keep]
+            if isinstance(x, tuple):
+                return tuple(cut(t) for t in x)
+            return x
+        args = tuple(a if i == 0 and type(self.inner).__name__.endswith("Block") else cut(a) for i, a in enumerate(args))
+        kwargs = {k: v if k == "encoder_hidden_states" else cut(v) for k, v in kwargs.items()}
         out = self.inner(hidden_states[:, :keep], *args, **kwargs)
         if isinstance(out, tuple):
             out = out[0]

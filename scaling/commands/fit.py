@@ -1,0 +1,109 @@
+"""`scaling fit`: fit an energy law on a runs table, print its coefficients and validation.
+
+::
+
+    scaling fit --data runs.parquet [--law NAME] [--by gpu|model|component] [--out law.json]
+                [--report fit.html] [--keep-offload] [--drop-unresolved] [--target energy|time]
+
+The rows (``phase == total``, or the component phases with ``--by component``) are merged into
+one row per distinct setting (geometric mean of repeats), every candidate form is validated on
+the same splits (k-fold over settings, leave-one-model-out, leave-one-GPU-out), and the named
+form, or the best one with hardware terms (``--law auto``), is fitted on everything. ``--out``
+writes a law file that ``scaling predict --law`` (``fits.load_law``) reads.
+
+Bad data stops before any output with one line naming the file, row or column and the rule:
+a missing column, an empty or non-positive energy, an unregistered model (or pass
+``--drop-unresolved``), a table with one distinct setting. Output files are written only when
+everything succeeded, and atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from scaling.commands._common import table
+
+_BY = ("gpu", "model", "component")
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "fit", help="fit an energy law (Kaplan-style, with intervals and validation) on a runs table",
+        description="Fit E = a*C^b (+ overheads, hardware terms) on measured runs; print coefficients with 90% "
+                    "intervals and the validation table (k-fold over settings, leave-one-model-out, "
+                    "leave-one-GPU-out).")
+    p.add_argument("--data", required=True, metavar="RUNS", help="runs table (.parquet from `scaling data import`, or .csv)")
+    p.add_argument("--law", default="auto", metavar="NAME",
+                   help="law form: auto (best form with hardware terms by the validation table) or one of "
+                        "power, power-robust, power+E0, power+step, hw-compute, hw-compute+step, hw-memory, "
+                        "hw-memory+E0, hw-memory+step, hw-memory+E0+step, hw-fit+step")
+    p.add_argument("--by", choices=_BY, help="one law per GPU, per model, or per component (phase rows)")
+    p.add_argument("--target", choices=("energy", "time"), default="energy",
+                   help="print and validate the energy law (default) or the time law (both are written)")
+    p.add_argument("--out", metavar="LAW.json", help="write the fitted law (read by `scaling predict --law`)")
+    p.add_argument("--report", metavar="FIT.html", help="write a plotly page: fits per component, residuals")
+    p.add_argument("--keep-offload", action="store_true", help="keep rows flagged cpu_offload (excluded by default)")
+    p.add_argument("--drop-unresolved", action="store_true",
+                   help="leave out rows whose model is not registered or has no FLOP profile (default: error)")
+    p.add_argument("--n-splits", type=int, default=5, help="folds of the k-fold over settings (default 5)")
+    return p
+
+
+def run(args) -> int:
+    from fits.cli_fit import fit_command
+
+    result = fit_command(
+        data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
+        drop_unresolved=args.drop_unresolved, n_splits=args.n_splits,
+    )
+    _print(result, args.target)
+    # outputs only after everything above succeeded
+    if args.report:
+        from fits.report import write_report
+
+        out = write_report(result, args.report)
+        print(f"\nwrote {out}")
+    if args.out:
+        from fits.default_law import write_law
+
+        out = write_law(result["document"], args.out)
+        print(f"wrote {out} (read it with `scaling predict --law {out}`)")
+    return 0
+
+
+def _fmt(v, digits=4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.4g}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _print(result, target: str) -> None:
+    print(f"data       {result['data']}")
+    print(f"rows       {result['n_rows']} rows -> {result['n_settings']} settings "
+          f"({', '.join(result['gpus'])}; {len(result['models'])} models)")
+    for reason, n in result["left_out"].items():
+        if n:
+            print(f"left out   {n} rows: {reason}")
+    for key, fit in result["fits"].items():
+        label = f" [{result['by']} = {key}]" if result["by"] else ""
+        print(f"\nlaw{label}: {fit['form']}   {fit['equation']}")
+        print(f"in sample: R^2(log) {_fmt(fit['in_sample']['r2_log'])}, MAPE {_fmt(fit['in_sample']['mape'])}, "
+              f"{fit['n_settings']} settings")
+        coefs = fit["coefficients"][target]
+        rows = [[r["param"], _fmt(r["estimate"]), _fmt(r["lo"]), _fmt(r["hi"]), r["method"]] for r in coefs]
+        print(table(rows, ["parameter", "estimate", "90% lo", "90% hi", "interval"]))
+        tab = fit["validation"]
+        if tab is not None and len(tab):
+            print(f"\nvalidation ({target}; held-out settings, models, GPUs):")
+            vrows = []
+            for rec in tab.to_dict(orient="records"):
+                vrows.append([rec["law"] + (" *" if rec["law"] == fit["form"] else ""), rec["split"], rec["folds"],
+                              rec["n"], _fmt(rec["r2_log"]), _fmt(rec["mape"]), _fmt(rec["mdape"]),
+                              _fmt(rec["spearman"])])
+            print(table(vrows, ["law", "split", "folds", "n", "R2(log)", "MAPE", "MdAPE", "Spearman"]))
+            print("* the fitted form" + (f" (chosen: {fit['selection']})" if fit.get("selection") else ""))

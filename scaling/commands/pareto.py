@@ -1,0 +1,57 @@
+"""`scaling pareto`: the energy/quality Pareto set per model and across models."""
+
+from __future__ import annotations
+
+from scaling.commands._common import dump_json, table
+
+
+def add_parser(sub):
+    p = sub.add_parser("pareto", help="energy against quality: the Pareto set of settings",
+                       description="Median energy per output and quality per setting; the settings not beaten on "
+                                   "both, per model and across models.")
+    p.add_argument("--data", required=True, metavar="RUNS", help="runs table (parquet or CSV)")
+    p.add_argument("--quality", required=True, metavar="COLUMN", help="quality column (or metric of --quality-table)")
+    p.add_argument("--quality-table", metavar="CSV", help="a tidy quality table to join on model and steps "
+                   "(e.g. diffused_responsibility_quality.csv)")
+    p.add_argument("--dataset", help="only this dataset of the quality table (default: mean over datasets)")
+    p.add_argument("--lower-is-better", action="store_true", help="the metric improves downwards (e.g. FAD)")
+    p.add_argument("--plot", metavar="OUT.html", help="write a plotly figure")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def run(args) -> int:
+    from scaling.pareto import join_quality, pareto, pareto_figure
+    from scaling.runs import read_runs
+
+    runs = read_runs(args.data)
+    if args.quality_table:
+        from scaling.importers import import_quality
+
+        runs = join_quality(runs, import_quality(args.quality_table), args.quality, args.dataset)
+    higher = not args.lower_is_better
+    if args.quality.lower() == "fad" and not args.lower_is_better:
+        higher = False  # FAD is a distance
+    res = pareto(runs, args.quality, higher_is_better=higher)
+    if args.plot:
+        from pathlib import Path
+
+        out = Path(args.plot)
+        tmp = out.with_name(out.name + ".tmp")
+        pareto_figure(res).write_html(tmp, include_plotlyjs=True)
+        tmp.replace(out)
+    pts = res.points
+    if args.json:
+        print(dump_json(pts.to_dict(orient="records")))
+        return 0
+    rows = [[r.model, int(r.steps) if r.steps == r.steps else "-", int(r.batch_size) if r.batch_size == r.batch_size else 1,
+             f"{r.energy_per_output_j:,.1f}", f"{r.quality:.4g}", r.n_rows,
+             "yes" if r.on_model_front else "", "yes" if r.on_front else ""]
+            for r in pts.sort_values(["model", "energy_per_output_j"]).itertuples()]
+    print(table(rows, ["model", "steps", "batch", "J/output", args.quality, "runs", "model front", "global front"]))
+    front_steps = sorted({int(s) for s in res.front(per_model=True)["steps"].dropna()})
+    print(f"\nsteps on a model's front: {', '.join(map(str, front_steps))}; "
+          f"{'higher' if higher else 'lower'} {args.quality} is better; energy: GPU, median per setting.")
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0

@@ -1,0 +1,101 @@
+"""Energy against quality: the Pareto set of settings.
+
+A runs table may carry quality columns (CLAP, FAD or any user metric), or quality can be
+joined from a tidy quality table (``model, steps, metric, value[, dataset]``, as
+:func:`scaling.importers.import_quality` returns for the published audio study). Each
+setting (model x steps x resolution/frames/seconds x batch) is reduced to its median energy
+per output and its quality; a setting is on the front when no other setting has both less
+energy and better quality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import DataError
+
+SETTING_COLUMNS = ["model", "model_key", "steps", "height", "width", "frames", "audio_seconds", "batch_size",
+                   "precision", "gpu_key"]
+
+
+@dataclass
+class ParetoResult:
+    points: pd.DataFrame          # one row per setting: energy_per_output_j, quality, on_model_front, on_front
+    quality: str
+    higher_is_better: bool
+
+    def front(self, per_model: bool = False) -> pd.DataFrame:
+        col = "on_model_front" if per_model else "on_front"
+        return self.points[self.points[col]].sort_values(["energy_per_output_j"])
+
+
+def pareto_mask(energy: np.ndarray, quality: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
+    """True where no other point has energy <= and quality >= (better), with one strictly."""
+    e = np.asarray(energy, dtype=float)
+    q = np.asarray(quality, dtype=float) * (1 if higher_is_better else -1)
+    mask = np.ones(len(e), dtype=bool)
+    for i in range(len(e)):
+        dominated = (e <= e[i]) & (q >= q[i]) & ((e < e[i]) | (q > q[i]))
+        mask[i] = not dominated.any()
+    return mask
+
+
+def join_quality(runs: pd.DataFrame, quality: pd.DataFrame, metric: str, dataset: str | None = None) -> pd.DataFrame:
+    """Add a column ``metric`` to ``runs`` from a tidy quality table, matched on model and steps
+    (the mean over datasets unless ``dataset`` is named)."""
+    q = quality[quality["metric"] == metric]
+    if dataset is not None:
+        q = q[q["dataset"] == dataset]
+    if q.empty:
+        known = sorted(quality["metric"].unique())
+        raise DataError(f"quality table: no rows for metric {metric!r}" + (f" and dataset {dataset!r}" if dataset else "")
+                        + f"; metrics: {', '.join(known)}")
+    q = q.groupby(["model", "steps"], as_index=False)["value"].mean().rename(columns={"value": metric})
+    out = runs.drop(columns=[metric], errors="ignore").merge(q, on=["model", "steps"], how="left")
+    return out
+
+
+def pareto(runs: pd.DataFrame, quality: str, higher_is_better: bool = True,
+           energy_column: str = "energy_gpu_j") -> ParetoResult:
+    if quality not in runs.columns:
+        raise DataError(f"runs table has no quality column {quality!r}: add one, or join a quality table "
+                        "with --quality-table")
+    df = runs[runs["phase"] == "total"] if "phase" in runs.columns else runs
+    df = df[df[quality].notna() & df[energy_column].notna()]
+    if df.empty:
+        raise DataError(f"no row has both {energy_column} and {quality!r}")
+    df = df.assign(energy_per_output_j=df[energy_column] / df["batch_size"].fillna(1))
+    keys = [c for c in SETTING_COLUMNS if c in df.columns]
+    grouped = (df.groupby(keys, dropna=False, as_index=False)
+                 .agg(energy_per_output_j=("energy_per_output_j", "median"), quality=(quality, "mean"),
+                      n_rows=("energy_per_output_j", "size")))
+    grouped["on_front"] = pareto_mask(grouped["energy_per_output_j"], grouped["quality"], higher_is_better)
+    grouped["on_model_front"] = False
+    for _, idx in grouped.groupby("model").groups.items():
+        sub = grouped.loc[idx]
+        grouped.loc[idx, "on_model_front"] = pareto_mask(sub["energy_per_output_j"], sub["quality"], higher_is_better)
+    return ParetoResult(grouped, quality, higher_is_better)
+
+
+def pareto_figure(result: ParetoResult):
+    """A plotly scatter: energy per output (log) against quality, the fronts drawn as lines."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    pts = result.points
+    for model, sub in pts.groupby("model"):
+        sub = sub.sort_values("energy_per_output_j")
+        fig.add_trace(go.Scatter(
+            x=sub["energy_per_output_j"], y=sub["quality"], mode="markers+text", name=str(model),
+            text=[f"{int(s)}" if pd.notna(s) else "" for s in sub["steps"]], textposition="top center",
+            marker=dict(symbol=["star" if f else "circle" for f in sub["on_model_front"]], size=10)))
+    front = result.front().sort_values("energy_per_output_j")
+    fig.add_trace(go.Scatter(x=front["energy_per_output_j"], y=front["quality"], mode="lines",
+                             name="front across models", line=dict(color="black", dash="dash")))
+    fig.update_layout(xaxis_type="log", xaxis_title="GPU energy per output (J, median over runs)",
+                      yaxis_title=result.quality + (" (higher is better)" if result.higher_is_better else " (lower is better)"),
+                      title="Energy against quality (labels: steps; stars: on the model's front)")
+    return fig
