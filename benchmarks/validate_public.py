@@ -108,11 +108,19 @@ def pick_published(groups, spec):
                                          abs(int(g[0]["steps"]) - default_steps), int(g[0]["steps"])))[0]
 
 
+def training_models(law) -> set[str] | None:
+    """Model keys the law was fitted on (from its document), or None when it does not say."""
+    doc = getattr(law, "document", None) or {}
+    keys = (doc.get("training") or {}).get("model_keys")
+    return set(keys) if keys else None
+
+
 def compare(runs, law, all_settings: bool = False):
     """Rows of the validation table, and the (source, model, reason) that were not compared."""
     from scaling.errors import ScalingError
     from scaling.registry import resolve_model
 
+    fitted_on = training_models(law)
     rows, skipped = [], []
     for (source, model, key), part in runs.groupby(["source", "model", "model_key"], dropna=False, sort=True):
         if _na(key):
@@ -145,6 +153,7 @@ def compare(runs, law, all_settings: bool = False):
                     "flags": [f for f in flags if f in ("cpu_offload", "metadata_corrected", "steps_corrected",
                                                         "frames_snapped")],
                     "law": est.law,
+                    "in_fit": None if fitted_on is None else (str(key) in fitted_on and "cpu_offload" not in flags),
                 })
     return rows, skipped
 
@@ -153,27 +162,49 @@ def _j(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
-def markdown(rows, skipped, law_name: str) -> str:
+def _summary(rows) -> str:
+    errs = [abs(r["error_pct"]) for r in rows]
+    log_err = [abs(math.log(r["predicted_j"] / r["measured_j"])) for r in rows]
+    inside = sum(r["inside"] for r in rows)
+    return (f"{len(rows)} settings, median |error| {statistics.median(errs):.0f}%, mean |error| "
+            f"{statistics.fmean(errs):.0f}%, median factor {math.exp(statistics.median(log_err)):.2f}x, "
+            f"{inside} of {len(rows)} ({inside / len(rows):.0%}) measurements inside the 90% interval")
+
+
+def held_out_summary(law) -> str:
+    """The law document's own cross-validation of its winning form (leave-one-model-out, -GPU-out)."""
+    doc = getattr(law, "document", None) or {}
+    val = doc.get("validation") or {}
+    winner = val.get("winner")
+    names = {"config_kfold": "5-fold over settings", "model_out": "leave-one-model-out", "gpu_out": "leave-one-GPU-out"}
+    parts = [f"{names[r['split']]} MAPE {100 * r['mape']:.0f}%" for r in val.get("table", [])
+             if r.get("law") == winner and r.get("split") in names and r.get("mape") is not None]
+    return f"form {winner}: " + ", ".join(parts) if parts else ""
+
+
+def markdown(rows, skipped, law_name: str, held_out: str = "") -> str:
     out = [f"Law: `{law_name}`. Predicted GPU energy per call at the measured setting and GPU, against the median "
-           "of the source's rows for that setting (phase `total`, import flag policies at their defaults).", "",
+           "of the source's rows for that setting (phase `total`, import flag policies at their defaults). "
+           "`in fit`: the law was fitted on this model's measurements (in-sample); `no`: held out of its fit.", "",
            "| source | model | setting | GPU | precision | rows | predicted J [90% interval] | measured J | error % "
-           "| inside |",
-           "|---|---|---|---|---|---:|---|---:|---:|:---:|"]
+           "| inside | in fit |",
+           "|---|---|---|---|---|---:|---|---:|---:|:---:|:---:|"]
     for r in rows:
         model = r["model"] if r["model"] == r["model_id"] else f"{r['model']} (as {r['model_id']})"
         notes = "".join(f" [{f}]" for f in r["flags"])
         gpu = r["gpu"] + ("" if r["gpu_measured"] else " (never measured)")
         out.append(f"| {r['source']} | {model}{notes} | {r['setting']} | {gpu} | {r['precision']} | {r['n']} | "
                    f"{_j(r['predicted_j'])} [{_j(r['lo_j'])} - {_j(r['hi_j'])}] | {_j(r['measured_j'])} | "
-                   f"{r['error_pct']:+.0f} | {'yes' if r['inside'] else 'no'} |")
+                   f"{r['error_pct']:+.0f} | {'yes' if r['inside'] else 'no'} | "
+                   f"{'?' if r['in_fit'] is None else 'yes' if r['in_fit'] else 'no'} |")
     if rows:
-        errs = [abs(r["error_pct"]) for r in rows]
-        log_err = [abs(math.log(r["predicted_j"] / r["measured_j"])) for r in rows]
-        inside = sum(r["inside"] for r in rows)
-        out += ["", f"{len(rows)} settings compared: median |error| {statistics.median(errs):.0f}%, "
-                    f"mean |error| {statistics.fmean(errs):.0f}%, median factor "
-                    f"{math.exp(statistics.median(log_err)):.2f}x, "
-                    f"{inside} of {len(rows)} ({inside / len(rows):.0%}) measurements inside the 90% interval."]
+        out.append("")
+        for label, sub in (("all", rows), ("in the law's training data (in-sample)", [r for r in rows if r["in_fit"]]),
+                           ("not in the law's training data", [r for r in rows if r["in_fit"] is False])):
+            if sub and (label == "all" or len(sub) < len(rows)):
+                out.append(f"- {label}: {_summary(sub)}")
+        if held_out:
+            out.append(f"- the law's own held-out validation on these data ({held_out})")
         flagged = sorted({f for r in rows for f in r["flags"]})
         if flagged:
             out.append("Flags: " + "; ".join({
@@ -207,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     law = load_law(args.law)
     runs = load_runs(args.data)
     rows, skipped = compare(runs, law, all_settings=args.all_settings)
-    text = markdown(rows, skipped, rows[0]["law"] if rows else getattr(law, "name", "?"))
+    text = markdown(rows, skipped, rows[0]["law"] if rows else getattr(law, "name", "?"), held_out_summary(law))
     print(text)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

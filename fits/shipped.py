@@ -139,19 +139,23 @@ class _Law:
     """energy (+ time) parts of one law: the whole file, or one group of a ``--by`` file."""
 
     def __init__(self, doc: Mapping[str, Any], where: str):
-        if not isinstance(doc.get("energy"), Mapping):
-            raise LawError(f"{where}: no `energy` law")
-        self.energy = _Part(doc["energy"], f"{where}, energy")
-        self.time = _Part(doc["time"], f"{where}, time") if isinstance(doc.get("time"), Mapping) else None
         comps = doc.get("components") or {"method": "flop_share"}
         self.component_method = comps.get("method", "flop_share")
         self.component_laws: dict[str, _Part] = {}
+        self.component_time_laws: dict[str, _Part] = {}
         if self.component_method == "per_component":
             for role, state in (doc.get("component_laws") or {}).items():
                 if state is not None:
                     self.component_laws[role] = _Part(state, f"{where}, component {role}")
+            for role, state in (doc.get("component_time_laws") or {}).items():
+                if state is not None:
+                    self.component_time_laws[role] = _Part(state, f"{where}, component {role} (time)")
             if not self.component_laws:
                 raise LawError(f"{where}: components method per_component but no component_laws")
+        elif not isinstance(doc.get("energy"), Mapping):
+            raise LawError(f"{where}: no `energy` law")
+        self.energy = _Part(doc["energy"], f"{where}, energy") if isinstance(doc.get("energy"), Mapping) else None
+        self.time = _Part(doc["time"], f"{where}, time") if isinstance(doc.get("time"), Mapping) else None
         training = doc.get("training") or {}
         self.gpus = tuple(training.get("gpus") or ())
         self.precisions = tuple(training.get("precisions") or ())
@@ -279,7 +283,8 @@ class ShippedLaw:
         gpu_key, hw = self._hardware(gpu, precision)
         law = self._pick(gpu_key, model_keys)
         total_flop = sum(flops.values())
-        if law.energy.uses_steps and steps is None:
+        parts = [law.energy] if law.energy is not None else list(law.component_laws.values())
+        if any(p.uses_steps for p in parts) and steps is None:
             raise LawError(f"law {self.name!r} has a per-step overhead: pass `steps`")
         if law.component_method == "per_component":
             out: dict[str, tuple[float, float, float]] = {}
@@ -306,10 +311,18 @@ class ShippedLaw:
         level = self.interval if level is None else float(level)
         gpu_key, hw = self._hardware(gpu, precision)
         law = self._pick(gpu_key, model_keys)
-        if law.time is None:
+        parts = [law.time] if law.time is not None else list(law.component_time_laws.values())
+        if not parts:
             raise LawError(f"law {self.name!r} has no time law")
-        if law.time.uses_steps and steps is None:
+        if any(p.uses_steps for p in parts) and steps is None:
             raise LawError(f"law {self.name!r} has a per-step overhead: pass `steps`")
+        if law.time is None:  # per component: the sum of the roles (bounds summed, conservative)
+            acc = np.zeros(3)
+            for role, c in flops.items():
+                part = law.component_time_laws.get(role)
+                if part is not None and c > 0:
+                    acc += np.array([v[0] for v in part.evaluate(self._row(c, steps, hw), level, self.interval)])
+            return float(acc[0]), float(acc[1]), float(acc[2])
         m, lo, hi = law.time.evaluate(self._row(sum(flops.values()), steps, hw), level, self.interval)
         return float(m[0]), float(lo[0]), float(hi[0])
 
@@ -326,7 +339,7 @@ class ShippedLaw:
         gpu_key, _ = self._hardware(gpu, precision)
         law = self._pick(gpu_key, keys)
         notes = []
-        if law.time is not None:
+        if law.time is not None or law.component_time_laws:
             t, t_lo, t_hi = self.predict_time(role_flops, gpu, precision, batch=batch, steps=steps, model_keys=keys)
         else:
             t = t_lo = t_hi = float("nan")

@@ -237,7 +237,8 @@ def bootstrap(law, X, y, groups, n_boot: int = 200, level: float = 0.9, random_s
     if uniq.size < 2:
         raise LawError("bootstrap needs at least 2 distinct settings (groups)")
     members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(random_state)            # which settings
+    noise_rng = np.random.default_rng([random_state, 1])  # residual draws for prediction intervals
     base = clone(law).fit(X, y)
     rows, preds, noisy = [], [], []
     failed = 0
@@ -256,7 +257,7 @@ def bootstrap(law, X, y, groups, n_boot: int = 200, level: float = 0.9, random_s
         if X_new is not None:
             p = est.predict_median(X_new)
             preds.append(p)
-            noisy.append(p * np.exp(rng.choice(est.resid_log_, size=p.shape)))
+            noisy.append(p * np.exp(noise_rng.choice(est.resid_log_, size=p.shape)))
     if not rows:
         raise LawError(f"bootstrap: every one of {n_boot} resamples failed to fit")
     params = pd.DataFrame(rows)

@@ -40,21 +40,26 @@ class CompareRow:
 
 
 def compare(model: str, *, gpus: list[str] | None = None, precisions: list[str] | None = None,
-            steps: list[int] | None = None, law: Any = None, region: str | None = None,
+            step_counts: list[int] | None = None, law: Any = None, region: str | None = None,
             intensity: float | None = None, pue: float = 1.0, **setting_kwargs: Any) -> list[CompareRow]:
-    """Predict ``model`` across GPUs x precisions x step counts; rows ranked by energy."""
+    """Predict ``model`` across GPUs x precisions x step counts; rows ranked by energy.
+
+    ``setting_kwargs`` fix the rest of the setting (res, frames, ..., and ``precision`` /
+    ``steps`` when they are not compared)."""
     from fits.law_file import load_law
 
     law_obj = load_law(law) if law is None or isinstance(law, (str, Path)) else law
     gpus = gpus or ["a100", "a6000", "l40s", "h100", "h200"]
+    fixed_precision = setting_kwargs.pop("precision", None)
+    fixed_steps = setting_kwargs.pop("steps", None)
     rows = []
     for g in gpus:
-        for p in precisions or [setting_kwargs.pop("precision", None)]:
-            for st in steps or [setting_kwargs.pop("steps", None)]:
+        for p in precisions or [fixed_precision]:
+            for st in step_counts or [fixed_steps]:
                 est = predict(model, gpu=g, law=law_obj, region=region, intensity=intensity, pue=pue,
                               precision=p, steps=st, **setting_kwargs)
                 label = " ".join(x for x in (est.gpu, est.precision if precisions else "",
-                                             f"{est.setting.steps} steps" if steps else "") if x)
+                                             f"{est.setting.steps} steps" if step_counts else "") if x)
                 rows.append(CompareRow(label, est))
     return sorted(rows, key=lambda r: r.estimate.energy_j)
 
@@ -106,6 +111,11 @@ def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
         if "model" not in job:
             raise WorkloadError(f"{where}: `model` is missing")
         count = job.get("count", 1)
+        if isinstance(count, str):  # YAML 1.1 reads 1e6 as a string
+            try:
+                count = float(count.replace("_", ""))
+            except ValueError:
+                pass
         if isinstance(count, float) and count.is_integer():
             job["count"] = count = int(count)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

@@ -425,7 +425,7 @@ def build_report(
     for e in estimates:
         comp = {c.role: c for c in e.components}
         rows.append([_short(e.model_id), _describe(e.setting)]
-                    + [f"{comp[r].energy_j:,.0f}" if r in comp else "-" for r in ("text_encoder", "denoiser", "decoder", "vocoder")]
+                    + [_fmt_j(comp[r].energy_j) if r in comp else "-" for r in ("text_encoder", "denoiser", "decoder", "vocoder")]
                     + [f"{e.energy_j:,.0f}", f"{e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}", f"{e.energy_wh:.3g}",
                        f"{e.time_s:.3g}", f"{e.co2e_g:.3g}"])
     sections.append(
@@ -517,6 +517,10 @@ def write_report(path: str | Path, **kwargs: Any) -> Report:
         raise ScalingError(f"cannot write {path}: folder {path.parent} does not exist")
     path.write_text(report.html, encoding="utf-8")
     return report
+
+
+def _fmt_j(j: float) -> str:
+    return f"{j:,.0f}" if abs(j) >= 100 else f"{j:.3g}"
 
 
 def _json_in_html(obj: Any) -> str:

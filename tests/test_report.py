@@ -72,6 +72,7 @@ def test_report_holds_every_section(report):
     assert "never measured" in html
     assert meta["law"] and meta["law"] in html
     assert "90% interval" in html
+    assert meta["skipped"] == [], "every default model of the report can be predicted"
 
 
 def test_report_is_self_contained(report):

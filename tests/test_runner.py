@@ -280,3 +280,23 @@ def test_tokenizer_in_memory_stays_in_vocab():
     ids = t5(["rain falling on a tin roof"], padding="max_length", max_length=256, truncation=True,
              return_tensors="pt").input_ids
     assert ids.shape == (1, 256) and int((ids != t5.pad_token_id).sum()) == 7  # 6 words + </s>
+
+
+def test_local_weights_and_local_configs(tmp_path, capsys):
+    """--weights DIR loads a saved pipeline (from_pretrained); --config DIR builds it from its
+    configs with random weights. Both take their FLOPs from the traced profile of the folder."""
+    from profilers.energy.pipelines import tiny_pipeline
+
+    folder = tmp_path / "tiny-sd"
+    tiny_pipeline("sd").pipe.save_pretrained(folder)
+    out = tmp_path / "runs.parquet"
+    common = ["--res", "8", "--steps", "2", "--repeats", "1", "--warmup", "0", "--idle-s", "0", "--meter",
+              "estimate", "--device", "cpu", "--out", str(out), "--quiet"]
+    assert main(["measure", "--weights", str(folder), *common]) == 0, capsys.readouterr().err
+    assert main(["measure", "--config", str(folder), *common]) == 0, capsys.readouterr().err
+    df = read_runs(out)
+    tot = df[df["phase"] == "total"]
+    assert len(tot) == 2 and tot["run_id"].str.startswith("local:tiny-sd-").all()
+    assert tot["run_id"].str.split("/").str[0].nunique() == 2  # local weights vs random: two settings
+    assert (df["flop"] > 0).all() and df["flop_error"].isna().all()
+    assert tot["notes"].str.contains(f"weights {folder}").sum() == 1

@@ -324,11 +324,28 @@ def _encoder_for(tokenizer_name: str) -> str:
     return "text_encoder" + tokenizer_name[len("tokenizer"):]
 
 
-def _max_length(spec: ModelSpec, encoder: str, class_name: str) -> int:
-    n = spec.text_tokens.get(encoder) or _MODEL_MAX_LENGTH.get((spec.architecture_key, encoder))
-    if n:
-        return int(n)
-    return _DEFAULT_MAX_LENGTH.get(class_name, 512)
+def _max_length(spec: ModelSpec, encoder: str, class_name: str, module: Any = None,
+                tokenizer_name: str = "tokenizer") -> int:
+    """The tokenizer's ``model_max_length``: a local folder's own tokenizer config, else the
+    registry's token count, else the class default; never more positions than the text
+    encoder has."""
+    n = None
+    if spec.source_dir and spec.key.startswith("local:"):
+        cfg_file = Path(spec.source_dir) / tokenizer_name / "tokenizer_config.json"
+        if cfg_file.is_file():
+            import json
+
+            value = json.loads(cfg_file.read_text(encoding="utf-8")).get("model_max_length")
+            n = int(value) if isinstance(value, (int, float)) and value < 1e6 else None
+    n = n or spec.text_tokens.get(encoder) or _MODEL_MAX_LENGTH.get((spec.architecture_key, encoder))
+    n = int(n) if n else _DEFAULT_MAX_LENGTH.get(class_name, 512)
+    cfg = getattr(module, "config", None)
+    cfg = getattr(cfg, "text_config", None) or cfg
+    positions = getattr(cfg, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        offset = 2 if class_name == "RobertaTokenizer" else 0  # RoBERTa positions start after the pad id
+        n = min(n, positions - offset)
+    return n
 
 
 def _vocab_size(module: Any) -> int | None:
@@ -468,7 +485,8 @@ def _random_pipeline(spec: ModelSpec, device: str, precision: str, seed: int, no
         if encoder not in parts and tok_name not in ("tokenizer",):
             continue
         enc = parts.get(encoder)
-        parts[tok_name] = build_tokenizer(cls_name, _max_length(spec, encoder, cls_name), _vocab_size(enc))
+        parts[tok_name] = build_tokenizer(cls_name, _max_length(spec, encoder, cls_name, enc, tok_name),
+                                          _vocab_size(enc))
     return _assemble(cls, parts, spec)
 
 

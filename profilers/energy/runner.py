@@ -29,6 +29,10 @@ setting. Ctrl-C stops the runner; what was appended stays.
 Without a GPU the runner still runs, on the CPU; its energies come from RAPL where readable,
 else CodeCarbon's or a stated power model, and are marked as estimates wherever no meter
 read them; every such row carries the ``cpu_only`` flag.
+
+A row's ``estimated`` is about its main figure: the GPU energy where there is one (a GPU run
+with NVML is a measurement even though CodeCarbon's CPU and RAM figures are modelled), else
+the CPU energy. The notes name every estimated field and the power it assumed.
 """
 
 from __future__ import annotations
@@ -362,6 +366,7 @@ class Runner:
         self._device: str | None = None
         self._gpu_name: str | None = None
         self._calls = 0
+        self._keys_this_session: set[str] = set()
 
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -530,6 +535,12 @@ class Runner:
         key = setting_key(spec, setting, device=device, gpu=self._gpu_name, weights=weights, seed=self.protocol.seed)
         outcome.key = key
         outcome.label = _label(request, setting, spec)
+        if key in self._keys_this_session:
+            outcome.status = "skipped"
+            outcome.message = "the same setting as an earlier request of this run (it was measured then)"
+            self.echo(f"skip {outcome.label}: {outcome.message}")
+            return
+        self._keys_this_session.add(key)
         todo = list(range(self.protocol.repeats))
         if self.resume:
             done = set().union(*(_done_repeats(p, key) for p in [self.out, *self.also_done_in]))
@@ -693,7 +704,7 @@ class Runner:
 
 def _label(request: SettingRequest, setting=None, spec=None) -> str:
     if setting is None:
-        bits = [request.model] + [f"{k}={v}" for k, v in request.to_dict().items() if k != "model"]
+        bits = [str(request.model)] + [f"{k}={v}" for k, v in request.to_dict().items() if k != "model"]
         return " ".join(bits)
     shape = (f"{setting.width}x{setting.height}" if setting.height else "") + \
             (f"x{setting.frames}f" if setting.frames else "") + \

@@ -28,12 +28,11 @@ def run(args) -> int:
     from scaling.planning import compare
 
     spec = model_spec_from_args(args)
-    rows = compare(spec, gpus=_csv(args.gpu), precisions=_csv(args.precisions), steps=_csv(args.steps_list, int),
-                   law=args.law, region=args.region, intensity=args.intensity, pue=args.pue, res=args.res,
-                   frames=args.frames, seconds=args.seconds, guidance=args.guidance, cfg=args.cfg,
-                   batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt,
-                   **({} if args.precisions else {"precision": args.precision}),
-                   **({} if args.steps_list else {"steps": args.steps}))
+    rows = compare(spec, gpus=_csv(args.gpu), precisions=_csv(args.precisions),
+                   step_counts=_csv(args.steps_list, int), law=args.law, region=args.region,
+                   intensity=args.intensity, pue=args.pue, res=args.res, frames=args.frames, seconds=args.seconds,
+                   guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
+                   outputs_per_prompt=args.outputs_per_prompt, precision=args.precision, steps=args.steps)
     if args.json:
         print(dump_json([{"label": r.label, **r.estimate.to_dict()} for r in rows]))
         return 0

@@ -51,9 +51,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from fits.cli_fit import fit_command
+    from fits.default_law import fit_runs
 
-    result = fit_command(
+    result = fit_runs(
         data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
         drop_unresolved=args.drop_unresolved, n_splits=args.n_splits,
     )

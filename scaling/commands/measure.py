@@ -69,15 +69,15 @@ def run(args) -> int:
 
     if args.weights and args.random_weights:
         raise InvalidSettingError("give --random-weights or --weights DIR, not both")
-    model = args.config or args.model
-    if not model and not args.weights:
+    model = args.config or args.model or args.weights  # a weights folder describes its own model
+    if not model:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`), --config DIR or --weights DIR")
     protocol = protocol_from_args(args)
     request = SettingRequest(model=model, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                              guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
                              outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
-    if model:  # check before any work: a bad setting is exit 2, not a failure record
-        request.setting(resolve_spec(model), args.precision or "bf16", None)
+    # check before any work: a bad setting is exit 2, not a failure record
+    request.setting(resolve_spec(model), args.precision or "bf16", None)
     echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with Runner(args.out, device=args.device, meter=args.meter, weights=args.weights, protocol=protocol,
                 resume=args.resume, echo=echo) as runner:

@@ -10,8 +10,11 @@ def add_parser(sub):
                        description="Count FLOPs per component (text encoder, denoiser, decoder, vocoder) of one "
                                    "generation, split by op class. Closed form by default; --traced builds the real "
                                    "classes on the meta device (needs torch, diffusers, transformers).")
-    add_setting_args(p, with_gpu=False)
+    add_setting_args(p, with_gpu=True)
     p.add_argument("--traced", action="store_true", help="trace the real classes on the meta device (torch)")
+    p.add_argument("--attention", metavar="VARIANT", action="append",
+                   help="attention variant: full | litefocus:r=0.1[,blocks=down.1+up.2] | tome:ratio=0.5[,merge=attn|all]"
+                        " | window:size=N; prefix COMPONENT= for another component than the denoiser; repeatable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -22,23 +25,52 @@ def run(args) -> int:
     spec = model_spec_from_args(args)
     setting = setting_from_args(args, spec)
     method = "traced" if args.traced or spec.key.startswith("local:") else "closed-form"
-    prof = profile(setting, method=method, spec=spec)
+    attention = ";".join(args.attention) if args.attention else None
+    prof = profile(setting, method=method, spec=spec, attention=attention)
+    from profilers.flops.memory import fmt_byte, memory_profile
+
+    mem = memory_profile(setting, spec=spec)
     if args.json:
-        print(dump_json(prof.to_dict()))
+        print(dump_json(dict(prof.to_dict(), memory=mem.to_dict())))
         return 0
     s = setting
     what = describe_setting(s)
     print(f"model     {spec.id}")
     print(f"setting   {what}, {s.steps} steps, {'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, "
           f"batch {s.batch_size}" + (f" x {s.outputs_per_prompt} outputs" if s.outputs_per_prompt > 1 else ""))
-    print(f"method    {method} (one multiply-add = 2 FLOP; attention QK^T and AV counted)\n")
+    print(f"method    {method} (one multiply-add = 2 FLOP; attention QK^T and AV counted)")
+    if prof.attention:
+        full = profile(setting, method=method, spec=spec) if method == "closed-form" else None
+        for comp, v in prof.attention.items():
+            print(f"attention {comp}: {v}" + (f" (FLOP/generation {prof.total_flop / full.total_flop - 1:+.1%} vs full "
+                                              "attention)" if full else ""))
+    print()
+    cm = {m.component: m for m in mem.components}
     rows = []
     for c in prof.components:
         ops = c.by_op_flop
         share = ops["attention"] / c.flop * 100 if c.flop else 0.0
-        rows.append([c.component + (f" ({c.label})" if c.label else ""), c.role, c.description, c.calls,
-                     fmt_flop(c.per_call_flop), fmt_flop(c.flop), f"{share:.0f}%"])
-    print(table(rows, ["component", "role", "shape of one call", "calls", "FLOP/call", "FLOP/generation", "attn"]))
+        m = cm.get(c.component)
+        row = [c.component + (f" ({c.label})" if c.label else ""), c.role, c.description, c.calls,
+               fmt_flop(c.per_call_flop), fmt_flop(c.flop), f"{share:.0f}%",
+               fmt_byte(m.weights_byte if m else None), fmt_byte(m.activation_byte if m else None)]
+        if mem.gpu:
+            fits = mem.component_fits(m) if m else None
+            row.append("-" if fits is None else "yes" if fits else "NO")
+        rows.append(row)
+    header = ["component", "role", "shape of one call", "calls", "FLOP/call", "FLOP/generation", "attn",
+              f"weights {s.precision}", "activ. (est.)"] + (["fits"] if mem.gpu else [])
+    print(table(rows, header))
+    print(f"\nmemory    weights = params x bytes at {s.precision} (+ quantisation scales); activations = ESTIMATE: peak "
+          "live tensors of the largest call (traced once on the meta device, fused attention)")
+    line = (f"          pipeline weights {fmt_byte(mem.weights_byte)}; peak all resident {fmt_byte(mem.resident_peak_byte)}"
+            f", with model CPU offload {fmt_byte(mem.offload_peak_byte)}")
+    if mem.gpu:
+        line += (f"; on {mem.gpu} ({fmt_byte(mem.gpu_memory_byte)}, {fmt_byte(mem.overhead_byte)} kept for the CUDA "
+                 f"context and allocator): {'fits ' + mem.pipeline_fit() if mem.pipeline_fit() != 'does not fit' else 'does NOT fit'}")
+    print(line)
+    for note in mem.notes:
+        print(f"          note: {note}")
     print()
     by_role = prof.by_role()
     total = prof.total_flop

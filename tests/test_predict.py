@@ -1,0 +1,153 @@
+"""`scaling predict`, `compare`, `plan` and the Python API on the shipped default law."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import scaling
+from scaling.cli import main
+from scaling.errors import InvalidSettingError, UnknownGPUError, WorkloadError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_predict_the_readme_command(capsys):
+    assert main(["predict", "--model", "wan2.1", "--frames", "81", "--res", "480p"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "h100-sxm", "bf16", "law", "text_encoder", "denoiser",
+                   "decoder", "total", "90% interval", "CO2e", "estimates"):
+        assert needle in out, needle
+
+
+def test_python_api_returns_a_typed_estimate_with_consistent_parts():
+    est = scaling.predict("wan2.1", frames=81, res="480p", gpu="a100", region="FR", count=100_000)
+    assert isinstance(est, scaling.Estimate)
+    assert est.model_id == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers" and est.gpu == "a100-sxm4-80gb"
+    assert est.energy_lo_j < est.energy_j < est.energy_hi_j
+    assert sum(c.energy_j for c in est.components) == pytest.approx(est.energy_j, rel=0.05)
+    assert {c.role for c in est.components} == {"text_encoder", "denoiser", "decoder"}
+    assert est.fleet_kwh == pytest.approx(est.energy_j * 100_000 / 3.6e6)
+    assert est.fleet_gpu_hours == pytest.approx(est.time_s * 100_000 / 3600)
+    assert est.intensity_source.startswith("CodeCarbon") and est.intensity_g_per_kwh < 200  # France is low-carbon
+    assert est.co2e_g == pytest.approx(est.energy_j / 3.6e6 * est.intensity_g_per_kwh)
+
+
+def test_energy_grows_with_work():
+    base = scaling.predict("wan2.1", frames=81, res="480p")
+    assert scaling.predict("wan2.1", frames=81, res="720p").energy_j > base.energy_j
+    assert scaling.predict("wan2.1", frames=41, res="480p").energy_j < base.energy_j
+    assert scaling.predict("wan2.1", frames=81, res="480p", steps=25).energy_j < base.energy_j
+    assert scaling.predict("wan2.1", frames=81, res="480p", cfg=False).energy_j < base.energy_j
+
+
+def test_pue_and_intensity():
+    a = scaling.predict("sd2.1", intensity=100.0)
+    b = scaling.predict("sd2.1", intensity=100.0, pue=1.5)
+    assert b.co2e_g == pytest.approx(1.5 * a.co2e_g)
+    assert a.intensity_source == "user"
+
+
+def test_json_output(capsys):
+    assert main(["predict", "-m", "audioldm2", "--seconds", "20", "--gpu", "a40", "--count", "1000", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["estimate"] is True and data["count"] == 1000
+    assert {c["role"] for c in data["components"]} >= {"text_encoder", "denoiser", "decoder", "vocoder"}
+    assert data["fleet_kwh"] > 0
+
+
+def test_fleet_line(capsys):
+    assert main(["predict", "-m", "flux-dev", "--count", "1000000", "--region", "DE"]) == 0
+    out = capsys.readouterr().out
+    assert "1,000,000 generations" in out and "GPU-hours" in out and "kg CO2e" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["predict", "-m", "wan2.1", "--gpu", "tpu-v5"], "unknown GPU 'tpu-v5'"),
+    (["predict", "-m", "wan2.1", "--region", "XX"], "`region` 'XX'"),
+    (["predict", "-m", "wan2.1", "--count", "0"], "`count` 0"),
+    (["predict", "-m", "wan2.1", "--pue", "0.5"], "`pue` 0.5"),
+    (["predict", "-m", "wan2.1", "--intensity", "-3"], "`intensity` -3"),
+    (["predict", "-m", "wan2.1", "--law", "/nonexistent/law.json"], "does not exist"),
+])
+def test_predict_bad_input(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+
+
+def test_predict_corrupt_law_file(tmp_path, capsys):
+    bad = tmp_path / "law.json"
+    bad.write_text("{not json")
+    assert main(["predict", "-m", "sd2.1", "--law", str(bad)]) == 2
+    assert "law" in capsys.readouterr().err
+
+
+def test_predict_is_fast_and_imports_no_torch():
+    code = ("import sys, time; t = time.perf_counter(); from scaling.cli import main; "
+            "main(['predict', '--model', 'wan2.1', '--frames', '81', '--res', '480p']); "
+            "bad = [m for m in ('torch', 'diffusers', 'transformers', 'plotly') if m in sys.modules]; "
+            "print('BAD', bad, time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "BAD []" in out
+
+
+def test_compare_ranks_by_energy_and_marks_unmeasured(capsys):
+    rows = scaling.compare("sd2.1", gpus=["a100", "h100", "l4"])
+    energies = [r.estimate.energy_j for r in rows]
+    assert energies == sorted(energies)
+    assert any(not r.estimate.gpu_measured for r in rows)
+    assert main(["compare", "-m", "wan2.1", "--gpu", "a100,h100", "--steps-list", "20,50"]) == 0
+    out = capsys.readouterr().out
+    assert "20 steps" in out and "50 steps" in out and "never measured" in out
+
+
+def _workload(tmp_path, text):
+    p = tmp_path / "workload.yaml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_plan_totals_and_pareto(tmp_path, capsys):
+    p = _workload(tmp_path, """\
+        jobs:
+          - model: wan2.1
+            res: 480p
+            frames: 81
+            count: 100000
+          - model: flux-schnell
+            count: 1e6
+        gpus: [h100, a100, l40s]
+        regions: [FR, US]
+        pue: 1.2
+        """)
+    res = scaling.plan(p)
+    assert len(res.candidates) == 6
+    kwh = [c["kwh"] for c in res.candidates]
+    assert kwh == sorted(kwh)
+    one = scaling.predict("wan2.1", res="480p", frames=81, gpu="h100", pue=1.2, count=100000)
+    two = scaling.predict("flux-schnell", gpu="h100", pue=1.2, count=1_000_000)
+    h100_fr = next(c for c in res.candidates if c["gpu"] == "h100-sxm" and c["region"] == "FR")
+    assert h100_fr["kwh"] == pytest.approx(one.fleet_kwh + two.fleet_kwh)
+    assert res.pareto
+    assert main(["plan", str(p)]) == 0
+    assert "GPU-hours" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("jobs:\n  - model: wan2.1\n    count: 10\n  - model: wan2.1\n    frames: 80\n", "workload.yaml:4: job 2: `frames` 80"),
+    ("jobs:\n  - model: nope\n", "workload.yaml:2: job 1: unknown model 'nope'"),
+    ("jobs:\n  - model: sd2.1\n    count: -1\n", "workload.yaml:2: job 1: `count` -1"),
+    ("jobs:\n  - model: sd2.1\n    colour: red\n", "unknown key `colour`"),
+    ("jobs: []\n", "`jobs` must be a non-empty list"),
+    ("gpus: [h100]\njobs:\n  - model: sd2.1\nextra: 1\n", "workload.yaml:4: unknown key `extra`"),
+    ("jobs:\n  - model: sd2.1\n  bad indent\n", "workload.yaml:4: not valid YAML"),
+])
+def test_plan_bad_workload_has_line_numbers(tmp_path, text, needle, capsys):
+    p = _workload(tmp_path, text)
+    assert main(["plan", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
