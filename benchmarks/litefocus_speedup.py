@@ -54,7 +54,7 @@ HONESTY = (
     "efficiently as what is left, but (1) the sparse kernels (gathers, concatenation, extra softmax, small einsums) "
     "run below peak and the fixed costs (GPT-2 generation, VAE, vocoder, launches) do not shrink, which is why the "
     "seed's 1.02x at 10 s sits below the FLOP ratio; and (2) eager attention with a materialised L x L score matrix "
-    "(the authors' code and the original AudioLDM 2 code) is memory-bound: its softmax and score traffic are not "
+    "(as the authors' LiteFocus code computes it) is memory-bound: its softmax and score traffic are not "
     "FLOPs, so attention's share of the TIME is larger than its share of the FLOPs and removing it saves more time "
     "than FLOPs, which is why the seed's 1.43-1.99x at 20-80 s sit above the FLOP ratio. The last column gives the "
     "attention time share that the seed's LiteFocus speed-up implies (if attention time scales with its FLOPs "
@@ -131,7 +131,7 @@ def plot(path: Path, table) -> None:
     fig.update_xaxes(title_text="clip length (s)")
     fig.update_layout(title=f"AudioLDM 2, {STEPS} steps: LiteFocus and Token Merging as FLOPs (FLOP ratios are "
                             "not time ratios)", height=480, width=1500)
-    fig.write_html(str(path), include_plotlyjs="cdn")
+    fig.write_html(str(path), include_plotlyjs=True)
 
 
 def main(argv=None) -> int:

@@ -144,7 +144,7 @@ def _select(table) -> str:
     t = table[table["split"].isin(splits) & table["law"].str.startswith("hw-")]
     score = t.groupby("law")["mape"].mean()
     if score.isna().all():
-        raise LawError("no eligible law form could be validated on the default-law data")
+        raise LawError("no law form with hardware terms could be validated on this data: name one with --law")
     return str(score.idxmin())
 
 
@@ -505,9 +505,10 @@ def _fit_one(settings, form: str | None, target: str, n_splits: int, source: str
         vgroups = _groups(settings[has_t])
     else:
         Xv, yv, vlaws, vgroups = X, y, laws, _groups(settings)
-    if len(settings) < 2 or len({tuple(r) for r in X.tolist()}) < 2:
+    if len(settings) < 2 or np.unique(X[:, 0]).size < 2:
         raise LawError(f"{source}{label}: the data holds 1 distinct setting ({len(settings)} after merging "
-                       "repeats); rule: a law needs at least 2 distinct settings (different FLOPs)")
+                       f"repeats, {np.unique(X[:, 0]).size} distinct FLOP count); rule: a law needs at least 2 "
+                       "distinct settings with different FLOPs")
     tab = compare_laws(vlaws, Xv, yv, vgroups, splits=_VALIDATION_SPLITS, n_splits=n_splits)
     selection = None
     if form in (None, "auto"):

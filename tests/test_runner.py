@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -175,6 +174,7 @@ def test_nvml_meter_through_the_runner_with_idle_baseline(tmp_path, monkeypatch)
     proto = Protocol(repeats=2, warmup=0, idle_s=0.2, subtract_idle=True, repeat_short=False, country=None)
     with _runner(out, meter=meter, protocol=proto) as r:
         o = r.run(SettingRequest("tiny:sd"))
+    meter.close()
     assert o.status == "measured", o.message
     df = read_runs(out)
     assert (df["meter"] == "nvml").all() and not df["estimated"].any()  # measured, not estimated

@@ -36,8 +36,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +51,7 @@ __all__ = [
     "PhaseRecorder",
     "count_phase_flops",
     "meter_resolution_s",
+    "rows_of",
 ]
 
 ENERGY_FIELDS = ("energy_gpu_j", "energy_cpu_j", "energy_ram_j")
@@ -357,7 +357,6 @@ class PhaseRecorder:
         self._other = PhaseMeasurement(OTHER)
         self._component_calls: dict[str, int] = {}
         self._captured: dict[str, tuple[tuple, dict]] = {}
-        self._last_role: str | None = None
         self._open_keys: list[str] = []
         self._sync()
         self.meter.begin_window("phases:call")

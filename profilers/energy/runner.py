@@ -46,7 +46,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -330,7 +330,8 @@ class Runner:
     device : str
         ``auto`` (a GPU when one is visible), ``cuda``, ``cuda:N`` or ``cpu``.
     meter : str or Meter
-        ``auto``, ``nvml``, ``estimate``, ``replay:TRACE.csv``, or a meter object.
+        ``auto``, ``nvml``, ``estimate``, ``replay:TRACE.csv``, or a meter object (which the
+        caller closes).
     weights : path, optional
         A local diffusers folder; default: random weights from the registry configs.
     protocol : Protocol
@@ -371,12 +372,12 @@ class Runner:
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
         self._drop_pipeline()
-        if self._meter is not None and hasattr(self._meter, "close"):
+        if self._meter is not None and isinstance(self.meter_kind, str):  # close only what we opened
             try:
                 self._meter.close()
             except Exception:  # noqa: BLE001
                 pass
-            self._meter = None
+        self._meter = None
 
     def __enter__(self) -> "Runner":
         return self

@@ -42,12 +42,11 @@ Executors:
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +280,13 @@ def _make_executor(executor, folder: Path, n_jobs: int, slurm: Mapping[str, Any]
         ex.update_parameters(timeout_min=int((slurm or {}).get("timeout_min", 60)))
         return ex
     if executor == "slurm":
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        try:
+            ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        except RuntimeError as exc:
+            raise WorkloadError(
+                f"--executor slurm: no SLURM here ({exc}); run the sweep on a login node of a SLURM cluster, "
+                "or use --executor local"
+            ) from exc
         params = {"name": "scaling-sweep", "gpus_per_node": 1, "tasks_per_node": 1, "nodes": 1,
                   "cpus_per_task": 8, "timeout_min": 240, "slurm_array_parallelism": n_jobs}
         params.update(dict(slurm or {}))
@@ -408,4 +413,6 @@ def merge_shards(table: str | os.PathLike, shards: Sequence[Path] | None = None)
         lock = shard.with_name(shard.name + ".lock")
         if lock.exists():
             lock.unlink()
+    if sdir.is_dir() and not any(sdir.iterdir()):
+        sdir.rmdir()
     return added

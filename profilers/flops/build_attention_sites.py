@@ -53,7 +53,8 @@ from scaling.settings import make_setting
 from scaling.shapes import ComponentCall, component_calls
 
 OUT_DIR = Path(__file__).resolve().parents[2] / "scaling" / "_registry" / "attention_sites"
-DEFAULT_MODELS = ("audioldm2", "audioldm-s-full-v2", "sd2.1", "wan2.1-t2v-1.3b")
+DEFAULT_MODELS = ("audioldm2", "audioldm-s-full-v2", "audioldm-l-full", "musicldm", "sd1.5", "sd2.1", "sdxl",
+                  "wan2.1-t2v-1.3b", "wan2.1-t2v-14b")
 MAX_REL_RESIDUAL = 1e-6
 _LEAF_ATTENTION = re.compile(r"Attention$")
 _BLOCK = re.compile(r"TransformerBlock$")
@@ -163,10 +164,14 @@ def trace_sites(spec: ModelSpec, call: ComponentCall) -> dict[str, Any]:
         for h in handles:
             h.remove()
     counts = counter.get_flop_counts()
-    root = type(module).__name__
+    # the counter names paths from the outermost module that ran: the wrapper or the UNet itself
+    roots = [f"{type(module).__name__}.{prefix}", f"{type(inner).__name__}."]
+    root = next((r for r in roots if any(k.startswith(r) for k in counts)), None)
+    if root is None:
+        raise RuntimeError(f"{spec.key} {call.key}: no counted module under {roots}")
 
     def ops(path: str) -> dict[str, float]:
-        c = {str(k): float(v) for k, v in counts.get(f"{root}.{prefix}{path}", {}).items()}
+        c = {str(k): float(v) for k, v in counts.get(root + path, {}).items()}
         return {"attention": sum(v for k, v in c.items() if k in traced._BATCHED_OPS),
                 "linear": sum(v for k, v in c.items() if k in traced._LINEAR_OPS),
                 "conv": sum(v for k, v in c.items() if k in traced._CONV_OPS),
@@ -242,6 +247,8 @@ def build_component_table(spec: ModelSpec, component: str, verbose: bool = True)
         feat, k = _level_feature(pts)
         xs = [float(c.features[feat]) for c in calls]
         ys = {op: [t["sites"][name]["ops"][op] for t in traces] for op in OPS}
+        if not all(ys["attention"]):
+            raise RuntimeError(f"{spec.key} {component} {name}: 0 attention FLOPs attributed to the site")
         coef, w = _fit(xs, ys, f"{spec.key} {component} {name}")
         worst = max(worst, w)
         first = traces[0]["sites"][name]

@@ -119,6 +119,7 @@ class ComponentMemory:
     activation_byte: float | None        # estimate, peak of the largest call of this component
     samples_per_call: int
     activation_source: str                # "traced peak (fitted)" | "no table"
+    activation_fit_residual: float | None = None  # worst relative miss of the fit at its traced points
 
     @property
     def peak_byte(self) -> float | None:
@@ -130,7 +131,8 @@ class ComponentMemory:
         return {"component": self.component, "role": self.role, "params": self.params,
                 "weights_byte": self.weights_byte, "activation_byte": self.activation_byte,
                 "activation_is_estimate": True, "peak_byte": self.peak_byte,
-                "samples_per_call": self.samples_per_call, "activation_source": self.activation_source}
+                "samples_per_call": self.samples_per_call, "activation_source": self.activation_source,
+                "activation_fit_residual": self.activation_fit_residual}
 
 
 @dataclass(frozen=True)
@@ -200,14 +202,14 @@ def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
     per_comp: dict[str, dict[str, Any]] = {}
     notes = []
     for call in component_calls(spec, setting):
-        d = per_comp.setdefault(call.component, {"role": call.role, "act": None, "samples": call.batch})
+        d = per_comp.setdefault(call.component, {"role": call.role, "act": None, "samples": call.batch, "resid": None})
         samples = call.batch * (2 if call.role == "denoiser" and setting.cfg else 1)
         entry = mcomps.get(call.component, {}).get("activation", {}).get(call.key)
         if entry is None:
             continue
         b = _eval_activation(entry, call.features) * samples * act_b
         if d["act"] is None or b > d["act"]:
-            d["act"], d["samples"] = b, samples
+            d["act"], d["samples"], d["resid"] = b, samples, entry.get("max_rel_residual")
     out = []
     for name, d in per_comp.items():
         p = params.get(name)
@@ -215,7 +217,8 @@ def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
         w = None if p is None else weights_byte(p, precision, split.get("linear_params"), split.get("linear_rows", 0))
         out.append(ComponentMemory(component=name, role=d["role"], params=p, weights_byte=w,
                                    activation_byte=d["act"], samples_per_call=d["samples"],
-                                   activation_source="traced peak (fitted)" if d["act"] is not None else "no table"))
+                                   activation_source="traced peak (fitted)" if d["act"] is not None else "no table",
+                                   activation_fit_residual=d["resid"]))
     if not mem:
         notes.append(f"no memory table for {spec.key}: activations not estimated, quantised weights counted without "
                      "the linear/other split")
@@ -230,12 +233,25 @@ def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
                          gpu_memory_byte=gpu_mem, notes=tuple(notes))
 
 
-def fmt_byte(x: float | None) -> str:
+ROUGH_FIT = 0.05
+"""An activation fit that misses one of its traced points by more than this is printed with ``~``
+(video VAEs that decode in chunks or tiles: their peak is set by the largest chunk, a maximum
+that a polynomial only approximates)."""
+
+
+def fmt_byte(x: float | None, rough: bool = False) -> str:
     if x is None:
         return "-"
+    mark = "~" if rough else ""
     if x >= GiB:
-        return f"{x / GiB:.2f} GiB"
-    return f"{x / 2 ** 20:.0f} MiB"
+        return f"{mark}{x / GiB:.2f} GiB"
+    if x >= 2 ** 20:
+        return f"{mark}{x / 2 ** 20:.0f} MiB"
+    return f"{mark}{x / 2 ** 10:.0f} KiB"
+
+
+def is_rough(c: ComponentMemory) -> bool:
+    return c.activation_fit_residual is not None and c.activation_fit_residual > ROUGH_FIT
 
 
 # -- building the tables (torch) ---------------------------------------------------------------------

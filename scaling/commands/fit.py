@@ -20,7 +20,6 @@ everything succeeded, and atomically.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from scaling.commands._common import table
 

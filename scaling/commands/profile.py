@@ -27,7 +27,7 @@ def run(args) -> int:
     method = "traced" if args.traced or spec.key.startswith("local:") else "closed-form"
     attention = ";".join(args.attention) if args.attention else None
     prof = profile(setting, method=method, spec=spec, attention=attention)
-    from profilers.flops.memory import fmt_byte, memory_profile
+    from profilers.flops.memory import fmt_byte, is_rough, memory_profile
 
     mem = memory_profile(setting, spec=spec)
     if args.json:
@@ -53,7 +53,7 @@ def run(args) -> int:
         m = cm.get(c.component)
         row = [c.component + (f" ({c.label})" if c.label else ""), c.role, c.description, c.calls,
                fmt_flop(c.per_call_flop), fmt_flop(c.flop), f"{share:.0f}%",
-               fmt_byte(m.weights_byte if m else None), fmt_byte(m.activation_byte if m else None)]
+               fmt_byte(m.weights_byte if m else None), fmt_byte(m.activation_byte if m else None, m is not None and is_rough(m))]
         if mem.gpu:
             fits = mem.component_fits(m) if m else None
             row.append("-" if fits is None else "yes" if fits else "NO")
@@ -69,6 +69,8 @@ def run(args) -> int:
         line += (f"; on {mem.gpu} ({fmt_byte(mem.gpu_memory_byte)}, {fmt_byte(mem.overhead_byte)} kept for the CUDA "
                  f"context and allocator): {'fits ' + mem.pipeline_fit() if mem.pipeline_fit() != 'does not fit' else 'does NOT fit'}")
     print(line)
+    if any(is_rough(m) for m in mem.components):
+        print("          ~ = the activation fit misses one of its traced points by more than 5% (chunked decoding)")
     for note in mem.notes:
         print(f"          note: {note}")
     print()

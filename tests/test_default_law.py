@@ -1,0 +1,235 @@
+"""The shipped default law: rebuilt from the public data, loaded fast, and `scaling fit`.
+
+The refit test reads ``../shared/data/public`` (it fails when the folder is missing) and
+checks that the shipped coefficients are reproduced to 1e-6 relative.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fits.default_law import LAW_SCHEMA, _select, default_law_path, fit_default
+from fits.validation import PRIMARY_LAW, PUBLIC_FILES
+from scaling.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    path = default_law_path()
+    assert path.is_file(), "scaling/_laws/default.json is missing: rebuild it with `python -m fits.default_law`"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_shipped_law_says_what_it_is(shipped):
+    assert shipped["schema"] == LAW_SCHEMA
+    assert shipped["form"] == PRIMARY_LAW  # the targets are judged on the shipped form
+    assert shipped["components"]["method"] == "flop_share"
+    assert "FLOP share" in shipped["components"]["text"]
+    for target in ("energy", "time"):
+        part = shipped[target]
+        n = len(part["theta"])
+        assert np.asarray(part["cov"]).shape == (n, n)
+        assert part["coefficients"] and part["t_quantile"] > 1.0
+    assert set(shipped["versions"]) >= {"numpy", "scipy", "scikit-learn", "statsmodels", "pandas"}
+    assert set(shipped["training"]["gpus"]) == {"a100-sxm4-40gb", "a40", "h100-sxm"}
+
+
+def test_provenance_names_the_public_files_and_their_hashes(shipped, public_data):
+    from fits.default_law import _sha256
+
+    files = {f["file"]: f["sha256"] for f in shipped["provenance"]["files"]}
+    assert set(PUBLIC_FILES) <= set(files)
+    changed = [name for name, sha in files.items() if _sha256(public_data / name) != sha]
+    assert changed == [], f"the public data changed since the law was built: rebuild it ({changed})"
+
+
+def test_the_form_was_chosen_by_the_stored_validation_table(shipped):
+    table = pd.DataFrame(shipped["validation"]["table"])
+    assert shipped["validation"]["winner"] == shipped["form"] == _select(table)
+    assert {"config_kfold", "model_out", "gpu_out"} <= set(table["split"])
+    targets = shipped["validation"]["targets"]
+    assert set(targets) == {"wan_sweeps", "audio_steps", "one_gpu_h100_video", "one_gpu_a100_image",
+                            "one_gpu_h100_image", "cross_gpu"}
+    assert all(t["passed"] for t in targets.values()), {k: t["achieved"] for k, t in targets.items()}
+
+
+def test_a_refit_from_the_public_data_reproduces_the_shipped_coefficients(shipped, public_data):
+    fit = fit_default(public_data, form=shipped["form"], validate=False)
+    for target in ("energy", "time"):
+        law = fit[target]
+        ref = shipped[target]
+        assert law.param_names_ == ref["param_names"]
+        np.testing.assert_allclose(law.theta_, ref["theta"], rtol=1e-6, atol=0)
+        assert law.smearing_ == pytest.approx(ref["smearing"], rel=1e-6)
+        assert law.sigma2_ == pytest.approx(ref["sigma2"], rel=1e-6)
+    assert fit["energy"].n_settings_ == shipped["energy"]["n_settings"]
+    assert len(fit["settings"]) == shipped["training"]["n_settings"]
+
+
+def test_load_law_predicts_per_component_with_intervals_and_time():
+    import fits
+    from profilers.flops.profile import profile
+    from scaling.hardware import resolve_gpu
+    from scaling.settings import make_setting
+
+    law = fits.load_law()
+    s = make_setting("wan2.1", height=480, width=832, frames=81, steps=50)
+    rf = profile(s).by_role()
+    out = law.predict_components(rf, resolve_gpu("h100"), "bf16", batch=1, steps=50)
+    assert set(out) == {"text_encoder", "denoiser", "decoder", "total"}
+    e, lo, hi = out["total"]
+    assert lo < e < hi
+    assert sum(out[r][0] for r in rf) == pytest.approx(e, rel=1e-12)
+    assert 50e3 < e < 95e3  # benchlab measured 71 kJ for this setting
+    t, tlo, thi = law.predict_time(rf, "h100", "bf16", steps=50)
+    assert tlo < t < thi and 60 < t < 160  # measured 103 s
+    pred = law.predict(role_flops=rf, gpu=resolve_gpu("h200"), precision="bf16", setting=s, spec=None)
+    assert not pred.gpu_measured
+    assert any("registry figures" in n for n in pred.notes)
+    assert pred.total.energy_j < e  # more bandwidth at the same power: less energy
+    with pytest.raises(fits.load_law.__globals__["LawError"], match="steps"):
+        law.predict_components(rf, "h100", "bf16")
+
+
+def test_load_law_and_predict_are_fast_and_need_no_sklearn():
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "import sys, fits\n"
+        "law = fits.load_law()\n"
+        "out = law.predict_components({'denoiser': 3e15, 'decoder': 1e13}, 'a100', 'fp16', steps=25)\n"
+        "tt = law.predict_time({'denoiser': 3e15, 'decoder': 1e13}, 'a100', 'fp16', steps=25)\n"
+        "dt = time.perf_counter() - t\n"
+        "print(dt, ','.join(m for m in ('sklearn', 'statsmodels', 'scipy', 'pandas', 'plotly') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    dt, mods = out.stdout.split()[0], out.stdout.split()[1:] or [""]
+    assert mods == [""]
+    assert float(dt) < 0.3, f"load_law + predict took {dt} s"
+
+
+def test_a_broken_law_file_is_a_law_error(tmp_path):
+    from fits.law_file import load_law
+    from scaling.errors import LawError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "nope"}))
+    with pytest.raises(LawError, match="schema"):
+        load_law(bad)
+
+
+# ---------------------------------------------------------------------------------- scaling fit
+
+
+@pytest.fixture(scope="module")
+def mlenergy_runs(public_data, tmp_path_factory):
+    from scaling.importers import annotate_flops, import_public
+    from scaling.runs import write_runs
+
+    res = import_public(public_data / "ml_energy_leaderboard_v2.csv")
+    runs = annotate_flops(res.runs, res.report)
+    path = tmp_path_factory.mktemp("runs") / "mlenergy.parquet"
+    write_runs(runs, path)
+    return path, runs
+
+
+def test_scaling_fit_writes_a_law_that_predict_reads(mlenergy_runs, tmp_path, capsys):
+    path, _ = mlenergy_runs
+    out = tmp_path / "law.json"
+    report = tmp_path / "fit.html"
+    rc = main(["fit", "--data", str(path), "--drop-unresolved", "--law", "hw-memory+step", "--out", str(out),
+               "--report", str(report)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "90% lo" in text and "gpu_out" in text and "model_out" in text
+    assert "left out" in text
+    from fits.law_file import load_law
+
+    law = load_law(out)
+    e = law.predict_components({"denoiser": 2e15}, "l40s", "fp16", steps=25)["total"]
+    assert e[1] < e[0] < e[2]
+    html = report.read_text()
+    assert "plotly" in html and "residual by model" in html
+
+
+def test_scaling_fit_by_gpu_and_by_component(mlenergy_runs, tmp_path):
+    path, runs = mlenergy_runs
+    from fits.law_file import load_law
+
+    out = tmp_path / "by_gpu.json"
+    assert main(["fit", "--data", str(path), "--drop-unresolved", "--by", "gpu", "--law", "power+step",
+                 "--out", str(out)]) == 0
+    law = load_law(out)
+    assert law.predict_components({"denoiser": 1e15}, "h100", "fp16", steps=25)["total"][0] > 0
+    # per-phase rows: split each total by FLOP share (times a role factor) into component rows
+    from scaling.runs import write_runs
+
+    tot = runs[runs["flop"].notna()].copy()
+    parts = []
+    for role, factor in (("text_encoder", 3.0), ("denoiser", 1.0), ("decoder", 2.0)):
+        p = tot.copy()
+        p["phase"] = role
+        p["flop"] = p[f"flop_{role}"]
+        p["energy_gpu_j"] = p["energy_gpu_j"] * p["flop"] / tot["flop"] * factor
+        parts.append(p)
+    comp = tmp_path / "components.parquet"
+    write_runs(pd.concat(parts, ignore_index=True), comp)
+    out = tmp_path / "by_component.json"
+    assert main(["fit", "--data", str(comp), "--by", "component", "--law", "power", "--out", str(out)]) == 0
+    law = load_law(out)
+    pred = law.predict_components({"text_encoder": 1e11, "denoiser": 1e15, "decoder": 2e13}, "h100", "fp16")
+    assert set(pred) == {"text_encoder", "denoiser", "decoder", "total"}
+    assert pred["total"][0] == pytest.approx(sum(pred[r][0] for r in ("text_encoder", "denoiser", "decoder")))
+    assert law.component_method == "per_component"
+
+
+def _csv(runs, path, **changes):
+    from scaling.runs import to_csv
+
+    df = runs.copy()
+    for col, (row, value) in changes.items():
+        df[col] = df[col].astype(object)
+        df.loc[df.index[row], col] = value
+    to_csv(df, path) if not changes else df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown_model", "row 1, column model: model 'ali-vilab/i2vgen-xl' is not registered"),
+    ("negative_energy", "energy_gpu_j"),
+    ("missing_column", "missing"),
+    ("one_setting", "1 distinct setting"),
+])
+def test_scaling_fit_bad_data_is_one_line_and_writes_nothing(mlenergy_runs, tmp_path, capsys, case, message):
+    path, runs = mlenergy_runs
+    data = path
+    args = []
+    if case == "negative_energy":
+        data = _csv(runs, tmp_path / "neg.csv", energy_gpu_j=(3, -5.0))
+    elif case == "missing_column":
+        data = tmp_path / "missing.csv"
+        runs.drop(columns=["energy_gpu_j", "energy_cpu_j", "energy_ram_j"]).to_csv(data, index=False)
+    elif case == "one_setting":
+        one = runs[(runs["model"] == "stabilityai/stable-diffusion-2-1") & (runs["batch_size"] == 1)]
+        data = tmp_path / "one.csv"
+        from scaling.runs import to_csv
+
+        to_csv(one, data)
+        args = ["--drop-unresolved"]
+    out = tmp_path / "law.json"
+    report = tmp_path / "fit.html"
+    rc = main(["fit", "--data", str(data), "--out", str(out), "--report", str(report), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert str(data) in err or case == "one_setting"
+    assert not out.exists() and not report.exists()
+    assert not list(tmp_path.glob(".law.json.*"))
