@@ -121,24 +121,27 @@ def predict(
     intensity: float | None = None,
     pue: float = 1.0,
     count: int = 1,
+    attention: str | None = None,
     **setting_kwargs: Any,
 ) -> Estimate:
     """Predict one generation of ``model``.
 
     ``setting_kwargs`` are those of :func:`scaling.settings.make_setting` (res, frames,
     seconds, steps, guidance, cfg, batch_size, outputs_per_prompt, precision). ``law`` is a
-    path to a law JSON, a loaded law, or None for the shipped default.
+    path to a law JSON, a loaded law, or None for the shipped default. ``attention`` names
+    attention variants (``"litefocus:r=0.1"``, ``"tome:ratio=0.5"``, ``"window:size=512"``;
+    see :mod:`profilers.flops.attention_variants`): they change the FLOPs the law sees.
     """
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     gpu_spec = gpu if isinstance(gpu, GPUSpec) else resolve_gpu(gpu or DEFAULT_GPU)
     setting = make_setting(spec, gpu=gpu_spec.key, **setting_kwargs)
     return predict_setting(setting, gpu=gpu_spec, law=law, region=region, intensity=intensity, pue=pue,
-                           count=count, spec=spec)
+                           count=count, spec=spec, attention=attention)
 
 
 def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None, region: str | None = None,
                     intensity: float | None = None, pue: float = 1.0, count: int = 1,
-                    spec: ModelSpec | None = None) -> Estimate:
+                    spec: ModelSpec | None = None, attention: str | None = None) -> Estimate:
     from profilers.flops.profile import profile
 
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -147,7 +150,7 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     carbon: Intensity = intensity_for(region, intensity)
     spec = spec or resolve_model(setting.model)
     law_obj = _load_law(law)
-    prof = profile(setting, spec=spec)
+    prof = profile(setting, spec=spec, attention=attention)
     role_flops = prof.by_role()
     res = law_obj.predict(role_flops=role_flops, gpu=gpu, precision=setting.precision, setting=setting, spec=spec)
     comps = tuple(
@@ -156,6 +159,9 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         for r, e in res.components.items()
     )
     notes = list(res.notes)
+    if prof.attention:
+        notes.append("attention variant " + "; ".join(f"{k}={v}" for k, v in prof.attention.items())
+                     + ": the law sees the reduced FLOPs; kernel efficiency of sparse attention is not modelled")
     if carbon.source.startswith("assumed"):
         notes.append(f"carbon intensity {carbon.g_per_kwh:g} g/kWh is an assumed world average: pass --region or --intensity")
     return Estimate(

@@ -212,7 +212,7 @@ def component_sites(model: Any, component: str) -> dict[str, Any]:
     return comp
 
 
-def _expand(token: str, available: list[str]) -> list[str]:
+def _expand(token: str) -> list[str]:
     m = re.match(r"^(blocks|single)\.(\d+)-(\d+)$", token)
     if m:
         return [f"{m.group(1)}.{i}" for i in range(int(m.group(2)), int(m.group(3)) + 1)]
@@ -233,7 +233,7 @@ def resolve_sites(component_table: Mapping[str, Any], variant: AttentionVariant)
         elif b == "finest":
             chosen += component_table["finest_blocks"]
         else:
-            for name in _expand(b, available):
+            for name in _expand(b):
                 if name not in available:
                     raise InvalidSettingError(
                         f"attention variant {variant}: block {name!r} has no self-attention sites; blocks with sites: "

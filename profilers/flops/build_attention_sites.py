@@ -379,14 +379,16 @@ class _Merged(torch.nn.Module):
         keep, n_dst = tome_tokens(L, self.ratio, self.freq_bins)
         a, dst = hidden_states[:, : L - n_dst], hidden_states[:, L - n_dst:]
         _ = a @ dst.transpose(-2, -1)  # similarity scores (B, L - n_dst, n_dst)
-        # per-token side inputs (rotary embeddings) follow the kept tokens; the text does not
+        # per-token side inputs (rotary embeddings: dim 1 of length L) follow the kept tokens; the
+        # text does not (a transformer block's first argument after the latent, or the keyword)
         def cut(x):
             if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[1] == L:
                 return x[:, :keep]
             if isinstance(x, tuple):
                 return tuple(cut(t) for t in x)
             return x
-        args = tuple(a if i == 0 and type(self.inner).__name__.endswith("Block") else cut(a) for i, a in enumerate(args))
+        is_block = type(self.inner).__name__.endswith("Block")
+        args = tuple(a if (i == 0 and is_block) else cut(a) for i, a in enumerate(args))
         kwargs = {k: v if k == "encoder_hidden_states" else cut(v) for k, v in kwargs.items()}
         out = self.inner(hidden_states[:, :keep], *args, **kwargs)
         if isinstance(out, tuple):

@@ -20,6 +20,8 @@ def add_parser(sub):
     add_carbon_args(p)
     p.add_argument("--count", type=int, default=1, help="number of generations: fleet totals (kWh, GPU-hours, CO2e)")
     p.add_argument("--law", metavar="LAW.json", help="a law fitted with `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--attention", metavar="VARIANT", action="append",
+                   help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512 (see `scaling profile`)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -37,7 +39,7 @@ def run(args) -> int:
 
     spec = model_spec_from_args(args)
     est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
-                  count=args.count, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
+                  count=args.count, attention=";".join(args.attention) if args.attention else None, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                   guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
                   outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
     if args.json:
