@@ -274,35 +274,25 @@ def experiments(runs):
     return runs["notes"].astype("string").str.extract(_EXPERIMENT, expand=False)
 
 
-#: Corrections applied by :func:`load_public` between import and FLOP annotation, each with its
-#: evidence. (Candidates for an import policy of :mod:`scaling.importers`.)
+#: Corrections of the published metadata that the fits rely on, each with its evidence; they are
+#: applied by the importer (:mod:`scaling.importers`), so `scaling fit` on an import gets them too.
 CORRECTIONS = {
     "cfg_pipeline_default": (
         "ML.ENERGY v2 stabilityai/sdxl-turbo rows: CFG on. The benchmark leaves guidance_scale unset, so "
         "StableDiffusionXLPipeline's own default (5.0) applies and every step runs the UNet on the prompt and "
-        "the negative prompt; the registry's 0.0 is the model card's advice, not what ran. The latency agrees: "
+        "the negative prompt; the registry's 0.0 is the model card's advice, not what ran (applied by the importer: "
+        "scaling.importers._cfg_column takes the architecture's pipeline default when a source leaves guidance unset). The latency agrees: "
         "bs16 at 512x512 takes 4.24 s on H100 against 17.4 s for SDXL-base at 1024x1024 (x4.1, the token ratio "
         "with CFG in both; without CFG turbo would take about half)."
     ),
 }
 
 
-def _apply_corrections(runs):
-    from scaling.runs import add_flag
-
-    turbo = ((runs["source"].astype("string") == "ml_energy_leaderboard_v2")
-             & (runs["model"].astype("string") == "stabilityai/sdxl-turbo")).fillna(False).to_numpy(bool)
-    if turbo.any():
-        runs.loc[turbo, "cfg"] = True
-        runs["flags"] = add_flag(runs["flags"], turbo, "cfg_pipeline_default")
-    return runs
-
-
 def load_public(folder: str | Path | None = None, files: Sequence[str] = PUBLIC_FILES, policy=None):
     """Import and FLOP-annotate the public energy CSVs; one runs table with ``experiment`` and ``file``.
 
-    The importer's default flag policies apply (``policy`` overrides them), then the
-    :data:`CORRECTIONS` (flagged in ``flags``), then :func:`scaling.importers.annotate_flops`.
+    The importer's default flag policies apply (``policy`` overrides them; they include the
+    :data:`CORRECTIONS`), then :func:`scaling.importers.annotate_flops`.
 
     Raises
     ------
@@ -322,7 +312,7 @@ def load_public(folder: str | Path | None = None, files: Sequence[str] = PUBLIC_
         if not path.is_file():
             raise DataError(f"public data file {str(path)!r} is missing")
         res = import_public(path, policy=policy)
-        runs = annotate_flops(_apply_corrections(res.runs.copy()), res.report)
+        runs = annotate_flops(res.runs.copy(), res.report)
         runs["file"] = name
         frames.append(runs)
     runs = pd.concat(frames, ignore_index=True)

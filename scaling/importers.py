@@ -342,17 +342,22 @@ def _spec(key: str):
 
 
 def _cfg_column(df: pd.DataFrame) -> pd.Series:
-    """CFG on: the model's guidance type is ``cfg`` and the scale (row, else model default) > 1.
+    """CFG on: the pipeline does real CFG and the scale (row, else the pipeline default) > 1.
 
-    The same rule as :func:`scaling.settings.make_setting` (diffusers turns CFG off at <= 1).
+    The same rule as :func:`scaling.settings.make_setting` (diffusers turns CFG off at <= 1),
+    with one difference: a source that leaves the guidance unset ran the *pipeline's*
+    ``__call__`` default, not a checkpoint's model-card advice. So a variant
+    (``stabilityai/sdxl-turbo``: card 0.0, no CFG) measured with guidance unset takes its
+    architecture's pipeline default (StableDiffusionXLPipeline: 5.0, CFG on).
     """
     out = pd.Series(pd.NA, index=df.index, dtype="boolean")
     for key, idx in df.groupby("model_key", dropna=True).groups.items():
         spec = _spec(str(key))
+        arch = _spec(spec.architecture_key)
         gs = df.loc[idx, "guidance_scale"].astype("float64")
-        default = spec.defaults.get("guidance_scale")
+        default = arch.defaults.get("guidance_scale")
         gs = gs.fillna(np.nan if default is None else float(default))
-        on = (spec.guidance_type == "cfg") & ~(gs <= 1.0)
+        on = (arch.guidance_type == "cfg") & ~(gs <= 1.0)
         out.loc[idx] = on.to_numpy(dtype=bool)
     return out
 
