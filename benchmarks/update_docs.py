@@ -9,7 +9,9 @@ README.md holds generated sections between markers:
   ``benchmarks/validation_table.py`` (whose full output goes to ``docs/validation_laws.md``);
 - ``validate-public``: predicted against published at each public model's setting and GPU,
   from ``benchmarks/validate_public.py`` (also ``docs/validation_public.md``);
-- ``litefocus``: the LiteFocus reproduction, from ``benchmarks/litefocus_speedup.py``.
+- ``litefocus``: the LiteFocus reproduction, from ``benchmarks/litefocus_speedup.py``;
+- ``whatifs``: every what-if (precision, steps, few-step overhead, batch, attention) against the
+  published measurements, from ``benchmarks/whatif_report.py`` (details in ``docs/whatifs.md``).
 
 No figure in those sections is typed by hand.
 """
@@ -43,7 +45,12 @@ def generate() -> dict[str, str]:
     targets = [line for line in laws.splitlines() if re.match(r"^\w+: \w+ \(\w+\) of .* \(target .*\)", line)]
     public = _run("validate_public", [])
     litefocus = _run("litefocus_speedup", [])
+    import whatif_report
+
+    whatifs = whatif_report.build()
     return {
+        "readme:whatifs": whatif_report.readme_table(whatifs),
+        "docs/whatifs.md": whatif_report.render(whatifs),
         "readme:litefocus": "```\n" + litefocus + "```\n",
         "readme:validation-targets": "```\n" + "\n".join(targets) + "\n```\n",
         "readme:validate-public": public,

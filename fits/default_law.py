@@ -277,7 +277,11 @@ def _equation(law) -> str:
         return f"E = {core}" + ("   (N: steps)" if "step" in law.overhead_ else "")
     names = column_names(law)
     hw = " * ".join(f"{names[j]}^w_{names[j]}" for j in law.hardware_columns_)
-    return f"E = {hw} * ({core})" + ("   (N: steps)" if "step" in law.overhead_ else "")
+    tail = "   (N: steps)" if "step" in law.overhead_ else ""
+    if getattr(law, "overhead_scale", "hardware") == "none" and law.overhead_:
+        return f"E = {hw} * {terms[0]} + {' + '.join(terms[1:])}" + tail + \
+            "   (overheads not scaled by the hardware term)"
+    return f"E = {hw} * ({core})" + tail
 
 
 def _metrics(y, p) -> dict:

@@ -31,6 +31,7 @@ from typing import Mapping
 
 import numpy as np
 
+from fits.precision import ACTIVATION_BYTE, precision_plan
 from scaling.errors import DataError
 from scaling.hardware import GPUSpec, resolve_gpu
 
@@ -67,10 +68,11 @@ ROLE_FLOP_COLUMNS: Mapping[str, str] = {
     "vocoder": "flop_vocoder",
 }
 
-#: Bytes that one weight / activation value takes at each precision (4-bit formats: 0.5).
-BYTE_PER_VALUE: Mapping[str, float] = {
-    "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "nf4": 0.5, "fp4": 0.5,
-}
+#: Bytes per activation value moved between ops at each requested precision: the law's
+#: ``byte_per_value`` (:data:`fits.precision.ACTIVATION_BYTE`). Weight-only formats (int8, nf4,
+#: fp4) compute with 16-bit activations, and fp8 keeps them 16-bit between ops, so all of these
+#: are 2 bytes; their weight bytes and dequantisation traffic are in :mod:`fits.precision`.
+BYTE_PER_VALUE: Mapping[str, float] = ACTIVATION_BYTE
 
 #: Prior exponents of the hardware columns, per target (``energy`` or ``time``) and regime.
 PRIORS: Mapping[str, Mapping[str, Mapping[str, float]]] = {
@@ -108,8 +110,12 @@ def prior_exponents(regime: str, target: str = "energy") -> tuple[float, ...]:
 def hardware_features(gpu: str | GPUSpec, precision: str) -> dict[str, float]:
     """The hardware figures of ``gpu`` at ``precision``, named as in :data:`HARDWARE_FEATURES`.
 
-    ``peak_flop_per_s`` is the dense peak the board reaches at that precision (with the
-    registry's fallbacks: nf4 -> bf16 peak, fp8 on an A100 -> bf16 peak, ...).
+    The precision goes through :func:`fits.precision.precision_plan` (one mapping for fitting
+    and prediction): ``peak_flop_per_s`` is the dense peak of the precision the matmuls run at
+    (nf4 / fp4 / int8 -> bf16 peak: weight-only; fp8 -> fp8 peak on chips with fp8 tensor cores,
+    bf16 peak elsewhere; fp32 -> the CUDA-core fp32 peak), ``byte_per_value`` the bytes per
+    activation value (4 for fp32 / tf32, 2 otherwise). The dequantisation work of weight-only
+    formats is not a feature: it is added at prediction time (:func:`fits.precision.dequant_cost`).
 
     Raises
     ------
@@ -131,11 +137,12 @@ def hardware_vector(gpu: str | GPUSpec, precision: str) -> np.ndarray:
 @lru_cache(maxsize=256)
 def _hardware_tuple(key: str, precision: str) -> tuple[float, float, float, float]:
     spec = resolve_gpu(key)
+    plan = precision_plan(precision, spec)  # rejects an unknown precision
     return (
-        float(spec.peak_for(precision)),
+        float(plan.peak_flop_per_s),
         float(spec.memory_bandwidth_byte_per_s),
         float(spec.tdp_w),
-        float(BYTE_PER_VALUE[precision]),  # peak_for has already rejected an unknown precision
+        float(plan.activation_byte),
     )
 
 

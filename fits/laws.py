@@ -29,7 +29,9 @@ Overheads (``overhead=``): ``"call"`` adds ``E0``, a fixed cost per pipeline cal
 text encoding setup, allocation); ``"step"`` adds ``s * N``, a fixed cost per denoising step
 (kernel launches and scheduler work that do not scale with the FLOPs: small models at small
 batches are launch-bound); ``"call+step"`` adds both. In :class:`HardwareLaw` the overheads are
-scaled by ``H`` like the rest of the call.
+scaled by ``H`` like the rest of the call, unless ``overhead_scale="none"``
+(``E = H(hw) * a * C^b [+ E0] [+ s * N]``: a launch-bound step costs the same on every GPU and
+precision; the shipped default law's form ``hw-fit+flatstep``, chosen by its validation table).
 
 Hardware. Each hardware exponent ``w_j`` is either fitted or held at a prior
 (``prior_exponents``). A physical prior is what lets a GPU that was never measured be
@@ -175,7 +177,11 @@ class _LogLaw(RegressorMixin, BaseEstimator):
             "fitted_center": [self.column_center_[j] for j in self.fitted_hardware_],
             "fixed": self.fixed_hardware_,
             "fixed_exponents": [self.exponent_of_[j] for j in self.fixed_hardware_],
+            "overhead_scale": self._overhead_scale(),
         }
+
+    def _overhead_scale(self) -> str:
+        return "hardware"
 
     def _log_model(self, theta, Z, grad=False):
         return log_model(theta, Z, grad=grad, **self._model_kwargs())
@@ -304,7 +310,8 @@ class _LogLaw(RegressorMixin, BaseEstimator):
 
     def _starts(self, beta, Z, t, D, off):
         """Starting points: no overhead, and the overhead at 10-90 % of the smallest energy."""
-        r = t - off
+        scaled = self._overhead_scale() != "none"
+        r = t - off if scaled else t  # the overheads live in the units of r
         terms = self.overhead_
         n_steps = np.exp(Z[:, self.steps_column_]) if "step" in terms else None
         tiny = float(np.min(r)) - 12.0
@@ -321,7 +328,7 @@ class _LogLaw(RegressorMixin, BaseEstimator):
                 s = share * float(np.min(np.exp(r) / n_steps))
                 over += s * n_steps
                 extra.append(np.log(s))
-            target = np.log(np.maximum(np.exp(r) - over, 1e-300))
+            target = np.log(np.maximum(np.exp(r) - over, 1e-300)) - (0.0 if scaled else off)
             b0 = np.linalg.lstsq(D, target, rcond=None)[0]
             starts.append(np.r_[b0, extra])
         return starts
@@ -329,7 +336,7 @@ class _LogLaw(RegressorMixin, BaseEstimator):
     def _solve_overhead(self, beta, Z, t, D, off):
         from scipy.optimize import least_squares
 
-        r = t - off
+        r = t - off if self._overhead_scale() != "none" else t
         n = len(beta) + len(self.overhead_)
         lower = np.full(n, -np.inf)
         upper = np.full(n, np.inf)
@@ -481,6 +488,7 @@ class _LogLaw(RegressorMixin, BaseEstimator):
             "b": self.b_,
             "e0": self.e0_,
             "s": self.s_,
+            "overhead_scale": self._overhead_scale(),
         }
 
 
@@ -602,7 +610,8 @@ class HardwareLaw(_LogLaw):
         the design (in column order), keep the prior for the others. ``True``: fit all (the
         design must identify them). ``False``: keep every prior (hardware enters as an offset).
     overhead : {None, "call", "step", "call+step"} or bool, default=None
-        Overhead terms (``True`` means ``"call"``), scaled by ``H`` like the rest of the call.
+        Overhead terms (``True`` means ``"call"``), scaled by ``H`` like the rest of the call
+        unless ``overhead_scale="none"``.
     steps_column : int or None, default=None
         Column of ``X`` with the denoising steps; never a hardware column.
     robust : bool, default=False
@@ -611,6 +620,11 @@ class HardwareLaw(_LogLaw):
         Huber threshold in units of the robust residual scale (MAD).
     smearing : bool, default=True
         Multiply linear-space predictions by Duan's smearing factor.
+    overhead_scale : {"hardware", "none"}, default="hardware"
+        ``"hardware"``: ``E = H * (a C^b + E0 + s N)``. ``"none"``: ``E = H * a C^b + E0 + s N``:
+        the overheads (launch-bound time per step or per call) cost the same energy on every GPU
+        and precision, so they do not grow with ``H`` (at fp32, ``H`` is about 3x its fp16
+        value, while the launch overhead of a step does not change).
 
     Attributes
     ----------
@@ -623,7 +637,7 @@ class HardwareLaw(_LogLaw):
     """
 
     def __init__(self, prior_exponents=None, fit_hardware="auto", overhead=None, steps_column=None, robust=False,
-                 epsilon=1.35, smearing=True):
+                 epsilon=1.35, smearing=True, overhead_scale="hardware"):
         self.prior_exponents = prior_exponents
         self.fit_hardware = fit_hardware
         self.overhead = overhead
@@ -631,11 +645,17 @@ class HardwareLaw(_LogLaw):
         self.robust = robust
         self.epsilon = epsilon
         self.smearing = smearing
+        self.overhead_scale = overhead_scale
 
     def _check_config(self):
         super()._check_config()
         if not (isinstance(self.fit_hardware, (bool, np.bool_)) or self.fit_hardware == "auto"):
             raise ValueError(f"`fit_hardware` must be 'auto', True or False, got {self.fit_hardware!r}")
+        if self.overhead_scale not in ("hardware", "none"):
+            raise ValueError(f"`overhead_scale` must be 'hardware' or 'none', got {self.overhead_scale!r}")
+
+    def _overhead_scale(self) -> str:
+        return self.overhead_scale
 
     def _overhead_terms(self):
         return _overhead_terms(self.overhead)

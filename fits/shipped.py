@@ -16,6 +16,12 @@ Prediction for one setting on one GPU at one precision::
 
 Components: ``flop_share`` splits the total by FLOP share, ``per_component`` evaluates one law
 per role (the file says which, under ``components``).
+
+Precision: the hardware figures come from :func:`fits.precision.precision_plan` (nf4 / fp4 / int8
+enter as bf16, fp8 as fp8 only on chips with fp8 tensor cores). :meth:`ShippedLaw.predict` adds
+the dequantisation term of weight-only formats (:func:`fits.precision.dequant_cost`: a roofline
+estimate, not fitted) to the denoiser and the total; :meth:`ShippedLaw.predict_components` is the
+law alone.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fits.precision import precision_plan
 from scaling.errors import LawError
 
 __all__ = ["ShippedLaw", "law_from_dict", "log_model"]
@@ -34,20 +41,32 @@ _ROLE_ORDER = ("text_encoder", "denoiser", "decoder", "vocoder", "upsampler")
 
 
 def log_model(theta, Z, *, flop_center, overhead, steps_column, fitted, fitted_center, fixed, fixed_exponents,
-              grad=False):
+              grad=False, overhead_scale="hardware"):
     """``log E`` of the law family for log-features ``Z`` (and, with ``grad``, its Jacobian).
 
     ``theta = [alpha, b, w_fitted..., log_e0 (call), log_s (step)]``::
 
-        log E = logsumexp(alpha + b (z_0 - flop_center), log_e0, log_s + z_N)
-                + sum_fixed p_j z_j + sum_fitted w_j (z_j - center_j)
+        hw    = sum_fixed p_j z_j + sum_fitted w_j (z_j - center_j)
+        log E = logsumexp(alpha + b (z_0 - flop_center), log_e0, log_s + z_N) + hw
+                                                        (overhead_scale="hardware": H scales the overheads)
+        log E = logsumexp(alpha + b (z_0 - flop_center) + hw, log_e0, log_s + z_N)
+                                                        (overhead_scale="none": they cost the same on every
+                                                         GPU and precision)
 
     Returns ``log E`` of shape (n,), and with ``grad`` the Jacobian over ``theta``, shape
     (n, len(theta)).
     """
     theta = np.asarray(theta, dtype=float)
     nf = len(fitted)
+    scaled = overhead_scale != "none"
+    hw = np.zeros(Z.shape[0])
+    for j, p in zip(fixed, fixed_exponents):
+        hw = hw + p * Z[:, j]
+    for k, (j, c) in enumerate(zip(fitted, fitted_center)):
+        hw = hw + theta[2 + k] * (Z[:, j] - c)
     u = theta[0] + theta[1] * (Z[:, 0] - flop_center)
+    if not scaled:
+        u = u + hw
     terms = [u]
     i = 2 + nf
     if "call" in overhead:
@@ -62,12 +81,7 @@ def log_model(theta, Z, *, flop_center, overhead, steps_column, fitted, fitted_c
     else:
         T = None
         log_core = u
-    hw = np.zeros_like(u)
-    for j, p in zip(fixed, fixed_exponents):
-        hw = hw + p * Z[:, j]
-    for k, (j, c) in enumerate(zip(fitted, fitted_center)):
-        hw = hw + theta[2 + k] * (Z[:, j] - c)
-    out = log_core + hw
+    out = log_core + hw if scaled else log_core
     if not grad:
         return out
     J = np.empty((Z.shape[0], len(theta)))
@@ -75,7 +89,7 @@ def log_model(theta, Z, *, flop_center, overhead, steps_column, fitted, fitted_c
     J[:, 0] = shares[0]
     J[:, 1] = shares[0] * (Z[:, 0] - flop_center)
     for k, (j, c) in enumerate(zip(fitted, fitted_center)):
-        J[:, 2 + k] = Z[:, j] - c
+        J[:, 2 + k] = (Z[:, j] - c) * (1.0 if scaled else shares[0])
     for t in range(1, shares.shape[0]):
         J[:, 1 + nf + t] = shares[t]
     return out, J
@@ -108,6 +122,7 @@ class _Part:
                 "fitted_center": [float(c) for c in state["fitted_center"]],
                 "fixed": [int(j) for j in state["fixed"]],
                 "fixed_exponents": [float(p) for p in state["fixed_exponents"]],
+                "overhead_scale": str(state.get("overhead_scale", "hardware")),
             }
             self.flop_range = state.get("flop_range")
         except (TypeError, ValueError) as exc:
@@ -349,8 +364,15 @@ class ShippedLaw:
         if not measured:
             notes.append(f"no measurements on {gpu_key} in the law's data: predicted from its registry figures "
                          "(peak FLOP/s, bandwidth, TDP) through the hardware terms")
-        if law.precisions and str(precision).lower() not in law.precisions:
-            notes.append(f"precision {precision} is outside the law's data ({', '.join(law.precisions)})")
+        plan = precision_plan(precision, gpu_key)
+        notes.extend(plan.notes)
+        if law.precisions and plan.compute not in law.precisions:
+            notes.append(f"precision {precision} (matmuls at {plan.compute}) is outside the law's data "
+                         f"({', '.join(law.precisions)})")
+        energy, t, t_lo, t_hi, dq_note = _add_dequant(energy, (t, t_lo, t_hi), spec, setting, precision, gpu_key,
+                                                      steps)
+        if dq_note:
+            notes.append(dq_note)
         if law.flop_range and not (law.flop_range[0] <= total_flop <= law.flop_range[1]):
             notes.append(f"{total_flop:.3g} FLOP is outside the law's data ({law.flop_range[0]:.3g}-"
                          f"{law.flop_range[1]:.3g} FLOP): extrapolation")
@@ -368,6 +390,41 @@ class ShippedLaw:
             time_s=t, time_lo_s=t_lo, time_hi_s=t_hi, gpu_measured=measured, law_name=self.name,
             interval=self.interval, notes=tuple(notes),
         )
+
+
+def _add_dequant(energy: dict, time: tuple[float, float, float], spec: Any, setting: Any, precision: str,
+                 gpu_key: str, steps: int | None):
+    """Add the dequantisation term of a weight-only precision (:func:`fits.precision.dequant_cost`).
+
+    The term is a roofline estimate, not fitted: it is added to the denoiser and the total and
+    shifts their intervals (it does not widen them). Returns ``(energy, t, t_lo, t_hi, note)``.
+    """
+    from fits.precision import WEIGHT_ONLY, dequant_cost
+
+    t, t_lo, t_hi = time
+    if str(precision).strip().lower() not in WEIGHT_ONLY:
+        return energy, t, t_lo, t_hi, None
+    if spec is None and getattr(setting, "model", None):
+        from scaling.errors import UnknownModelError
+        from scaling.registry import resolve_model
+
+        try:
+            spec = resolve_model(setting.model)
+        except UnknownModelError:
+            spec = None
+    if steps is None:
+        return energy, t, t_lo, t_hi, f"{precision}: dequantisation cost not added (steps unknown)"
+    cost = dequant_cost(spec, precision, gpu_key, int(steps))
+    if cost.energy_j <= 0:
+        return energy, t, t_lo, t_hi, cost.note
+    out = dict(energy)
+    role = "denoiser" if "denoiser" in out else "total"
+    for key in {role, "total"}:
+        e, lo, hi = out[key]
+        out[key] = (e + cost.energy_j, lo + cost.energy_j, hi + cost.energy_j)
+    if math.isfinite(t):
+        t, t_lo, t_hi = t + cost.time_s, t_lo + cost.time_s, t_hi + cost.time_s
+    return out, t, t_lo, t_hi, cost.note
 
 
 def law_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ShippedLaw:

@@ -30,6 +30,8 @@ this module.
 
 from __future__ import annotations
 
+import copy
+
 import inspect
 import re
 import time
@@ -377,7 +379,8 @@ def _build_component(comp: ComponentSpec, device: str):
     """One component from its config, random-initialised on ``device`` (fp32)."""
     import torch
 
-    cfg = {k: v for k, v in comp.config.items() if not k.startswith("_")}
+    # deep copy: config classes write into nested dicts (rope_scaling, text_config) in place
+    cfg = {k: copy.deepcopy(v) for k, v in comp.config.items() if not k.startswith("_")}
     with warnings.catch_warnings(), torch.device(device):
         warnings.simplefilter("ignore")
         if comp.library == "diffusers":

@@ -21,6 +21,7 @@ with :func:`builder`.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -92,7 +93,8 @@ def build_component(spec: ModelSpec, name: str) -> torch.nn.Module:
 def _build(spec: ModelSpec, comp: ComponentSpec) -> torch.nn.Module:
     import warnings
 
-    cfg = {k: v for k, v in comp.config.items() if k not in ("_class_name", "_library", "_diffusers_version")}
+    # deep copy: config classes write into nested dicts (rope_scaling, text_config) in place
+    cfg = {k: copy.deepcopy(v) for k, v in comp.config.items() if k not in ("_class_name", "_library", "_diffusers_version")}
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore")
         if comp.library == "diffusers":

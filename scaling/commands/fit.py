@@ -36,7 +36,7 @@ def add_parser(sub):
     p.add_argument("--law", default="auto", metavar="NAME",
                    help="law form: auto (best form with hardware terms by the validation table) or one of "
                         "power, power-robust, power+E0, power+step, hw-compute, hw-compute+step, hw-memory, "
-                        "hw-memory+E0, hw-memory+step, hw-memory+E0+step, hw-fit+step")
+                        "hw-memory+E0, hw-memory+step, hw-memory+E0+step, hw-fit+step, hw-fit+flatstep")
     p.add_argument("--by", choices=_BY, help="one law per GPU, per model, or per component (phase rows)")
     p.add_argument("--target", choices=("energy", "time"), default="energy",
                    help="print and validate the energy law (default) or the time law (both are written)")

@@ -22,6 +22,10 @@ def add_parser(sub):
     p.add_argument("--law", metavar="LAW.json", help="a law fitted with `scaling fit --out` (default: the shipped law)")
     p.add_argument("--attention", metavar="VARIANT", action="append",
                    help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512 (see `scaling profile`)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also predict the baseline (model defaults: bf16, default steps, batch 1, full attention; "
+                        "same model, resolution, guidance and GPU) and print it next to this what-if, per output, "
+                        "with the ratio and both intervals")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -42,11 +46,74 @@ def run(args) -> int:
                   count=args.count, attention=";".join(args.attention) if args.attention else None, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                   guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
                   outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
+    base = predict_baseline(spec, args) if getattr(args, "baseline", False) else None
     if args.json:
-        print(dump_json(est.to_dict()))
+        d = est.to_dict()
+        if base is not None:
+            d["baseline"] = base.to_dict()
+            d["whatif_vs_baseline"] = compare_to_baseline(est, base)
+        print(dump_json(d))
         return 0
     print(render(est))
+    if base is not None:
+        print("")
+        print(render_baseline(est, base, ";".join(args.attention) if args.attention else None))
     return 0
+
+
+# -- --baseline -------------------------------------------------------------------------------
+
+def predict_baseline(spec, args):
+    """The baseline of a what-if: model defaults for precision (bf16), steps, batch (1) and attention (full).
+
+    Everything else (resolution, frames, seconds, guidance, GPU, law, carbon) is the what-if's.
+    """
+    from scaling.estimate import predict
+
+    return predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
+                   count=args.count, attention=None, res=args.res, frames=args.frames, seconds=args.seconds,
+                   steps=None, guidance=args.guidance, cfg=args.cfg, batch_size=1, outputs_per_prompt=1,
+                   precision="bf16")
+
+
+def _per_output(est) -> tuple[float, float, float, float]:
+    n = est.setting.n_outputs
+    return est.energy_j / n, est.energy_lo_j / n, est.energy_hi_j / n, est.time_s / n
+
+
+def compare_to_baseline(est, base) -> dict:
+    """Per-output energy and time of the what-if and the baseline, and their ratios."""
+    e, lo, hi, t = _per_output(est)
+    be, blo, bhi, bt = _per_output(base)
+    return {"energy_per_output_j": e, "energy_per_output_interval_j": [lo, hi], "time_per_output_s": t,
+            "baseline_energy_per_output_j": be, "baseline_energy_per_output_interval_j": [blo, bhi],
+            "baseline_time_per_output_s": bt, "energy_ratio": e / be, "time_ratio": t / bt}
+
+
+def _describe_whatif(s, attention: str | None) -> str:
+    att = "full attention" if not attention else attention
+    return f"{s.precision}, {s.steps} steps, batch {s.batch_size}" + \
+        (f" x {s.outputs_per_prompt} outputs" if s.outputs_per_prompt > 1 else "") + f", {att}"
+
+
+def render_baseline(est, base, attention: str | None = None) -> str:
+    """The what-if next to its baseline, per output, with both intervals and the ratio."""
+    c = compare_to_baseline(est, base)
+    pct = f"{est.interval * 100:.0f}%"
+    whatif = _describe_whatif(est.setting, attention)
+    rows = [
+        ["what-if", whatif, f"{c['energy_per_output_j']:,.0f}",
+         f"{c['energy_per_output_interval_j'][0]:,.0f} - {c['energy_per_output_interval_j'][1]:,.0f}",
+         f"{c['time_per_output_s']:.3g}"],
+        ["baseline", _describe_whatif(base.setting, None), f"{c['baseline_energy_per_output_j']:,.0f}",
+         f"{c['baseline_energy_per_output_interval_j'][0]:,.0f} - {c['baseline_energy_per_output_interval_j'][1]:,.0f}",
+         f"{c['baseline_time_per_output_s']:.3g}"],
+    ]
+    lines = ["--- what-if against the baseline (model defaults: bf16, default steps, batch 1, full attention) ---",
+             table(rows, ["", "setting", "energy J per output", f"{pct} interval J", "time s per output"]),
+             f"ratio      energy {c['energy_ratio']:.3f}x, time {c['time_ratio']:.3f}x per output (what-if / baseline; "
+             "the intervals are each prediction's own, not an interval of the ratio)"]
+    return "\n".join(lines)
 
 
 def render(est) -> str:
