@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     except ScalingError as exc:
         print(f"scaling {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        from scaling.extras import EXTRA_OF, missing_message
+
+        if (exc.name or "").split(".")[0] not in EXTRA_OF:
+            raise
+        print(f"scaling {args.command}: error: {missing_message(exc.name)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"scaling {args.command}: interrupted", file=sys.stderr)
         return 130

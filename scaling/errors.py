@@ -14,6 +14,7 @@ it to stderr and exits with status 2.
     ├── LawError               a law file that cannot be read, or a fit that cannot be made
     ├── WorkloadError          a workload / sweep YAML file that breaks its schema
     ├── ProfilerError          a FLOP count that cannot be trusted (e.g. attention dropped to 0)
+    ├── MissingDependencyError an optional package (an extra) that a command needs is not installed
     └── MeterError             a meter that cannot measure here (no GPU, no counter, no permission)
         └── NoGPUError         a GPU was asked for and none is visible
 """
@@ -51,6 +52,10 @@ class WorkloadError(ScalingError):
 
 class ProfilerError(ScalingError):
     """A FLOP count that cannot be trusted."""
+
+
+class MissingDependencyError(ScalingError):
+    """An optional package that a command needs is not installed (see :mod:`scaling.extras`)."""
 
 
 class MeterError(ScalingError):

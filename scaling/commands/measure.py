@@ -67,6 +67,9 @@ def run(args) -> int:
     from profilers.energy.runner import Runner, SettingRequest, failures_path
     from scaling.errors import InvalidSettingError, UnknownModelError
 
+    from scaling.extras import require
+
+    require("torch", "diffusers", "transformers", what="scaling measure")
     if args.weights and args.random_weights:
         raise InvalidSettingError("give --random-weights or --weights DIR, not both")
     model = args.config or args.model or args.weights  # a weights folder describes its own model

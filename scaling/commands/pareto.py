@@ -24,6 +24,10 @@ def run(args) -> int:
     from scaling.pareto import join_quality, pareto, pareto_figure
     from scaling.runs import read_runs
 
+    if args.plot:
+        from scaling.extras import require
+
+        require("plotly", what="--plot")
     runs = read_runs(args.data)
     if args.quality_table:
         from scaling.importers import import_quality

@@ -25,6 +25,10 @@ def run(args) -> int:
     spec = model_spec_from_args(args)
     setting = setting_from_args(args, spec)
     method = "traced" if args.traced or spec.key.startswith("local:") else "closed-form"
+    if method == "traced":
+        from scaling.extras import require
+
+        require("torch", "diffusers", "transformers", what="tracing (--traced, --config DIR)")
     attention = ";".join(args.attention) if args.attention else None
     prof = profile(setting, method=method, spec=spec, attention=attention)
     from profilers.flops.memory import fmt_byte, is_rough, memory_profile

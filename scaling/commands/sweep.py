@@ -45,6 +45,11 @@ def run(args) -> int:
         print(f"{len(sweep.settings)} settings; device {sweep.device}, meter {sweep.meter}, "
               f"{sweep.protocol.repeats} repeats + {sweep.protocol.warmup} warm-up each")
         return 0
+    from scaling.extras import require
+
+    require("torch", "diffusers", "transformers", what="scaling sweep")
+    if args.executor != "local":
+        require("submitit", what=f"--executor {args.executor}")
     slurm = {"timeout_min": args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition
