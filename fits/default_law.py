@@ -547,7 +547,6 @@ def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target:
     file to write), and what the report and the printout need. Writes nothing.
     """
     from fits.features import aggregate_settings
-    from scaling.errors import DataError
     from scaling.runs import read_runs
 
     if by not in (None, "gpu", "model", "component"):

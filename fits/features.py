@@ -233,7 +233,6 @@ def aggregate_settings(rows, targets: tuple[str, ...] = ("energy_gpu_j", "durati
     Other columns keep their first value (they are equal within a setting for the setting
     columns).
     """
-    import pandas as pd
 
     rows = rows.copy()
     rows["_group"] = setting_groups(rows)

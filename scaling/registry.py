@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -104,7 +104,7 @@ def _defaults(pipeline: Mapping[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _text_tokens(entry: Mapping[str, Any], pipeline: Mapping[str, Any], roles: Mapping[str, str]):
+def _text_tokens(entry: Mapping[str, Any], pipeline: Mapping[str, Any]):
     tokens: dict[str, int] = {}
     prov: dict[str, str] = {}
     for name, n in (pipeline.get("max_sequence_length") or {}).items():
@@ -135,7 +135,7 @@ def _load() -> tuple[dict[str, ModelSpec], dict[str, str]]:
                 class_name=cfg.get("_class_name", pipeline["components"][name][1]),
                 config=cfg,
             )
-        tokens, prov = _text_tokens(entry, pipeline, entry["roles"])
+        tokens, prov = _text_tokens(entry, pipeline)
         specs[key] = ModelSpec(
             key=key,
             id=entry["id"],

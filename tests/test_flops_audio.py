@@ -9,7 +9,6 @@ encode (seconds -> mel frames, CFG, what runs once, what does not depend on the 
 
 from __future__ import annotations
 
-import math
 
 import pytest
 

@@ -10,7 +10,6 @@ import pytest
 
 import scaling
 from scaling.cli import main
-from scaling.errors import InvalidSettingError, UnknownGPUError, WorkloadError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -652,7 +652,7 @@ class Runner:
                     flags.append("idle_subtracted")
                     row["notes"] = f"GPU energy net of idle ({raw:.4g} J raw - {idle_w:.1f} W x {full['duration_s']:.4g} s); " + row["notes"]
                 else:
-                    row["notes"] = f"idle not subtracted: it would leave <= 0 J; " + row["notes"]
+                    row["notes"] = "idle not subtracted: it would leave <= 0 J; " + row["notes"]
             full["flags"] = ";".join(dict.fromkeys(flags))
             full["notes"] = "; ".join(x for x in (row["notes"], context) if x)
             table.append(full)

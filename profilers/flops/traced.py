@@ -98,7 +98,6 @@ def _build(spec: ModelSpec, comp: ComponentSpec) -> torch.nn.Module:
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore")
         if comp.library == "diffusers":
-            import diffusers
 
             cls = _diffusers_class(comp.class_name)
             module = cls.from_config(cfg)

@@ -19,7 +19,7 @@ Families live in ``_image.py``, ``_video.py`` and ``_audio.py``, one function pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from scaling.registry import ModelSpec
