@@ -18,7 +18,7 @@ def test_predict_the_readme_command(capsys):
     assert main(["predict", "--model", "wan2.1", "--frames", "81", "--res", "480p"]) == 0
     out = capsys.readouterr().out
     for needle in ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "h100-sxm", "bf16", "law", "text_encoder", "denoiser",
-                   "decoder", "total", "90% interval", "CO2e", "estimates"):
+                   "decoder", "total", "90% interval", "CO2e", "estimates", "the default; choose with --gpu"):
         assert needle in out, needle
 
 

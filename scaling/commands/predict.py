@@ -54,7 +54,7 @@ def run(args) -> int:
             d["whatif_vs_baseline"] = compare_to_baseline(est, base)
         print(dump_json(d))
         return 0
-    print(render(est))
+    print(render(est, gpu_is_default=args.gpu is None))
     if base is not None:
         print("")
         print(render_baseline(est, base, ";".join(args.attention) if args.attention else None))
@@ -116,14 +116,16 @@ def render_baseline(est, base, attention: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def render(est) -> str:
+def render(est, gpu_is_default: bool = False) -> str:
     s = est.setting
     pct = f"{est.interval * 100:.0f}%"
     lines = [
         f"model      {est.model_id}",
         f"setting    {describe_setting(s)}, {s.steps} steps, "
         f"{'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, batch {s.batch_size}",
-        f"gpu        {est.gpu_name} ({est.gpu}){'' if est.gpu_measured else ' - never measured: predicted from its registry figures'}",
+        f"gpu        {est.gpu_name} ({est.gpu})"
+        f"{' - the default; choose with --gpu' if gpu_is_default else ''}"
+        f"{'' if est.gpu_measured else ' - never measured: predicted from its registry figures'}",
         f"precision  {est.precision}",
         f"law        {est.law}",
         "",
