@@ -269,7 +269,8 @@ def summary(res: dict) -> list[dict]:
          "predicted": f"{min(r['predicted'] for r in a):.2f}x to {max(r['predicted'] for r in a):.2f}x",
          "error": f"MAPE {pct(float(np.mean([abs(r['error']) for r in a])))}"},
         {"what_if": "batch 2-64 instead of 1 (energy per image/video)",
-         "case": f"ML.ENERGY v2, 5 models, A100 + H100 ({len(ml)} points); law fitted without batch > 1",
+         "case": f"ML.ENERGY v2, {len({r['model'] for r in ml})} models, A100 + H100 ({len(ml)} points); "
+                 "law fitted without batch > 1",
          "published": f"{min(r['measured'] for r in ml):.2f}x to {max(r['measured'] for r in ml):.2f}x",
          "predicted": f"{min(r['predicted'] for r in ml):.2f}x to {max(r['predicted'] for r in ml):.2f}x",
          "error": f"MAPE {pct(float(np.mean([abs(r['error']) for r in ml])))} (all sweeps "

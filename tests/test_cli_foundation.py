@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from scaling.cli import main
+from scaling.registry import list_models
 
 SHARED_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "model-configs"
 
@@ -13,7 +14,7 @@ SHARED_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "model-configs
 def test_models_lists_every_model_with_parameters(capsys):
     assert main(["models", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
-    assert len(models) == 24
+    assert len(models) == len(list_models()) >= 24
     wan = next(m for m in models if m["key"] == "wan2.1-t2v-1.3b")
     assert wan["components"]["transformer"]["params"] == pytest.approx(1.419e9, rel=1e-3)
     assert all(c["params"] for m in models for c in m["components"].values())

@@ -16,7 +16,7 @@ from scaling.settings import make_setting
 from scaling.shapes import component_calls
 
 MODELS = ("sd1.5", "sdxl", "sd3.5-large", "sd3.5-medium", "flux.1-dev", "flux.1-schnell", "qwen-image",
-          "pixart-sigma")
+          "pixart-sigma", "sd3-medium", "ssd-1b")
 
 # (height, width) per model, none of them in the build design
 SETTINGS = {
@@ -28,6 +28,8 @@ SETTINGS = {
     "flux.1-schnell": [(816, 1440), (1152, 832), (2048, 2048)],
     "qwen-image": [(1328, 1328), (928, 1664), (1920, 1088)],  # 1328 and 928x1664: the model card's sizes
     "pixart-sigma": [(720, 816), (1008, 400), (464, 1680)],   # binned to 960x1088, 1600x640, 512x1856
+    "sd3-medium": [(1440, 816), (640, 1536), (1920, 1088)],
+    "ssd-1b": [(1216, 832), (600, 904), (2048, 1536)],       # latent 75x113: odd levels as for sdxl
 }
 
 _TRACED: dict = {}
@@ -156,16 +158,18 @@ def _unet_attention(cfg, levels, T):
     for i, t in enumerate(cfg["down_block_types"]):
         if "CrossAttn" in t:
             blocks[i] += lpb * tl[i]
+    rev = cfg.get("reverse_transformer_layers_per_block")  # per up block, per layer (SSD-1B)
     for j, t in enumerate(cfg["up_block_types"]):
         i = n - 1 - j
         if "CrossAttn" in t:
-            blocks[i] += (lpb + 1) * tl[i]
+            r = rev[j] if rev is not None else tl[i]
+            blocks[i] += sum(r) if isinstance(r, list) else (lpb + 1) * r
     if (cfg.get("mid_block_type") or "UNetMidBlock2DCrossAttn") == "UNetMidBlock2DCrossAttn":
         blocks[n - 1] += tl[-1]
     return sum(b * 4 * p * (p + T) * c for b, p, c in zip(blocks, P, C))
 
 
-@pytest.mark.parametrize("model", ["sd1.5", "sdxl"])
+@pytest.mark.parametrize("model", ["sd1.5", "sdxl", "ssd-1b"])
 def test_unet_attention_by_hand(model):
     spec, call = _default_call(model, "unet", height=600, width=904)
     expected = _unet_attention(spec.components["unet"].config, call.features, call.dims["T"])
@@ -173,7 +177,7 @@ def test_unet_attention_by_hand(model):
 
 
 def test_sd3_attention_by_hand():
-    for model in ("sd3.5-large", "sd3.5-medium"):
+    for model in ("sd3.5-large", "sd3.5-medium", "sd3-medium"):
         spec, call = _default_call(model, "transformer", height=1440, width=816)
         cfg = spec.components["transformer"].config
         L, T = call.features["L"], call.dims["T"]
@@ -222,7 +226,19 @@ def test_pixart_attention_by_hand():
 README_PARAMS = {"sd1.5": ("unet", 859.5e6), "sdxl": ("unet", 2.567e9), "sd3.5-large": ("transformer", 8.057e9),
                  "sd3.5-medium": ("transformer", 2.243e9), "flux.1-dev": ("transformer", 11.901e9),
                  "flux.1-schnell": ("transformer", 11.891e9), "qwen-image": ("transformer", 20.430e9),
-                 "pixart-sigma": ("transformer", 610.9e6)}
+                 "pixart-sigma": ("transformer", 610.9e6),
+                 # not in the README table: instantiated from the registered configs (see their SOURCE.md)
+                 "sd3-medium": ("transformer", 2.028e9), "ssd-1b": ("unet", 1.331e9)}
+
+# sizes the model authors publish: SD3 medium "2B parameters" (huggingface/blog sd3.md), SSD-1B "a 1.3B
+# Parameter Model" (segmind/SSD-1B README)
+PUBLISHED_PARAMS = {"sd3-medium": ("transformer", 2.0e9), "ssd-1b": ("unet", 1.3e9)}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED_PARAMS))
+def test_parameters_near_published_size(model):
+    name, n = PUBLISHED_PARAMS[model]
+    assert parameter_counts(resolve_model(model))[name] == pytest.approx(n, rel=0.05)
 
 
 @pytest.mark.parametrize("model", MODELS)

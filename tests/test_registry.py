@@ -30,7 +30,9 @@ def test_every_shared_model_is_registered():
     keys = {s.key for s in list_models()}
     shared = {p.name for p in SHARED_CONFIGS.iterdir() if p.is_dir()}
     assert len(shared) == 24
-    assert shared == keys
+    assert shared <= keys
+    for key in keys - shared:  # registered beyond the shared set: each folder names its sources
+        assert (Path(resolve_model(key).source_dir) / "SOURCE.md").is_file(), key
 
 
 @pytest.mark.parametrize("alias,model_id", ALIASES.items())
@@ -50,8 +52,9 @@ def test_aliases_are_unique():
 @pytest.mark.parametrize("spec", list_models(), ids=lambda s: s.key)
 def test_registry_configs_are_the_shared_configs(spec):
     folder = SHARED_CONFIGS / spec.key
-    for name, comp in spec.components.items():
-        assert comp.config == json.loads((folder / f"{name}.json").read_text())
+    if folder.is_dir():  # models registered beyond the shared set are checked by their SOURCE.md
+        for name, comp in spec.components.items():
+            assert comp.config == json.loads((folder / f"{name}.json").read_text())
     assert (Path(spec.source_dir) / "SOURCE.md").is_file()
     roles = spec.roles()
     assert "denoiser" in roles and "decoder" in roles and "text_encoder" in roles
