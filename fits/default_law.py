@@ -364,24 +364,9 @@ def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, wi
 
 def write_law(doc: Mapping[str, Any], path: str | Path) -> Path:
     """Write a law document atomically (a crash leaves the previous file intact)."""
-    import os
-    import tempfile
+    from scaling._files import write_text_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

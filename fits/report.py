@@ -126,8 +126,6 @@ def _table_html(tab) -> str:
 
 def write_report(result: Mapping[str, Any], path: str | Path, target: str | None = None) -> Path:
     """Write the HTML page atomically; returns its path."""
-    import os
-    import tempfile
 
     target = target or result.get("target", "energy")
     figs = figures(result, target)
@@ -150,18 +148,6 @@ def write_report(result: Mapping[str, Any], path: str | Path, target: str | None
         parts.append(f"<h2>validation{label}</h2>")
         parts.append(_table_html(fit.get("validation")))
     parts.append("</body></html>")
-    text = "\n".join(parts)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from scaling._files import write_text_atomic
+
+    return write_text_atomic(path, "\n".join(parts))

@@ -38,12 +38,9 @@ def run(args) -> int:
         higher = False  # FAD is a distance
     res = pareto(runs, args.quality, higher_is_better=higher)
     if args.plot:
-        from pathlib import Path
+        from scaling._files import write_text_atomic
 
-        out = Path(args.plot)
-        tmp = out.with_name(out.name + ".tmp")
-        pareto_figure(res).write_html(tmp, include_plotlyjs=True)
-        tmp.replace(out)
+        write_text_atomic(args.plot, pareto_figure(res).to_html(include_plotlyjs=True))
     pts = res.points
     if args.json:
         print(dump_json(pts.to_dict(orient="records")))
