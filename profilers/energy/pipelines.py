@@ -30,7 +30,6 @@ this module.
 
 from __future__ import annotations
 
-import copy
 
 import inspect
 import re
@@ -377,28 +376,11 @@ def _pipeline_class(spec: ModelSpec):
 
 def _build_component(comp: ComponentSpec, device: str):
     """One component from its config, random-initialised on ``device`` (fp32)."""
-    import torch
+    from profilers.flops.traced import build_from_config
 
-    # deep copy: config classes write into nested dicts (rope_scaling, text_config) in place
-    cfg = {k: copy.deepcopy(v) for k, v in comp.config.items() if not k.startswith("_")}
-    with warnings.catch_warnings(), torch.device(device):
-        warnings.simplefilter("ignore")
-        if comp.library == "diffusers":
-            from profilers.flops.traced import _diffusers_class
-
-            module = _diffusers_class(comp.class_name).from_config(cfg)
-        elif comp.library == "transformers":
-            import transformers
-
-            for k in ("architectures", "model_type", "torch_dtype", "dtype", "transformers_version"):
-                cfg.pop(k, None)
-            cls = getattr(transformers, comp.class_name)
-            config = cls.config_class(**cfg)
-            config._attn_implementation = "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
-            module = cls(config)
-        else:
-            raise InvalidSettingError(f"component {comp.name}: unknown library {comp.library!r}")
-    return module.eval().requires_grad_(False)
+    if comp.library not in ("diffusers", "transformers"):
+        raise InvalidSettingError(f"component {comp.name}: unknown library {comp.library!r}")
+    return build_from_config(comp, device).requires_grad_(False)
 
 
 def _keep_fp32_patterns(module: Any, dtype) -> list[str]:

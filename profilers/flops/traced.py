@@ -91,27 +91,33 @@ def build_component(spec: ModelSpec, name: str) -> torch.nn.Module:
 
 
 def _build(spec: ModelSpec, comp: ComponentSpec) -> torch.nn.Module:
+    if comp.library not in ("diffusers", "transformers"):
+        raise ProfilerError(f"{spec.id}: component {comp.name} has unknown library {comp.library!r}")
+    return build_from_config(comp, "meta")
+
+
+def build_from_config(comp: ComponentSpec, device: str) -> torch.nn.Module:
+    """One component built from its registry config with its real class, on ``device``:
+    ``meta`` for counting (no memory), a real device for random-weight measurements."""
     import warnings
 
     # deep copy: config classes write into nested dicts (rope_scaling, text_config) in place
-    cfg = {k: copy.deepcopy(v) for k, v in comp.config.items() if k not in ("_class_name", "_library", "_diffusers_version")}
-    with warnings.catch_warnings(), torch.device("meta"):
+    cfg = {k: copy.deepcopy(v) for k, v in comp.config.items() if not k.startswith("_")}
+    with warnings.catch_warnings(), torch.device(device):
         warnings.simplefilter("ignore")
         if comp.library == "diffusers":
-
-            cls = _diffusers_class(comp.class_name)
-            module = cls.from_config(cfg)
+            module = _diffusers_class(comp.class_name).from_config(cfg)
         elif comp.library == "transformers":
             import transformers
 
-            for k in ("architectures", "model_type"):
+            for k in ("architectures", "model_type", "torch_dtype", "dtype", "transformers_version"):
                 cfg.pop(k, None)
             cls = getattr(transformers, comp.class_name)
             config = cls.config_class(**cfg)
             config._attn_implementation = "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
             module = cls(config)
         else:
-            raise ProfilerError(f"{spec.id}: component {comp.name} has unknown library {comp.library!r}")
+            raise ProfilerError(f"component {comp.name}: unknown library {comp.library!r}")
     return module.eval()
 
 
