@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profilers.flops.profile import profile  # noqa: E402
-from scaling.commands._common import describe_setting  # noqa: E402
+from scaling.app.commands._common import describe_setting  # noqa: E402
 from scaling.registry import list_models  # noqa: E402
 from scaling.settings import make_setting  # noqa: E402
 

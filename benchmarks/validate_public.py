@@ -1,7 +1,7 @@
 """Predicted against published: `scaling.predict` at each public measurement's setting and GPU.
 
-For every model of the public data (``../shared/data/public``, read through
-:func:`scaling.importers.import_public` with its default flag policies) whose id resolves to
+For every model of the public data (``datasets/public``, read through
+:func:`scaling.app.importers.import_public` with its default flag policies) whose id resolves to
 the registry, predict one call at the setting and on the GPU the source measured, and compare
 with the measured GPU energy per call (the median over the source's rows for that setting).
 Prints a markdown table: source, model, setting, GPU, rows, predicted J [90% interval],
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "public"
+DEFAULT_DATA = ROOT / "datasets" / "public"
 SETTING_KEYS = ["height", "width", "frames", "audio_seconds", "steps", "guidance_scale", "cfg", "batch_size"]
 GROUP_KEYS = ["source", "model", "model_key", "gpu_key", "precision"]
 
@@ -45,7 +45,7 @@ def load_runs(data_dir: Path):
     """Every public energy CSV (the quality table aside), phase 'total' only, one DataFrame."""
     import pandas as pd
 
-    from scaling.importers import import_public
+    from scaling.app.importers import import_public
 
     frames = []
     for path in sorted(data_dir.glob("*.csv")):
@@ -79,8 +79,8 @@ def describe(spec, row, est, frames_run: int | None) -> str:
 
 def predict_row(spec, row, law):
     """The prediction at one measured setting, and the frame count the pipeline generated."""
-    from scaling.estimate import predict
-    from scaling.importers import generated_frames
+    from scaling.app.estimate import predict
+    from scaling.app.importers import generated_frames
 
     # a field the source does not state takes the model's default (the pipeline's own default)
     kw = {"precision": row["precision"], "batch_size": int(row["batch_size"])}
@@ -211,7 +211,7 @@ def markdown(rows, skipped, law_name: str, held_out: str = "") -> str:
                 "cpu_offload": "`cpu_offload`: the source ran with enable_model_cpu_offload (time and energy "
                                "inflated by weight transfers; the law does not model offload)",
                 "metadata_corrected": "`metadata_corrected`: published setting corrected by the importer "
-                                      "(see scaling/importers.py, policy metadata_conflict)",
+                                      "(see scaling/app/importers.py, policy metadata_conflict)",
                 "steps_corrected": "`steps_corrected`: DDIM spacing, steps actually run",
                 "frames_snapped": "`frames_snapped`: frames the pipeline actually generated",
             }[f] for f in flagged) + ".")

@@ -1,4 +1,4 @@
-"""The validation tables the issue asks for, on the published data (``../shared/data/public``).
+"""The validation tables the issue asks for, on the published data (``datasets/public``).
 
 For each target of issue 3 (Wan2.1 sweeps, audio step sweeps, one law across models on one
 GPU, across GPUs) this prints the target line (metric of the shipped form, threshold, met or
@@ -34,7 +34,7 @@ def _f(v) -> str:
 
 
 def _pivot(table, metrics):
-    from scaling.commands._common import table as fmt
+    from scaling.app.commands._common import table as fmt
 
     splits = [s for s in ("in_sample", "config_kfold", "config_loo", "model_out", "gpu_out") if s in set(table["split"])]
     rows = []
@@ -51,10 +51,10 @@ def _pivot(table, metrics):
 def main(argv=None) -> int:
     from fits.default_law import default_law_path
     from fits.validation import PRIMARY_LAW, load_public, public_targets
-    from scaling.commands._common import table as fmt
+    from scaling.app.commands._common import table as fmt
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="public data folder (default ../shared/data/public)")
+    p.add_argument("--data", help="public data folder (default datasets/public)")
     args = p.parse_args(argv)
 
     runs = load_public(args.data)

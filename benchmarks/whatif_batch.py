@@ -1,6 +1,6 @@
 """What if I batched? Energy per output against batch size: predicted by the law vs the public sweeps.
 
-The public data hold two batch-size sweeps (``../shared/data/public``):
+The public data hold two batch-size sweeps (``datasets/public``):
 
 - diffused_responsibility, ``experiment=batch_size``: five registered text-to-audio models on one
   A40, 100 steps, CFG on, batch 1, 2, 5, 10 (the study's headline: energy per clip at batch 10 is
@@ -280,7 +280,7 @@ def summary(res: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="public data folder (default ../shared/data/public)")
+    p.add_argument("--data", help="public data folder (default datasets/public)")
     args = p.parse_args(argv)
     print(render(build(Path(args.data) if args.data else None)))
     return 0

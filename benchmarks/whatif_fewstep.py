@@ -3,7 +3,7 @@
 Few-step and distilled models spend a large share of each call on work that does not scale
 with the FLOPs (kernel launches, scheduler and host work per step, per-call setup). The law
 carries it in its overhead terms; this prints the error on the few-step models of the public
-data (``../shared/data/public``) for law forms with and without them:
+data (``datasets/public``) for law forms with and without them:
 
 - ``ByteDance/AnimateDiff-Lightning``: 4 steps, no CFG, 512x512x16 frames, H100
   (video_killed + benchlab: one setting, 59 calls);
@@ -250,7 +250,7 @@ def summary(res: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="public data folder (default ../shared/data/public)")
+    p.add_argument("--data", help="public data folder (default datasets/public)")
     args = p.parse_args(argv)
     print(render(build(Path(args.data) if args.data else None)))
     return 0

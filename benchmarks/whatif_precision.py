@@ -2,7 +2,7 @@
 
 Two checks of the precision mapping (:mod:`fits.precision`) and the shipped law:
 
-1. leybzon's SD3.5-large runs (``../shared/data/public/leybzon_sd35_quantization.csv``: 1024x1024,
+1. leybzon's SD3.5-large runs (``datasets/public/leybzon_sd35_quantization.csv``: 1024x1024,
    28 steps, guidance 4.5, transformer at nf4 / fp4 / LLM.int8 (bitsandbytes) or fp16, 8 prompts x
    10 runs each): the predicted energy per precision and its ratio to fp16, next to the measured
    ones; the ordering and the spread ((max - min) / fp16), with the error. The source names no
@@ -85,7 +85,7 @@ def leybzon_gpus() -> list[str]:
 
 
 def _predict(model, gpu, precision, **kw):
-    from scaling.estimate import predict
+    from scaling.app.estimate import predict
 
     return predict(model, gpu=gpu, precision=precision, **kw)
 
@@ -268,7 +268,7 @@ def summary(res: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="public data folder (default ../shared/data/public)")
+    p.add_argument("--data", help="public data folder (default datasets/public)")
     args = p.parse_args(argv)
     print(render(build(Path(args.data) if args.data else None)))
     return 0

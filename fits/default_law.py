@@ -1,13 +1,16 @@
 """The shipped default law: fitted on the public data, validated, written with its provenance.
 
-``python -m fits.default_law`` rebuilds ``scaling/_laws/default.json`` from
-``../shared/data/public`` (``--data`` for another folder, ``--out`` for another file,
-``--check`` to compare a rebuild with the shipped coefficients without writing).
+``python -m fits.default_law`` rebuilds ``scaling/_laws/default.json`` from the curated
+public runs table ``datasets/public/runs.parquet`` (``--data`` for another table or folder,
+``--out`` for another file, ``--check`` to compare a rebuild with the shipped coefficients
+without writing).
 
 What it does, in order:
 
-1. Import every public energy CSV with :mod:`scaling.importers` (default flag policies), apply
-   :data:`fits.validation.CORRECTIONS`, annotate FLOPs.
+1. Read the curated table (:func:`fits.validation.load_public`): the published CSVs of
+   ``datasets/public/`` imported with the default flag policies (which apply
+   :data:`fits.validation.CORRECTIONS`) and FLOP-annotated by ``python -m scaling.app.curate``;
+   keep the rows of :data:`fits.validation.LAW_SOURCES`.
 2. Keep the rows a FLOP law can use (:func:`fits.validation.usable_rows`: ``phase == total``,
    a FLOP count, a registered GPU, a positive GPU energy, no CPU offload) and count what is
    left out, per reason and model.
@@ -154,7 +157,7 @@ def fit_default(folder: str | Path | None = None, form: str | None = None, valid
     Parameters
     ----------
     folder : path, optional
-        The public data folder (default ``../shared/data/public``).
+        The curated public runs table or its folder (default ``datasets/public/runs.parquet``).
     form : str, optional
         A name of :func:`fits.validation.candidate_laws`; None selects it by the validation table
         (needs ``validate=True``).
@@ -314,21 +317,25 @@ def _training_summary(settings, excluded) -> dict:
     }
 
 
-def _provenance(folder: Path) -> dict:
-    from fits.validation import CORRECTIONS, PUBLIC_FILES
-    from scaling.importers import POLICIES
+def _provenance(table: Path) -> dict:
+    from fits.validation import CORRECTIONS, LAW_SOURCES, PUBLIC_FILES
+    from scaling.runs import read_metadata
 
+    folder = table.parent
+    report = read_metadata(table).get("import_report") or {}
     files = []
     for name in (*PUBLIC_FILES, "PROVENANCE.md"):
         p = folder / name
         files.append({"file": name, "sha256": _sha256(p), "bytes": p.stat().st_size})
     return {
-        "data": "../shared/data/public (converted from published measurements; see its PROVENANCE.md)",
+        "data": "datasets/public (converted from published measurements; see its PROVENANCE.md and LICENSES.md)",
         "files": files,
-        "import": "scaling.importers.import_public with the default flag policies, then annotate_flops",
-        "policies": {name: p.action for name, p in POLICIES.items()},
+        "table": f"datasets/public/{table.name}: sources {', '.join(LAW_SOURCES)}",
+        "import": "python -m scaling.app.curate: scaling.app.importers.import_public with the default flag "
+                  "policies, then annotate_flops",
+        "policies": {name: p["action"] for name, p in (report.get("policies") or {}).items()},
         "corrections": dict(CORRECTIONS),
-        "rebuild": "python -m fits.default_law",
+        "rebuild": "python -m scaling.app.curate && python -m fits.default_law",
     }
 
 
@@ -343,10 +350,12 @@ def _bootstrap_summary(form: str, laws: Mapping[str, Any], X, y, settings, n_boo
 
 def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, with_targets: bool = True) -> dict:
     """Every step of the module doc; returns the law document (not written)."""
-    from fits.validation import candidate_laws, default_public_folder, public_targets
+    from fits.validation import candidate_laws, default_public_table, public_targets
 
-    folder = Path(folder) if folder is not None else default_public_folder()
-    fit = fit_default(folder, validate=True)
+    table = Path(folder) if folder is not None else default_public_table()
+    if table.is_dir():
+        table = table / "runs.parquet"
+    fit = fit_default(table, validate=True)
     laws = candidate_laws("energy")
     boot = _bootstrap_summary(fit["form"], laws, fit["X"], fit["y_energy"], fit["settings"], n_boot) if n_boot else None
     targets = None
@@ -357,7 +366,7 @@ def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, wi
         description="Default energy law of diffusion inference, fitted on the public measurements "
                     "(video_killed, benchlab, ML.ENERGY v2, diffused_responsibility) after import and FLOP annotation",
         X=fit["X"], y=fit["y_energy"], X_time=fit["X_time"], y_time=fit["y_time"], settings=fit["settings"],
-        table=fit["table"], targets=targets, bootstrap=boot, provenance=_provenance(folder),
+        table=fit["table"], targets=targets, bootstrap=boot, provenance=_provenance(table),
         excluded=fit["excluded"], selection=SELECTION,
     )
 
@@ -371,7 +380,7 @@ def write_law(doc: Mapping[str, Any], path: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fits.default_law", description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="public data folder (default ../shared/data/public)")
+    p.add_argument("--data", help="curated public runs table or its folder (default datasets/public/runs.parquet)")
     p.add_argument("--out", help=f"law file to write (default {default_law_path()})")
     p.add_argument("--n-boot", type=int, default=N_BOOT, help=f"bootstrap resamples over settings (default {N_BOOT})")
     p.add_argument("--check", action="store_true", help="refit and compare with the shipped coefficients; write nothing")
@@ -410,7 +419,8 @@ if __name__ == "__main__":
 _LEFT_OUT = {
     "phase": "other phases (a law of {what} uses {phases} rows)",
     "offload": "flagged cpu_offload (energy inflated by weight transfers; --keep-offload keeps them)",
-    "unresolved": "model not registered, no FLOP profile or GPU not registered (--drop-unresolved)",
+    "unresolved": "model not registered, no FLOP profile or GPU not registered (--strict refuses them)",
+    "multi_gpu": "gpu_count > 1 (this law is a law of one GPU)",
 }
 
 
@@ -448,10 +458,14 @@ def _check_table(runs, source: str, *, drop_unresolved: bool, keep_offload: bool
             why = f"no FLOP count for {r['model']!r}" + (f" ({err})" if not _isna(err) else "")
             col = "flop"
         raise DataError(f"{source}: row {i + 1}, column {col}: {why}; rule: a FLOP law needs a registered model, "
-                        f"its FLOPs and a registered GPU ({int(unresolved.sum())} such rows; --drop-unresolved "
-                        "leaves them out)")
+                        f"its FLOPs and a registered GPU ({int(unresolved.sum())} such rows; without --strict "
+                        "they are left out)")
     left["unresolved"] = int(unresolved.sum())
     sel = sel[~unresolved]
+    multi = (sel["gpu_count"].astype("Int64").fillna(1) > 1).to_numpy(bool) if "gpu_count" in sel.columns \
+        else np.zeros(len(sel), dtype=bool)
+    left["multi_gpu"] = int(multi.sum())
+    sel = sel[~multi]
     e = sel["energy_gpu_j"].astype("float64")
     bad = ~(e > 0).fillna(False).to_numpy(bool)
     if bad.any():
@@ -539,7 +553,7 @@ def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target:
     source = str(data)
     runs = read_runs(data)
     if runs["flop"].isna().all() and ("flop_error" not in runs.columns or runs["flop_error"].isna().all()):
-        from scaling.importers import annotate_flops
+        from scaling.app.importers import annotate_flops
 
         runs = annotate_flops(runs)
     roles = ("text_encoder", "denoiser", "decoder", "vocoder")

@@ -60,7 +60,7 @@ DESIGN_COLUMNS: tuple[str, ...] = ("flop", "steps", *HARDWARE_FEATURES)
 #: The column of the design matrix that holds the denoising steps (``steps_column`` of the laws).
 STEPS_COLUMN = 1
 
-#: Per-role FLOP columns of an annotated runs table (``scaling.importers.annotate_flops``).
+#: Per-role FLOP columns of an annotated runs table (``scaling.app.importers.annotate_flops``).
 ROLE_FLOP_COLUMNS: Mapping[str, str] = {
     "text_encoder": "flop_text_encoder",
     "denoiser": "flop_denoiser",

@@ -15,8 +15,8 @@ percentage error (``mape``, ``mdape``), Spearman rank correlation (``spearman``)
 :func:`compare_laws` puts several law forms through the same splits: which form wins is read
 from that table.
 
-The second half runs the issue's targets on the published data (``../shared/data/public``,
-imported with :mod:`scaling.importers`): :func:`public_targets` returns one
+The second half runs the issue's targets on the published data (the curated table
+``datasets/public/runs.parquet``, built by :mod:`scaling.app.curate`): :func:`public_targets` returns one
 :class:`TargetResult` per target with its table, the rows it used and what it left out.
 """
 
@@ -35,6 +35,7 @@ from scaling.errors import DataError, LawError
 
 __all__ = [
     "CORRECTIONS",
+    "LAW_SOURCES",
     "PUBLIC_FILES",
     "SPLITS",
     "TargetResult",
@@ -51,7 +52,12 @@ __all__ = [
 
 SPLITS = ("in_sample", "config_kfold", "config_loo", "model_out", "gpu_out")
 
-#: The energy files of the public folder, in import order (the quality CSV has no energies).
+#: The ``source`` values of the curated table that the default law is fitted on. The ML.ENERGY v3
+#: rows (1-8 GPUs, H100) are curated too but stay out of the single-GPU law's fit.
+LAW_SOURCES = ("video_killed_energy_budget", "benchlab_t2v", "ml_energy_leaderboard_v2",
+               "diffused_responsibility_t2a", "leybzon_sd35_quantization")
+
+#: The published CSVs behind :data:`LAW_SOURCES` (``datasets/public/``), named in the law's provenance.
 PUBLIC_FILES = (
     "video_killed_energy_budget.csv",
     "benchlab_t2v.csv",
@@ -280,54 +286,56 @@ def experiments(runs):
 
 
 #: Corrections of the published metadata that the fits rely on, each with its evidence; they are
-#: applied by the importer (:mod:`scaling.importers`), so `scaling fit` on an import gets them too.
+#: applied by the importer (:mod:`scaling.app.importers`), so `scaling fit` on an import gets them too.
 CORRECTIONS = {
     "cfg_pipeline_default": (
         "ML.ENERGY v2 stabilityai/sdxl-turbo rows: CFG on. The benchmark leaves guidance_scale unset, so "
         "StableDiffusionXLPipeline's own default (5.0) applies and every step runs the UNet on the prompt and "
         "the negative prompt; the registry's 0.0 is the model card's advice, not what ran (applied by the importer: "
-        "scaling.importers._cfg_column takes the architecture's pipeline default when a source leaves guidance unset). The latency agrees: "
+        "scaling.app.importers._cfg_column takes the architecture's pipeline default when a source leaves guidance unset). The latency agrees: "
         "bs16 at 512x512 takes 4.24 s on H100 against 17.4 s for SDXL-base at 1024x1024 (x4.1, the token ratio "
         "with CFG in both; without CFG turbo would take about half)."
     ),
 }
 
 
-def load_public(folder: str | Path | None = None, files: Sequence[str] = PUBLIC_FILES, policy=None):
-    """Import and FLOP-annotate the public energy CSVs; one runs table with ``experiment`` and ``file``.
+def load_public(path: str | Path | None = None, sources: Sequence[str] | None = LAW_SOURCES):
+    """The curated public runs table (``datasets/public/runs.parquet``), with ``experiment``.
 
-    The importer's default flag policies apply (``policy`` overrides them; they include the
-    :data:`CORRECTIONS`), then :func:`scaling.importers.annotate_flops`.
+    The table is built by ``python -m scaling.app.curate`` from the published CSVs next to it
+    (imported with the default flag policies, which include :data:`CORRECTIONS`, and
+    FLOP-annotated). ``path`` is the table or its folder; ``sources`` keeps the rows of those
+    ``source`` values (default :data:`LAW_SOURCES`, what the default law is fitted on; None: all).
 
     Raises
     ------
     DataError
-        If the folder or a file is missing.
+        If the table is missing or invalid.
     """
-    import pandas as pd
+    from scaling.runs import read_runs
 
-    from scaling.importers import annotate_flops, import_public
-
-    folder = Path(folder) if folder is not None else default_public_folder()
-    if not folder.is_dir():
-        raise DataError(f"public data folder {str(folder)!r} does not exist")
-    frames = []
-    for name in files:
-        path = folder / name
-        if not path.is_file():
-            raise DataError(f"public data file {str(path)!r} is missing")
-        res = import_public(path, policy=policy)
-        runs = annotate_flops(res.runs.copy(), res.report)
-        runs["file"] = name
-        frames.append(runs)
-    runs = pd.concat(frames, ignore_index=True)
+    p = Path(path) if path is not None else default_public_table()
+    if p.is_dir():
+        p = p / "runs.parquet"
+    if not p.is_file():
+        raise DataError(f"curated public runs table {str(p)!r} does not exist (rule: build it with "
+                        "`python -m scaling.app.curate` in a clone of the repository)")
+    runs = read_runs(p)
+    if sources is not None:
+        runs = runs[runs["source"].astype("string").isin(list(sources)).to_numpy(bool)]
+    runs = runs.reset_index(drop=True)
     runs["experiment"] = experiments(runs)
     return runs
 
 
 def default_public_folder() -> Path:
-    """``../shared/data/public`` next to the repository (where the tests read it)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "public"
+    """``datasets/public`` of the repository: the published CSVs, their provenance and the curated table."""
+    return Path(__file__).resolve().parents[1] / "datasets" / "public"
+
+
+def default_public_table() -> Path:
+    """``datasets/public/runs.parquet``: the curated runs table of the published measurements."""
+    return default_public_folder() / "runs.parquet"
 
 
 def exclusions(runs, *, exclude_offload: bool = True, target: str = "energy_gpu_j") -> dict[str, object]:

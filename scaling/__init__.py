@@ -21,10 +21,10 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "predict": "scaling.estimate",
-    "Estimate": "scaling.estimate",
-    "compare": "scaling.planning",
-    "plan": "scaling.planning",
+    "predict": "scaling.app.estimate",
+    "Estimate": "scaling.app.estimate",
+    "compare": "scaling.app.planning",
+    "plan": "scaling.app.planning",
     "profile": "profilers.flops.profile",
     "FlopProfile": "profilers.flops.profile",
     "make_setting": "scaling.settings",

@@ -1,3 +1,3 @@
-from scaling.cli import main
+from scaling.app.cli import main
 
 raise SystemExit(main())

@@ -5,12 +5,12 @@ required, and a description. ``datasets/README.md`` prints the same table. The s
 (:data:`SCHEMA_VERSION`) is stored in the parquet metadata; a file written by a newer schema
 is refused rather than misread.
 
-The table is a superset of the public CSV columns (``../shared/data/public/*.csv``) plus
+The table is a superset of the public CSV columns (``datasets/public/*.csv``) plus
 run bookkeeping (``run_id``, ``timestamp``, ``repeat``, ``warmup``, ``idle_power_w``,
 ``package_version``), the resolved registry keys (``model_key``, ``gpu_key``, ``cfg``), the
 FLOP of the row's phase (``flop`` and ``flop_<role>``) and two marks: ``estimated`` (the
 energy is an estimate, not a measurement) and ``flags`` (the import policies that touched the
-row, ``;``-separated, see :mod:`scaling.importers`).
+row, ``;``-separated, see :mod:`scaling.app.importers`).
 
 Conventions
 -----------
@@ -170,7 +170,7 @@ SCHEMA: tuple[Column, ...] = (
     Column("flop_vocoder", "float64", "FLOP", False, "vocoder FLOP of the whole call"),
     Column("flop_error", "string", "-", False, "why `flop` is empty (unregistered model, no FLOP table, bad setting)"),
     Column("package_version", "string", "-", True, "version of this toolkit that wrote the row", None),
-    Column("flags", "string", "-", True, "policy marks, ';'-separated (see scaling.importers.POLICIES)", ""),
+    Column("flags", "string", "-", True, "policy marks, ';'-separated (see scaling.app.importers.POLICIES)", ""),
     Column("notes", "string", "-", False, "free text: prompt, experiment, source remarks, import corrections"),
 )
 

@@ -195,7 +195,7 @@ def test_profile_attention_errors(model, attention, needle):
 
 
 def test_cli_profile_attention(capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     assert main(["profile", "-m", "audioldm2", "--seconds", "80", "--steps", "200", "--attention",
                  "litefocus:r=0.1"]) == 0

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.cli import main
-from scaling.estimate import predict
+from scaling.app.cli import main
+from scaling.app.estimate import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from scaling.cli import main
+from scaling.app.cli import main
 from scaling.registry import list_models
 
-SHARED_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "model-configs"
+PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "scaling" / "_registry" / "models"
 
 
 def test_models_lists_every_model_with_parameters(capsys):
@@ -72,7 +72,7 @@ def test_profile_a_local_diffusers_folder_traced(tmp_path, capsys):
         "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"]}))
     for name in ("unet", "vae", "text_encoder"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text((SHARED_CONFIGS / "sd2.1" / f"{name}.json").read_text())
+        (tmp_path / name / "config.json").write_text((PACKAGE_MODELS / "sd2.1" / f"{name}.json").read_text())
     assert main(["profile", "--config", str(tmp_path), "--res", "512", "--json"]) == 0
     local = json.loads(capsys.readouterr().out)
     assert local["method"] == "traced"

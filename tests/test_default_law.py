@@ -1,6 +1,6 @@
 """The shipped default law: rebuilt from the public data, loaded fast, and `scaling fit`.
 
-The refit test reads ``../shared/data/public`` (it fails when the folder is missing) and
+The refit test reads ``datasets/public`` (it fails when the folder is missing) and
 checks that the shipped coefficients are reproduced to 1e-6 relative.
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 from fits.default_law import LAW_SCHEMA, _select, default_law_path, fit_default
 from fits.validation import PRIMARY_LAW, PUBLIC_FILES
-from scaling.cli import main
+from scaling.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_a_broken_law_file_is_a_law_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def mlenergy_runs(public_data, tmp_path_factory):
-    from scaling.importers import annotate_flops, import_public
+    from scaling.app.importers import annotate_flops, import_public
     from scaling.runs import write_runs
 
     res = import_public(public_data / "ml_energy_leaderboard_v2.csv")
@@ -211,7 +211,7 @@ def _csv(runs, path, **changes):
 def test_scaling_fit_bad_data_is_one_line_and_writes_nothing(mlenergy_runs, tmp_path, capsys, case, message):
     path, runs = mlenergy_runs
     data = path
-    args = []
+    args = ["--strict"] if case == "unknown_model" else []
     if case == "negative_energy":
         data = _csv(runs, tmp_path / "neg.csv", energy_gpu_j=(3, -5.0))
     elif case == "missing_column":

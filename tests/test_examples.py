@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from scaling.cli import main
+from scaling.app.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 

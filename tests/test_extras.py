@@ -4,7 +4,7 @@ import builtins
 
 import pytest
 
-from scaling.cli import main
+from scaling.app.cli import main
 from scaling.errors import MissingDependencyError
 from scaling.extras import missing_message, require
 

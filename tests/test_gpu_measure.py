@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from scaling.cli import main  # noqa: E402
+from scaling.app.cli import main  # noqa: E402
 from scaling.runs import read_runs  # noqa: E402
 
 pytestmark = [

@@ -143,7 +143,7 @@ def test_every_registered_alias_resolves_to_its_entry() -> None:
 
 
 def test_public_data_gpu_names_resolve() -> None:
-    # The GPU strings in ../shared/data/public/*.csv.
+    # The GPU strings in datasets/public/*.csv.
     assert resolve_gpu("NVIDIA H100 80GB HBM3").key == "h100-sxm"
     assert resolve_gpu("NVIDIA A100-SXM4-40GB").key == "a100-sxm4-40gb"
     assert resolve_gpu("NVIDIA A40").key == "a40"

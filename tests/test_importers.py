@@ -1,7 +1,7 @@
-"""Importers (scaling/importers.py) and `scaling data` on the real public files.
+"""Importers (scaling/app/importers.py) and `scaling data` on the real public files.
 
-The public files are read from ../shared/data/public (the `public_data` fixture fails, not
-skips, when they are missing); they are never copied into the project.
+The public files are read from datasets/public (the `public_data` fixture fails, not
+skips, when they are missing): they are part of the repository.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.cli import main
+from scaling.app.cli import main
 from scaling.errors import DataError, ProfilerError
-from scaling.importers import (
+from scaling.app.importers import (
     KWH_TO_J,
     POLICIES,
     annotate_flops,
@@ -215,7 +215,7 @@ def test_unresolved_models_and_gpus_are_kept_and_reported(imported):
     t2a = imported["diffused_responsibility_t2a.csv"]
     assert t2a.report.unresolved_models == {"Text-to-Audio/Make-An-Audio": 3718, "bytedance/Make-An-Audio-2": 3718}
     ml = imported["ml_energy_leaderboard_v2.csv"]
-    # SSD-1B and SD3-medium are registered architectures (not in the shared configs): they resolve
+    # SSD-1B and SD3-medium are registered architectures (beyond the founding configs): they resolve
     assert set(ml.report.unresolved_models) == {
         "kandinsky-community/kandinsky-2-2-decoder", "kandinsky-community/kandinsky-3",
         "stabilityai/stable-video-diffusion-img2vid", "stabilityai/stable-video-diffusion-img2vid-xt",

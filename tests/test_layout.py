@@ -1,5 +1,6 @@
 """The project's layout rules and the public API."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,24 @@ def test_datasets_is_data_only():
     assert python_files == [], "datasets/ must hold data only: a `datasets` module would shadow Hugging Face datasets"
 
 
-def test_public_data_is_not_copied_into_the_project():
-    names = ("video_killed_energy_budget", "benchlab_t2v", "diffused_responsibility", "leybzon_sd35", "ml_energy_leaderboard")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    copies = [f for f in tracked if f.endswith(".csv") and any(n in Path(f).name for n in names)]
-    assert copies == []
+def test_the_public_data_ships_with_its_provenance_and_licences():
+    public = ROOT / "datasets" / "public"
+    provenance = (public / "PROVENANCE.md").read_text(encoding="utf-8")
+    licences = (public / "LICENSES.md").read_text(encoding="utf-8")
+    csvs = sorted(p.name for p in public.glob("*.csv"))
+    assert len(csvs) == 7
+    for name in csvs:  # every published file is described and licensed
+        assert f"`{name}`" in provenance, name
+        assert f"`{name}`" in licences, name
+    assert (public / "runs.parquet").is_file()
+
+
+def test_nothing_reads_the_developers_shared_folder():
+    tracked = subprocess.run(["git", "ls-files", "*.py", "*.toml", "*.ipynb", "*.yaml", ".ci/run"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    pattern = re.compile(r"\.\./shared|parents\[2\]\s*/\s*[\"']shared|parent\s*/\s*[\"']shared[\"']")
+    readers = [f for f in tracked if f != "tests/test_layout.py" and pattern.search((ROOT / f).read_text(encoding="utf-8"))]
+    assert readers == [], "a user's clone has no ../shared"
 
 
 def test_all_matches_the_public_names():

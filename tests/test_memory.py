@@ -119,7 +119,7 @@ def test_traced_peak_counts_live_tensors_not_weights():
 
 
 def test_cli_profile_memory_columns_and_json(capsys):
-    from scaling.cli import main
+    from scaling.app.cli import main
 
     assert main(["profile", "-m", "wan2.1", "--res", "480p", "--frames", "81", "--gpu", "h100"]) == 0
     out = capsys.readouterr().out

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.cli import main
+from scaling.app.cli import main
 from scaling.errors import DataError
-from scaling.pareto import join_quality, pareto, pareto_mask
+from scaling.app.pareto import join_quality, pareto, pareto_mask
 
 
 def test_pareto_mask_by_hand():
@@ -40,7 +40,7 @@ def test_missing_quality_column_is_a_data_error():
 
 def test_published_audio_study_front_has_no_setting_above_100_steps(public_data, tmp_path, capsys):
     """Diffused Responsibility found no setting above 100 steps on the energy/quality front."""
-    from scaling.importers import import_public, import_quality
+    from scaling.app.importers import import_public, import_quality
 
     runs = import_public(public_data / "diffused_responsibility_t2a.csv", flops=False).runs
     quality = import_quality(public_data / "diffused_responsibility_quality.csv")

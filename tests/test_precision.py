@@ -18,7 +18,7 @@ from fits.precision import (
     precision_plan,
 )
 from scaling.errors import InvalidSettingError
-from scaling.estimate import predict
+from scaling.app.estimate import predict
 from scaling.hardware import PRECISIONS, list_gpus, resolve_gpu
 from scaling.registry import resolve_model
 

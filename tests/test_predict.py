@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import scaling
-from scaling.cli import main
+from scaling.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def test_predict_corrupt_law_file(tmp_path, capsys):
 
 
 def test_predict_is_fast_and_imports_no_torch():
-    code = ("import sys, time; t = time.perf_counter(); from scaling.cli import main; "
+    code = ("import sys, time; t = time.perf_counter(); from scaling.app.cli import main; "
             "main(['predict', '--model', 'wan2.1', '--frames', '81', '--res', '480p']); "
             "bad = [m for m in ('torch', 'diffusers', 'transformers', 'plotly') if m in sys.modules]; "
             "print('BAD', bad, time.perf_counter() - t)")

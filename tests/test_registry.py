@@ -6,7 +6,15 @@ import pytest
 from scaling.errors import UnknownModelError
 from scaling.registry import list_models, model_from_dir, resolve_model
 
-SHARED_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "model-configs"
+PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "scaling" / "_registry" / "models"
+
+#: The 24 architectures whose real configs were handed to the project (transcribed into the package).
+FOUNDING_MODELS = {
+    "animatediff-sd1.5", "audioldm-l-full", "audioldm-s-full-v2", "audioldm2", "cogvideox-2b", "cogvideox-5b",
+    "flux.1-dev", "flux.1-schnell", "hunyuanvideo", "ltx-video", "mochi-1", "musicldm", "pixart-sigma",
+    "qwen-image", "sd1.5", "sd2.1", "sd3.5-large", "sd3.5-medium", "sdxl", "stable-audio-open-1.0", "tango",
+    "tango2", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b",
+}
 
 ALIASES = {
     "wan2.1": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
@@ -26,12 +34,12 @@ ALIASES = {
 }
 
 
-def test_every_shared_model_is_registered():
+def test_every_founding_model_is_registered_with_its_package_configs():
     keys = {s.key for s in list_models()}
-    shared = {p.name for p in SHARED_CONFIGS.iterdir() if p.is_dir()}
-    assert len(shared) == 24
-    assert shared <= keys
-    for key in keys - shared:  # registered beyond the shared set: each folder names its sources
+    assert FOUNDING_MODELS <= keys
+    packaged = {p.name for p in PACKAGE_MODELS.iterdir() if p.is_dir()}
+    assert keys <= packaged  # every architecture ships its config folder
+    for key in keys:  # each folder names its sources
         assert (Path(resolve_model(key).source_dir) / "SOURCE.md").is_file(), key
 
 
@@ -50,12 +58,13 @@ def test_aliases_are_unique():
 
 
 @pytest.mark.parametrize("spec", list_models(), ids=lambda s: s.key)
-def test_registry_configs_are_the_shared_configs(spec):
-    folder = SHARED_CONFIGS / spec.key
-    if folder.is_dir():  # models registered beyond the shared set are checked by their SOURCE.md
-        for name, comp in spec.components.items():
-            assert comp.config == json.loads((folder / f"{name}.json").read_text())
-    assert (Path(spec.source_dir) / "SOURCE.md").is_file()
+def test_registry_configs_are_the_package_copies_verbatim(spec):
+    folder = PACKAGE_MODELS / spec.key
+    source = (folder / "SOURCE.md").read_text(encoding="utf-8")
+    for name, comp in spec.components.items():  # what the registry serves is the shipped file, unchanged
+        assert comp.config == json.loads((folder / f"{name}.json").read_text())
+        assert f"{name}.json" in source, f"{spec.key}/SOURCE.md does not name {name}.json"
+    assert Path(spec.source_dir) == folder
     roles = spec.roles()
     assert "denoiser" in roles and "decoder" in roles and "text_encoder" in roles
     if spec.modality == "audio" and spec.family != "stable-audio":
@@ -86,7 +95,7 @@ def test_unknown_model_error_names_the_value_and_suggests():
 
 
 def test_model_from_local_diffusers_folder(tmp_path):
-    src = SHARED_CONFIGS / "sd2.1"
+    src = PACKAGE_MODELS / "sd2.1"
     (tmp_path / "model_index.json").write_text(json.dumps({
         "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"]}))

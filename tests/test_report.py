@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scaling.cli import main
+from scaling.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -120,7 +120,7 @@ def test_report_cli_errors_and_lazy_plotly(tmp_path, capsys):
     assert main(["report", "--model", "no-such-model", "--out", str(tmp_path / "x.html")]) == 2
     assert "no-such-model" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
-    code = ("import sys; from scaling.cli import build_parser; build_parser(); "
+    code = ("import sys; from scaling.app.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('plotly', 'torch', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -128,7 +128,7 @@ def test_report_cli_errors_and_lazy_plotly(tmp_path, capsys):
 
 
 def test_report_for_named_models(tmp_path):
-    from scaling.report import build_report
+    from scaling.app.report import build_report
 
     rep = build_report(["sd2.1"], gpus=["a100", "h100", "l4"], precision="fp16", intensity=50.0)
     assert [f["kind"] for f in rep.meta["figures"]] == ["breakdown", "curves", "gpus"]

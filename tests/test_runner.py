@@ -32,7 +32,7 @@ from profilers.energy.runner import (  # noqa: E402
     failures_path,
     read_failures,
 )
-from scaling.cli import main  # noqa: E402
+from scaling.app.cli import main  # noqa: E402
 from scaling.runs import read_runs  # noqa: E402
 
 torch.set_num_threads(1)

@@ -18,7 +18,7 @@ pytest.importorskip("diffusers")
 
 from profilers.energy.runner import Runner, read_failures  # noqa: E402
 from profilers.energy.sweep import expand_grid, load_sweep, run_sweep, shards_dir  # noqa: E402
-from scaling.cli import main  # noqa: E402
+from scaling.app.cli import main  # noqa: E402
 from scaling.errors import WorkloadError  # noqa: E402
 from scaling.runs import read_runs  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The issue's validation targets on the published measurements (``../shared/data/public``).
+"""The issue's validation targets on the published measurements (``datasets/public``).
 
 Every target is asserted at the threshold the issue sets, on the form the shipped default law
 uses (``fits.validation.PRIMARY_LAW``, chosen by the default law's own validation table, not by

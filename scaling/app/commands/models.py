@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import dump_json, fmt_params, table
+from scaling.app.commands._common import dump_json, fmt_params, table
 
 
 def add_parser(sub):

@@ -3,7 +3,7 @@
 ::
 
     scaling fit --data runs.parquet [--law NAME] [--by gpu|model|component] [--out law.json]
-                [--report fit.html] [--keep-offload] [--drop-unresolved] [--target energy|time]
+                [--report fit.html] [--keep-offload] [--strict] [--target energy|time]
 
 The rows (``phase == total``, or the component phases with ``--by component``) are merged into
 one row per distinct setting (geometric mean of repeats), every candidate form is validated on
@@ -12,8 +12,10 @@ form, or the best one with hardware terms (``--law auto``), is fitted on everyth
 writes a law file that ``scaling predict --law`` (``fits.load_law``) reads.
 
 Bad data stops before any output with one line naming the file, row or column and the rule:
-a missing column, an empty or non-positive energy, an unregistered model (or pass
-``--drop-unresolved``), a table with one distinct setting. Output files are written only when
+a missing column, an empty or non-positive energy, a table with one distinct setting, and,
+with ``--strict``, an unregistered model. Without ``--strict`` the rows that cannot enter a FLOP
+law (unregistered model or GPU, no FLOP profile) and the multi-GPU rows (the law is a law of one
+GPU) are left out and counted in the output. Output files are written only when
 everything succeeded, and atomically.
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from scaling.commands._common import table
+from scaling.app.commands._common import table
 
 _BY = ("gpu", "model", "component")
 
@@ -43,8 +45,11 @@ def add_parser(sub):
     p.add_argument("--out", metavar="LAW.json", help="write the fitted law (read by `scaling predict --law`)")
     p.add_argument("--report", metavar="FIT.html", help="write a plotly page: fits per component, residuals")
     p.add_argument("--keep-offload", action="store_true", help="keep rows flagged cpu_offload (excluded by default)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a table with rows whose model or GPU is not registered or has no FLOP profile "
+                        "(default: leave them out and say how many)")
     p.add_argument("--drop-unresolved", action="store_true",
-                   help="leave out rows whose model is not registered or has no FLOP profile (default: error)")
+                   help="leave out unresolved rows (the default since 0.2; kept so that older commands still run)")
     p.add_argument("--n-splits", type=int, default=5, help="folds of the k-fold over settings (default 5)")
     return p
 
@@ -54,7 +59,7 @@ def run(args) -> int:
 
     result = fit_runs(
         data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
-        drop_unresolved=args.drop_unresolved, n_splits=args.n_splits,
+        drop_unresolved=not args.strict, n_splits=args.n_splits,
     )
     _print(result, args.target)
     # outputs only after everything above succeeded

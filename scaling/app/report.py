@@ -131,7 +131,7 @@ def _x_label(axis: str, value: Any) -> str:
 
 def scaling_curve(model, axis: str, *, values: Sequence[Any] | None = None, law: Any = None, **predict_kwargs: Any):
     """Predictions of ``model`` along ``axis`` (other fields at their defaults): ``[(value, Estimate)]``."""
-    from scaling.estimate import predict
+    from scaling.app.estimate import predict
     from scaling.registry import ModelSpec, resolve_model
 
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
@@ -166,7 +166,7 @@ def _short(model_id: str) -> str:
 
 
 def _describe(setting) -> str:
-    from scaling.commands._common import describe_setting
+    from scaling.app.commands._common import describe_setting
 
     return f"{describe_setting(setting)}, {setting.steps} steps"
 
@@ -396,7 +396,7 @@ def build_report(
     """
     from scaling import __version__
     from scaling.hardware import DEFAULT_GPU, list_gpus, resolve_gpu
-    from scaling.estimate import predict
+    from scaling.app.estimate import predict
     from scaling.registry import resolve_model
 
     go, _ = _go()

@@ -99,7 +99,7 @@ def run(args) -> int:
 def _import(args) -> int:
     import pandas as pd
 
-    from scaling.importers import ImportReport, import_file, parse_policy_args
+    from scaling.app.importers import ImportReport, import_file, parse_policy_args
     from scaling.runs import append_runs, validate_runs, write_runs
 
     policy = parse_policy_args(args.policy)
@@ -123,13 +123,13 @@ def _import(args) -> int:
 
 
 def _inspect(args) -> int:
-    from scaling.importers import import_file, parse_policy_args, sniff, summarize_runs
+    from scaling.app.importers import import_file, parse_policy_args, sniff, summarize_runs
     from scaling.runs import read_metadata, read_runs
 
     path = Path(args.file)
     kind = sniff(path)
     if kind == "quality":
-        from scaling.importers import import_quality
+        from scaling.app.importers import import_quality
 
         q = import_quality(path, parse_policy_args(args.policy))
         print(f"{path}: quality table, {len(q)} rows")
@@ -158,7 +158,7 @@ def _export(args) -> int:
 
 
 def _policies() -> int:
-    from scaling.importers import POLICIES
+    from scaling.app.importers import POLICIES
 
     for p in POLICIES.values():
         marks = ", ".join(f"{a} -> `{f}`" for a, f in p.marks.items())

@@ -26,7 +26,7 @@ from typing import Any
 
 from scaling.errors import ScalingError, WorkloadError
 from scaling.hardware import GPUSpec, resolve_gpu
-from scaling.estimate import Estimate, predict
+from scaling.app.estimate import Estimate, predict
 
 JOB_KEYS = {"model", "res", "frames", "seconds", "steps", "guidance", "cfg", "batch", "batch_size",
             "outputs_per_prompt", "precision", "count", "name"}

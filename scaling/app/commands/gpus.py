@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import dump_json, table
+from scaling.app.commands._common import dump_json, table
 
 
 def add_parser(sub):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import dump_json, table
+from scaling.app.commands._common import dump_json, table
 
 
 def add_parser(sub):
     p = sub.add_parser("plan", help="price a workload (jobs x counts) across GPUs and regions",
                        description="Totals of energy, GPU-hours and CO2e for a mix of jobs on candidate GPUs and "
-                                   "regions, ranked, with the energy vs time Pareto set. See scaling/planning.py for "
+                                   "regions, ranked, with the energy vs time Pareto set. See scaling/app/planning.py for "
                                    "the workload format.")
     p.add_argument("workload", metavar="WORKLOAD.yaml")
     p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
@@ -17,7 +17,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from scaling.planning import plan
+    from scaling.app.planning import plan
 
     res = plan(args.workload, law=args.law)
     if args.json:

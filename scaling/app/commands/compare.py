@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import add_setting_args, describe_setting, dump_json, model_spec_from_args, table
-from scaling.commands.predict import add_carbon_args
+from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, model_spec_from_args, table
+from scaling.app.commands.predict import add_carbon_args
 
 
 def _csv(text: str | None, cast=str):
@@ -25,7 +25,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from scaling.planning import compare
+    from scaling.app.planning import compare
 
     spec = model_spec_from_args(args)
     rows = compare(spec, gpus=_csv(args.gpu), precisions=_csv(args.precisions),

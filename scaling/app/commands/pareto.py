@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import dump_json, table
+from scaling.app.commands._common import dump_json, table
 
 
 def add_parser(sub):
@@ -21,7 +21,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from scaling.pareto import join_quality, pareto, pareto_figure
+    from scaling.app.pareto import join_quality, pareto, pareto_figure
     from scaling.runs import read_runs
 
     if args.plot:
@@ -30,7 +30,7 @@ def run(args) -> int:
         require("plotly", what="--plot")
     runs = read_runs(args.data)
     if args.quality_table:
-        from scaling.importers import import_quality
+        from scaling.app.importers import import_quality
 
         runs = join_quality(runs, import_quality(args.quality_table), args.quality, args.dataset)
     higher = not args.lower_is_better

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import add_setting_args, table
+from scaling.app.commands._common import add_setting_args, table
 
 
 def add_protocol_args(p) -> None:

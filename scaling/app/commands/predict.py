@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, table
+from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, table
 
 
 def add_carbon_args(p) -> None:
@@ -39,7 +39,7 @@ def fmt_j(j: float) -> str:
 
 
 def run(args) -> int:
-    from scaling.estimate import predict
+    from scaling.app.estimate import predict
 
     spec = model_spec_from_args(args)
     est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
@@ -68,7 +68,7 @@ def predict_baseline(spec, args):
 
     Everything else (resolution, frames, seconds, guidance, GPU, law, carbon) is the what-if's.
     """
-    from scaling.estimate import predict
+    from scaling.app.estimate import predict
 
     return predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
                    count=args.count, attention=None, res=args.res, frames=args.frames, seconds=args.seconds,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands.predict import add_carbon_args
+from scaling.app.commands.predict import add_carbon_args
 
 
 def _csv(values: list[str] | None) -> list[str] | None:
@@ -33,7 +33,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from scaling.report import write_report
+    from scaling.app.report import write_report
 
     report = write_report(args.out, models=_csv(args.model), gpu=args.gpu, gpus=_csv([args.gpus] if args.gpus else None),
                           precision=args.precision, law=args.law, region=args.region, intensity=args.intensity,

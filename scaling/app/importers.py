@@ -1,6 +1,6 @@
 """Importers: measurements made elsewhere -> the runs table (:mod:`scaling.runs`).
 
-- :func:`import_public` reads one energy CSV of ``../shared/data/public`` (the shared public
+- :func:`import_public` reads one energy CSV of ``datasets/public`` (the shared public
   schema, see its PROVENANCE.md) and applies the flag policies below.
 - :func:`import_quality` reads the audio-quality CSV of the same folder into a tidy table of
   (model, dataset, steps, metric, value), to be joined with runs on ``model`` and ``steps``.
@@ -416,7 +416,7 @@ def _read_public_frame(p: Path) -> pd.DataFrame:
     cols = set(raw.columns)
     if set(QUALITY_COLUMNS) <= cols and "energy_gpu_j" not in cols:
         raise DataError(f"{p}: this is a quality-metrics table (model, dataset, steps, metric, value), not energy "
-                        "measurements: read it with scaling.importers.import_quality")
+                        "measurements: read it with scaling.app.importers.import_quality")
     for c in PUBLIC_COLUMNS:
         if c not in cols:
             raise DataError(f"{p}, column `{c}`: missing required column (rule: the public energy schema "
@@ -848,7 +848,7 @@ def import_file(path: str | Path, policy: Mapping[str, str] | None = None, *, se
         return import_public(p, policy, flops=flops)
     if kind == "quality":
         raise DataError(f"{p}: a quality-metrics table is not a runs table: read it with "
-                        "scaling.importers.import_quality")
+                        "scaling.app.importers.import_quality")
     if kind == "codecarbon":
         if setting is None:
             raise DataError(f"{p}: a CodeCarbon emissions.csv needs the setting it measured: pass "

@@ -1,6 +1,6 @@
 """The ``scaling`` command line: a thin layer over the library.
 
-Each subcommand lives in ``scaling/commands/<name>.py`` with two functions,
+Each subcommand lives in ``scaling/app/commands/<name>.py`` with two functions,
 ``add_parser(subparsers)`` and ``run(args) -> int``. Errors of the toolkit
 (:class:`scaling.errors.ScalingError`) become one line on stderr and exit status 2.
 """
@@ -26,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"scaling.commands.{name}")
+            module = importlib.import_module(f"scaling.app.commands.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"scaling.commands.{name}":
+            if exc.name == f"scaling.app.commands.{name}":
                 continue  # command not built yet
             raise
         p = module.add_parser(sub)

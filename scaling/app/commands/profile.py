@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, setting_from_args, table
+from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, setting_from_args, table
 
 
 def add_parser(sub):

@@ -2,7 +2,7 @@
 
 A runs table may carry quality columns (CLAP, FAD or any user metric), or quality can be
 joined from a tidy quality table (``model, steps, metric, value[, dataset]``, as
-:func:`scaling.importers.import_quality` returns for the published audio study). Each
+:func:`scaling.app.importers.import_quality` returns for the published audio study). Each
 setting (model x steps x resolution/frames/seconds x batch) is reduced to its median energy
 per output and its quality; a setting is on the front when no other setting has both less
 energy and better quality.
