@@ -103,7 +103,7 @@ def _versions() -> dict[str, str]:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
             out[dist] = "not installed"
-    from scaling import __version__
+    from scaling._version import __version__
 
     out["scaling"] = __version__
     return out

@@ -126,7 +126,7 @@ class Column:
 
 
 def _package_version() -> str:
-    from scaling import __version__
+    from scaling._version import __version__
 
     return __version__
 

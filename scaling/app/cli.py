@@ -12,7 +12,7 @@ import importlib
 import signal
 import sys
 
-from scaling import __version__
+from scaling._version import __version__
 from scaling.errors import ScalingError
 
 COMMANDS = ("models", "gpus", "profile", "predict", "compare", "plan", "report", "data", "fit",

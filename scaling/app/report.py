@@ -394,7 +394,7 @@ def build_report(
     the breakdown and the curves (default: the registry's default GPU); ``gpus``: the GPUs
     compared (default: every registry GPU).
     """
-    from scaling import __version__
+    from scaling._version import __version__
     from scaling.hardware import DEFAULT_GPU, list_gpus, resolve_gpu
     from scaling.app.estimate import predict
     from scaling.registry import resolve_model
