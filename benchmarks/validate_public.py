@@ -211,7 +211,7 @@ def markdown(rows, skipped, law_name: str, held_out: str = "") -> str:
                 "cpu_offload": "`cpu_offload`: the source ran with enable_model_cpu_offload (time and energy "
                                "inflated by weight transfers; the law does not model offload)",
                 "metadata_corrected": "`metadata_corrected`: published setting corrected by the importer "
-                                      "(see scaling/app/importers.py, policy metadata_conflict)",
+                                      "(see scaling/app/importers/policies.py, policy metadata_conflict)",
                 "steps_corrected": "`steps_corrected`: DDIM spacing, steps actually run",
                 "frames_snapped": "`frames_snapped`: frames the pipeline actually generated",
             }[f] for f in flagged) + ".")

@@ -50,7 +50,8 @@ def _pivot(table, metrics):
 
 def main(argv=None) -> int:
     from fits.default_law import default_law_path
-    from fits.validation import PRIMARY_LAW, load_public, public_targets
+    from fits.targets import public_targets
+    from fits.validation import PRIMARY_LAW, load_public
     from scaling.app.commands._common import table as fmt
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

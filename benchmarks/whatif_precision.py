@@ -1,6 +1,6 @@
 """What if I changed the precision? Predicted against the published quantisation runs, and fp32/fp16.
 
-Two checks of the precision mapping (:mod:`fits.precision`) and the shipped law:
+Two checks of the precision mapping (:mod:`scaling.precision`) and the shipped law:
 
 1. leybzon's SD3.5-large runs (``datasets/public/leybzon_sd35_quantization.csv``: 1024x1024,
    28 steps, guidance 4.5, transformer at nf4 / fp4 / LLM.int8 (bitsandbytes) or fp16, 8 prompts x
@@ -103,7 +103,8 @@ def leybzon(folder: Path | None = None) -> dict:
     """Predicted against measured for leybzon's runs, per candidate GPU."""
     from scipy.stats import spearmanr
 
-    from fits.precision import dequant_cost
+    from scaling.hardware import resolve_gpu
+    from scaling.precision import dequant_cost
     from scaling.registry import resolve_model
 
     meas = leybzon_measured(folder)
@@ -122,7 +123,7 @@ def leybzon(folder: Path | None = None) -> dict:
                               [p_ratio[p] for p in LEYBZON_PRECISIONS]).statistic)
         ratio_err = {p: p_ratio[p] / m_ratio[p] - 1.0 for p in LEYBZON_PRECISIONS}
         for p in LEYBZON_PRECISIONS:
-            dq = dequant_cost(spec, p, gpu, LEYBZON_SETTING["steps"])
+            dq = dequant_cost(spec, p, resolve_gpu(gpu), LEYBZON_SETTING["steps"])
             rows.append({"gpu": gpu, "precision": p, "predicted_j": est[p].energy_j, "lo_j": est[p].energy_lo_j,
                          "hi_j": est[p].energy_hi_j, "dequant_j": dq.energy_j, "predicted_ratio": p_ratio[p],
                          "measured_j": float(meas.loc[p, "energy_j"]), "measured_ratio": m_ratio[p],
@@ -155,14 +156,15 @@ def fp32_vs_fp16() -> list[dict]:
 
 def whatif_grid() -> list[dict]:
     """One model at every precision on a few GPUs: energy and ratio to bf16, with the plan's notes."""
-    from fits.precision import precision_plan
+    from scaling.hardware import resolve_gpu
+    from scaling.precision import precision_plan
 
     out = []
     for gpu in WHATIF_GPUS:
         base = _predict(WHATIF_MODEL, gpu, "bf16")
         for p in WHATIF_PRECISIONS:
             e = base if p == "bf16" else _predict(WHATIF_MODEL, gpu, p)
-            plan = precision_plan(p, gpu)
+            plan = precision_plan(p, resolve_gpu(gpu))
             out.append({"gpu": gpu, "precision": p, "compute": plan.compute, "energy_j": e.energy_j,
                         "lo_j": e.energy_lo_j, "hi_j": e.energy_hi_j, "ratio": e.energy_j / base.energy_j,
                         "runs_as_bf16": p == "fp8" and plan.compute != "fp8"})
@@ -183,7 +185,7 @@ def render(res: dict) -> str:
     lines += [
         "### SD3.5-large at nf4 / fp4 / int8 / fp16 (leybzon, GPU not stated, CPU offload on)", "",
         "Measured: mean of 8 prompts x 10 runs per precision. Predicted: the shipped law through "
-        "`fits.precision` (weight-only formats enter as bf16 plus a dequantisation term of "
+        "`scaling.precision` (weight-only formats enter as bf16 plus a dequantisation term of "
         "TDP/bandwidth per extra byte), at 1024x1024, 28 steps, guidance 4.5, batch 1, on each "
         "registered GPU consistent with the source (memory >= 18.7 GB, TDP > 357 W).", "",
     ]

@@ -1,7 +1,7 @@
 """Write ``docs/whatifs.md``: every what-if, predicted against the published measurements.
 
 Runs ``whatif_precision``, ``whatif_fewstep`` and ``whatif_batch`` (and, for the summary table,
-the Wan2.1 steps sweep of :func:`fits.validation.target_wan_sweeps` and the LiteFocus speed-ups
+the Wan2.1 steps sweep of :func:`fits.targets.target_wan_sweeps` and the LiteFocus speed-ups
 of ``litefocus_speedup``) and writes one markdown file. No number in it is typed by hand.
 
     PYTHONPATH=. python benchmarks/whatif_report.py [--data DIR] [--out docs/whatifs.md] [--check]
@@ -35,7 +35,8 @@ EXAMPLE = ["predict", "-m", "flux-dev", "--gpu", "h100", "--precision", "fp8", "
 
 def steps_rows(folder=None) -> list[dict]:
     """The steps what-if: Wan2.1-1.3B steps sweep on H100, each setting left out of the pooled fit."""
-    from fits.validation import PRIMARY_LAW, candidate_laws, load_public, target_wan_sweeps
+    from fits.targets import target_wan_sweeps
+    from fits.validation import PRIMARY_LAW, candidate_laws, load_public
 
     runs = load_public(folder)
     laws = {k: v for k, v in candidate_laws().items() if k in ("power", "power+E0", PRIMARY_LAW)}

@@ -2,15 +2,19 @@
 
 Public API (imported lazily: ``fits.load_law`` and predicting with it need numpy only)::
 
-    fits.load_law(path=None)            -> the shipped default law (or a law file)
-        .predict_components(role_flops, gpu, precision, batch=1, steps=None)
-                                        -> {role: (energy_j, lo_j, hi_j), "total": ...}
-        .predict_time(role_flops, gpu, precision, batch=1, steps=None)
-                                        -> (time_s, lo_s, hi_s)
+    fits.load_law(path=None)            -> fits.Law: the shipped default law (or a law file)
+        .predict(setting, flop_by_role, gpu_spec, model_spec)
+                                        -> fits.LawPrediction: energy_j {role, "total": Interval},
+                                           time_s Interval, flags, notes
+        .predict_energy(flop_by_role, gpu_spec, precision, steps=None)
+                                        -> {role: Interval, "total": Interval}  (the law alone)
+        .predict_time(flop_by_role, gpu_spec, precision, steps=None) -> Interval
+    fits.LawState, fits.predict_interval    one fitted target, and its interval (estimator.to_state())
     fits.PowerLaw, fits.PowerLawOverhead, fits.HardwareLaw     scikit-learn estimators
     fits.IdentifiabilityWarning
     fits.coef_table, fits.prediction_interval, fits.bootstrap  intervals
-    fits.compare_laws, fits.candidate_laws, fits.public_targets, fits.metrics   validation
+    fits.compare_laws, fits.candidate_laws, fits.metrics       validation
+    fits.public_targets                                        the issue's targets on the public data
     fits.design_matrix, fits.hardware_features                 features
 """
 
@@ -20,7 +24,11 @@ import importlib
 
 _EXPORTS = {
     "load_law": "fits.law_file",
-    "ShippedLaw": "fits.shipped",
+    "Law": "fits.law_file",
+    "LawPrediction": "fits.law_file",
+    "ShippedLaw": "fits.law_file",
+    "LawState": "fits.law",
+    "predict_interval": "fits.law",
     "PowerLaw": "fits.laws",
     "PowerLawOverhead": "fits.laws",
     "HardwareLaw": "fits.laws",
@@ -32,7 +40,7 @@ _EXPORTS = {
     "compare_laws": "fits.validation",
     "candidate_laws": "fits.validation",
     "cross_val_predictions": "fits.validation",
-    "public_targets": "fits.validation",
+    "public_targets": "fits.targets",
     "metrics": "fits.validation",
     "load_public": "fits.validation",
     "design_matrix": "fits.features",

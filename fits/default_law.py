@@ -45,18 +45,29 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from sklearn.base import clone
 
+from fits.features import DESIGN_COLUMNS, aggregate_settings, design_matrix, prior_exponents, setting_groups
+from fits.laws import IdentifiabilityWarning
+from fits.targets import public_targets
+from fits.uncertainty import bootstrap, coef_table, column_names
+from fits.validation import (CORRECTIONS, LAW_SOURCES, PUBLIC_FILES, _groups, candidate_laws, compare_laws,
+                             default_public_table, exclusions, load_public, metrics, records, usable_rows)
 from scaling.errors import LawError
 
 __all__ = [
     "COMPONENT_METHODS",
     "LAW_SCHEMA",
     "SELECTION",
+    "build_default_law",
     "default_law_path",
     "fit_default",
-    "build_default_law",
     "law_document",
+    "law_part",
     "main",
+    "select_form",
+    "time_law_for",
+    "write_law",
 ]
 
 LAW_SCHEMA = "scaling.law/1"
@@ -76,7 +87,7 @@ COMPONENT_METHODS = {
                      "(its interval: the sums of the role bounds, conservative)",
 }
 
-_VALIDATION_SPLITS = ("in_sample", "config_kfold", "model_out", "gpu_out")
+VALIDATION_SPLITS = ("in_sample", "config_kfold", "model_out", "gpu_out")
 
 
 def default_law_path() -> Path:
@@ -86,7 +97,7 @@ def default_law_path() -> Path:
 # ---------------------------------------------------------------------------------- pieces
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -120,10 +131,6 @@ def _regime_of(name: str) -> str | None:
 
 def time_law_for(name: str, energy_law):
     """The time twin of an energy form: same form, the time prior of the same regime."""
-    from sklearn.base import clone
-
-    from fits.features import prior_exponents
-
     law = clone(energy_law)
     regime = _regime_of(name)
     if regime is not None:
@@ -132,9 +139,6 @@ def time_law_for(name: str, energy_law):
 
 
 def _training_data(folder: Path | None):
-    from fits.features import aggregate_settings
-    from fits.validation import exclusions, load_public, usable_rows
-
     runs = load_public(folder)
     rows = usable_rows(runs)
     excluded = exclusions(runs)
@@ -142,7 +146,7 @@ def _training_data(folder: Path | None):
     return runs, rows, settings, excluded
 
 
-def _select(table) -> str:
+def select_form(table) -> str:
     splits = ("config_kfold", "model_out", "gpu_out")
     t = table[table["split"].isin(splits) & table["law"].str.startswith("hw-")]
     score = t.groupby("law")["mape"].mean()
@@ -169,12 +173,6 @@ def fit_default(folder: str | Path | None = None, form: str | None = None, valid
     dict with ``energy`` and ``time`` (fitted laws), ``form``, ``table`` (or None), ``X``,
     ``y_energy``, ``y_time``, ``settings``, ``rows``, ``runs``, ``excluded``.
     """
-    from sklearn.base import clone
-
-    from fits.features import design_matrix
-    from fits.laws import IdentifiabilityWarning
-    from fits.validation import _groups, candidate_laws, compare_laws
-
     folder = Path(folder) if folder is not None else None
     runs, rows, settings, excluded = _training_data(folder)
     X = design_matrix(settings, source="default-law settings")
@@ -182,15 +180,15 @@ def fit_default(folder: str | Path | None = None, form: str | None = None, valid
     laws = candidate_laws("energy")
     table = None
     if validate:
-        table = compare_laws(laws, X, y, _groups(settings), splits=_VALIDATION_SPLITS)
+        table = compare_laws(laws, X, y, _groups(settings), splits=VALIDATION_SPLITS)
     if form is None:
         if table is None:
             raise LawError("fit_default: give `form` or validate=True to select it")
-        form = _select(table)
+        form = select_form(table)
     if form not in laws:
         raise LawError(f"unknown law form {form!r}: use one of {', '.join(laws)}")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", IdentifiabilityWarning)
+        warnings.filterwarnings("error", category=IdentifiabilityWarning)
         energy = clone(laws[form]).fit(X, y)
         has_t = settings["duration_s"].astype(float) > 0
         t_rows = settings[has_t.to_numpy(bool)]
@@ -209,17 +207,14 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
 
     ``energy`` / ``time`` are fitted laws of :mod:`fits.laws` (``time`` may be None).
     """
-    from fits.features import DESIGN_COLUMNS
-
     part = law_part
-
     doc: dict[str, Any] = {
         "schema": LAW_SCHEMA,
         "name": name,
         "description": description,
         "form": form,
         "model": {
-            "equation": _equation(energy),
+            "equation": equation(energy),
             "fitted_in": "log space (least squares on log E; Huber if robust); predictions are exp(fit) times Duan's "
                          "smearing factor (the mean of exp(residual)); intervals are log-space quantiles, exponentiated",
             "columns": list(DESIGN_COLUMNS),
@@ -234,7 +229,7 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
         "components": {"method": component_method, "text": COMPONENT_METHODS[component_method]},
         "energy": part(energy, X, y),
         "time": part(time, X_time, y_time),
-        "training": _training_summary(settings, excluded),
+        "training": training_summary(settings, excluded),
     }
     if component_laws:
         doc["component_laws"] = {role: part(law, Xr, yr) for role, (law, Xr, yr) in component_laws.items()}
@@ -243,7 +238,7 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
     if bootstrap is not None:
         doc["bootstrap"] = bootstrap
     if table is not None:
-        doc["validation"] = {"selection": selection or "", "winner": form, "table": _records(table)}
+        doc["validation"] = {"selection": selection or "", "winner": form, "table": records(table)}
     if targets is not None:
         doc.setdefault("validation", {})["targets"] = targets
     if provenance is not None:
@@ -256,20 +251,16 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
 
 def law_part(law, X, y) -> dict | None:
     """The stored state of one fitted law (energy or time): numbers, intervals, in-sample fit."""
-    from fits.uncertainty import coef_table, t_quantile
-
     if law is None:
         return None
-    state = law.law_state()
-    state["t_quantile"] = t_quantile(INTERVAL, law.dof_)
-    state["coefficients"] = _records(coef_table(law, X, y, level=INTERVAL))
-    state["in_sample"] = _metrics(y, law.predict(X))
+    state = law.to_state(INTERVAL).to_dict()
+    state["coefficients"] = records(coef_table(law, X, y, level=INTERVAL))
+    state["in_sample"] = in_sample_metrics(y, law.predict(X))
     return state
 
 
-def _equation(law) -> str:
-    from fits.uncertainty import column_names
-
+def equation(law) -> str:
+    """The law's equation in words (``E = H * a * C^b + s * N`` ...), for the law file and the report."""
     terms = ["a * C^b"]
     if "call" in law.overhead_:
         terms.append("E0")
@@ -287,19 +278,13 @@ def _equation(law) -> str:
     return f"E = {hw} * ({core})" + tail
 
 
-def _metrics(y, p) -> dict:
-    from fits.validation import metrics
-
+def in_sample_metrics(y, p) -> dict:
+    """:func:`fits.validation.metrics` of in-sample predictions, JSON-ready (NaN -> None)."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics(y, p).items()}
 
 
-def _records(df) -> list[dict]:
-    from fits.validation import _records as rec
-
-    return rec(df)
-
-
-def _training_summary(settings, excluded) -> dict:
+def training_summary(settings, excluded) -> dict:
+    """What the law's data hold: settings, rows, GPUs, precisions, models, FLOP and step ranges."""
     def uniq(col):
         return sorted(map(str, settings[col].dropna().astype(str).unique())) if col in settings.columns else []
 
@@ -318,7 +303,6 @@ def _training_summary(settings, excluded) -> dict:
 
 
 def _provenance(table: Path) -> dict:
-    from fits.validation import CORRECTIONS, LAW_SOURCES, PUBLIC_FILES
     from scaling.runs import read_metadata
 
     folder = table.parent
@@ -326,7 +310,7 @@ def _provenance(table: Path) -> dict:
     files = []
     for name in (*PUBLIC_FILES, "PROVENANCE.md"):
         p = folder / name
-        files.append({"file": name, "sha256": _sha256(p), "bytes": p.stat().st_size})
+        files.append({"file": name, "sha256": sha256(p), "bytes": p.stat().st_size})
     return {
         "data": "datasets/public (converted from published measurements; see its PROVENANCE.md and LICENSES.md)",
         "files": files,
@@ -340,18 +324,14 @@ def _provenance(table: Path) -> dict:
 
 
 def _bootstrap_summary(form: str, laws: Mapping[str, Any], X, y, settings, n_boot: int) -> dict:
-    from fits.features import setting_groups
-    from fits.uncertainty import bootstrap
 
     res = bootstrap(laws[form], X, y, setting_groups(settings), n_boot=n_boot, level=INTERVAL, random_state=SEED)
     return {"n_boot": res.n_boot, "n_failed": res.n_failed, "seed": SEED, "resampled": "whole settings",
-            "level": INTERVAL, "intervals": _records(res.intervals)}
+            "level": INTERVAL, "intervals": records(res.intervals)}
 
 
 def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, with_targets: bool = True) -> dict:
     """Every step of the module doc; returns the law document (not written)."""
-    from fits.validation import candidate_laws, default_public_table, public_targets
-
     table = Path(folder) if folder is not None else default_public_table()
     if table.is_dir():
         table = table / "runs.parquet"
@@ -411,210 +391,3 @@ def _shipped_form() -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-# ---------------------------------------------------------------------------------- scaling fit
-
-
-_LEFT_OUT = {
-    "phase": "other phases (a law of {what} uses {phases} rows)",
-    "offload": "flagged cpu_offload (energy inflated by weight transfers; --keep-offload keeps them)",
-    "unresolved": "model not registered, no FLOP profile or GPU not registered (--strict refuses them)",
-    "multi_gpu": "gpu_count > 1 (this law is a law of one GPU)",
-}
-
-
-def _check_table(runs, source: str, *, drop_unresolved: bool, keep_offload: bool, phases: Sequence[str]):
-    """Select the rows a law can use; raise on bad data (one line: file, row, column, rule)."""
-    from scaling.errors import DataError
-    from scaling.runs import has_flag
-
-    need = ("model", "phase", "energy_gpu_j", "steps", "precision", "gpu_key", "model_key", "flop")
-    missing = [c for c in need if c not in runs.columns]
-    if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(missing)}: `scaling fit` needs a runs table "
-                        "(`scaling data import SOURCE --out runs.parquet`)")
-    runs = runs.reset_index(drop=True)
-    left = {k: 0 for k in _LEFT_OUT}
-    phase_ok = runs["phase"].astype("string").isin(list(phases)).fillna(False).to_numpy(bool)
-    left["phase"] = int((~phase_ok).sum())
-    sel = runs[phase_ok]
-    if not keep_offload:
-        off = has_flag(sel, "cpu_offload").to_numpy(bool)
-        left["offload"] = int(off.sum())
-        sel = sel[~off]
-    unresolved = (sel["model_key"].isna() | sel["flop"].isna() | sel["gpu_key"].isna()).to_numpy(bool)
-    if unresolved.any() and not drop_unresolved:
-        i = int(sel.index[unresolved][0])
-        r = sel.loc[i]
-        if _isna(r["model_key"]):
-            why = f"model {r['model']!r} is not registered (see `scaling models`)"
-            col = "model"
-        elif _isna(r["gpu_key"]):
-            why = f"GPU {r.get('gpu')!r} is not registered (see `scaling gpus`)"
-            col = "gpu"
-        else:
-            err = r.get("flop_error")
-            why = f"no FLOP count for {r['model']!r}" + (f" ({err})" if not _isna(err) else "")
-            col = "flop"
-        raise DataError(f"{source}: row {i + 1}, column {col}: {why}; rule: a FLOP law needs a registered model, "
-                        f"its FLOPs and a registered GPU ({int(unresolved.sum())} such rows; without --strict "
-                        "they are left out)")
-    left["unresolved"] = int(unresolved.sum())
-    sel = sel[~unresolved]
-    multi = (sel["gpu_count"].astype("Int64").fillna(1) > 1).to_numpy(bool) if "gpu_count" in sel.columns \
-        else np.zeros(len(sel), dtype=bool)
-    left["multi_gpu"] = int(multi.sum())
-    sel = sel[~multi]
-    e = sel["energy_gpu_j"].astype("float64")
-    bad = ~(e > 0).fillna(False).to_numpy(bool)
-    if bad.any():
-        i = int(sel.index[bad][0])
-        raise DataError(f"{source}: row {i + 1}, column energy_gpu_j: {e.iloc[int(bad.nonzero()[0][0])]!r}; rule: "
-                        "a law of GPU energy needs a positive energy_gpu_j on every row it fits")
-    if sel.empty:
-        raise DataError(f"{source}: no row left to fit ({', '.join(f'{n} {k}' for k, n in left.items() if n)} "
-                        f"left out); rule: a law needs rows with phase {' or '.join(phases)}")
-    return sel, left
-
-
-def _isna(v) -> bool:
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _fit_one(settings, form: str | None, target: str, n_splits: int, source: str, label: str):
-    """Validate every candidate on ``settings`` and fit the chosen form for energy and time."""
-    from sklearn.base import clone
-
-    from fits.features import design_matrix
-    from fits.uncertainty import coef_table
-    from fits.validation import _groups, candidate_laws, compare_laws
-
-    laws = candidate_laws("energy")
-    X = design_matrix(settings, source=source)
-    y = settings["energy_gpu_j"].to_numpy(dtype=float)
-    has_t = (settings["duration_s"].astype("float64") > 0).fillna(False).to_numpy(bool) \
-        if "duration_s" in settings.columns else None
-    if target == "time":
-        if has_t is None or not has_t.any():
-            raise LawError(f"{source}{label}: --target time needs duration_s on the rows")
-        Xv, yv = X[has_t], settings["duration_s"].to_numpy(dtype=float)[has_t]
-        vlaws = candidate_laws("time")
-        vgroups = _groups(settings[has_t])
-    else:
-        Xv, yv, vlaws, vgroups = X, y, laws, _groups(settings)
-    if len(settings) < 2 or np.unique(X[:, 0]).size < 2:
-        raise LawError(f"{source}{label}: the data holds 1 distinct setting ({len(settings)} after merging "
-                       f"repeats, {np.unique(X[:, 0]).size} distinct FLOP count); rule: a law needs at least 2 "
-                       "distinct settings with different FLOPs")
-    tab = compare_laws(vlaws, Xv, yv, vgroups, splits=_VALIDATION_SPLITS, n_splits=n_splits)
-    selection = None
-    if form in (None, "auto"):
-        form = _select(tab)
-        selection = SELECTION
-    elif form not in laws:
-        raise LawError(f"unknown law {form!r}: use auto or one of {', '.join(laws)}")
-    try:
-        energy = clone(laws[form]).fit(X, y)
-        time = None
-        Xt = yt = None
-        if has_t is not None and has_t.sum() >= 2:
-            Xt, yt = X[has_t], settings["duration_s"].to_numpy(dtype=float)[has_t]
-            time = time_law_for(form, laws[form]).fit(Xt, yt)
-    except LawError as exc:
-        raise LawError(f"{source}{label}: {exc}") from None
-    fitted = {"energy": energy, "time": time}
-    coefs = {"energy": _records(coef_table(energy, X, y, level=INTERVAL)),
-             "time": _records(coef_table(time, Xt, yt, level=INTERVAL)) if time is not None else []}
-    tl = fitted[target]
-    in_sample = _metrics(yv if target == "time" else y, tl.predict(Xv if target == "time" else X))
-    return {"form": form, "equation": _equation(energy), "selection": selection, "validation": tab,
-            "coefficients": coefs, "in_sample": in_sample, "n_settings": int(len(settings)), "energy_law": energy,
-            "time_law": time, "X": X, "y": y, "X_time": Xt, "y_time": yt, "settings": settings}
-
-
-def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target: str = "energy",
-             keep_offload: bool = False, drop_unresolved: bool = False, n_splits: int = 5) -> dict[str, Any]:
-    """What ``scaling fit`` does, as a function: read, check, merge, validate, fit, build the law file.
-
-    Returns a dict with ``fits`` (one entry, or one per group with ``by``), ``document`` (the law
-    file to write), and what the report and the printout need. Writes nothing.
-    """
-    from fits.features import aggregate_settings
-    from scaling.runs import read_runs
-
-    if by not in (None, "gpu", "model", "component"):
-        raise LawError(f"`--by` {by!r}: use gpu, model or component")
-    source = str(data)
-    runs = read_runs(data)
-    if runs["flop"].isna().all() and ("flop_error" not in runs.columns or runs["flop_error"].isna().all()):
-        from scaling.app.importers import annotate_flops
-
-        runs = annotate_flops(runs)
-    roles = ("text_encoder", "denoiser", "decoder", "vocoder")
-    phases = roles if by == "component" else ("total",)
-    rows, left = _check_table(runs, source, drop_unresolved=drop_unresolved, keep_offload=keep_offload,
-                              phases=phases)
-    left_text = {}
-    for k, n in left.items():
-        text = _LEFT_OUT[k].format(what="components" if by == "component" else "whole calls",
-                                   phases="/".join(phases))
-        left_text[text] = n
-    if by is None:
-        groups = {"all": rows}
-    else:
-        col = {"gpu": "gpu_key", "model": "model", "component": "phase"}[by]
-        groups = {str(k): g for k, g in rows.groupby(rows[col].astype(str), sort=True)}
-    fits = {}
-    for key, part in groups.items():
-        settings = aggregate_settings(part)
-        label = "" if by is None else f" ({by} {key})"
-        fits[key] = _fit_one(settings, law, target, n_splits, source, label)
-        fits[key]["training"] = _training_summary(settings, None)
-    all_settings = aggregate_settings(rows)
-    doc = _fit_document(fits, by, source, all_settings, left_text)
-    return {"data": source, "n_rows": int(len(rows)), "n_settings": int(len(all_settings)),
-            "gpus": sorted(map(str, rows["gpu_key"].astype(str).unique())),
-            "models": sorted(map(str, rows["model"].astype(str).unique())), "left_out": left_text, "by": by,
-            "fits": fits, "document": doc, "target": target}
-
-
-def _fit_document(fits: Mapping[str, dict], by: str | None, source: str, settings, left_text) -> dict:
-    base = {"name": Path(source).stem, "description": f"law fitted by `scaling fit` on {source}"}
-    prov = {"data": source, "sha256": _sha256(Path(source)), "fitted_by": "scaling fit"}
-    if by is None:
-        f = fits["all"]
-        return law_document(f["energy_law"], f["time_law"], form=f["form"], X=f["X"], y=f["y"],
-                            X_time=f["X_time"], y_time=f["y_time"], settings=f["settings"], table=f["validation"],
-                            provenance=prov, excluded=left_text, selection=f["selection"], **base)
-    if by == "component":
-        first = next(iter(fits.values()))
-        comp = {role: (f["energy_law"], f["X"], f["y"]) for role, f in fits.items()}
-        doc = law_document(first["energy_law"], None, form=first["form"], X=first["X"], y=first["y"], X_time=None,
-                           y_time=None, settings=settings, component_method="per_component", provenance=prov,
-                           excluded=left_text, component_laws=comp, **base)
-        doc["energy"] = None
-        doc["component_time_laws"] = {role: law_part(f["time_law"], f["X_time"], f["y_time"])
-                                      for role, f in fits.items() if f["time_law"] is not None}
-        doc["validation"] = {role: {"winner": f["form"], "table": _records(f["validation"])} for role, f in fits.items()}
-        return doc
-    groups = {}
-    for key, f in fits.items():
-        sub = law_document(f["energy_law"], f["time_law"], form=f["form"], name=f"{base['name']}[{key}]",
-                           description="", X=f["X"], y=f["y"], X_time=f["X_time"], y_time=f["y_time"],
-                           settings=f["settings"], table=f["validation"], selection=f["selection"])
-        sub.pop("versions", None)
-        groups[key] = sub
-    first = next(iter(fits.values()))
-    doc = law_document(first["energy_law"], first["time_law"], form=first["form"], X=first["X"], y=first["y"],
-                       X_time=first["X_time"], y_time=first["y_time"], settings=settings, provenance=prov,
-                       excluded=left_text, **base)
-    doc["energy"] = None
-    doc["time"] = None
-    doc["groups"] = {"by": by, "laws": groups}
-    return doc

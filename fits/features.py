@@ -9,7 +9,8 @@ with hardware terms can be evaluated for any registered GPU, measured or not::
 
 Column order of the design matrix (:data:`DESIGN_COLUMNS`): ``flop``, ``steps``, then
 :data:`HARDWARE_FEATURES`. That order is the contract between the laws (``steps_column=1``),
-the law file and ``fits.load_law``.
+the law file and ``fits.load_law``; it is defined with the law state (:mod:`fits.law`) and
+re-exported here.
 
 Physical priors (:data:`PRIORS`) for the hardware exponents, as energy per FLOP and time per
 FLOP of a GPU running at a fixed share of its roofline::
@@ -26,14 +27,14 @@ Pure numpy + the registry; pandas only for :func:`design_matrix` on a runs table
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
 
-from fits.precision import ACTIVATION_BYTE, precision_plan
+from fits.law import DESIGN_COLUMNS, HARDWARE_FEATURES, STEPS_COLUMN, hardware_row
 from scaling.errors import DataError
 from scaling.hardware import GPUSpec, resolve_gpu
+from scaling.precision import ACTIVATION_BYTE, normalize_precision, precision_plan
 
 __all__ = [
     "BYTE_PER_VALUE",
@@ -51,15 +52,6 @@ __all__ = [
     "setting_groups",
 ]
 
-#: Hardware columns of the design matrix, in order (columns 2..5 after ``flop`` and ``steps``).
-HARDWARE_FEATURES: tuple[str, ...] = ("peak_flop_per_s", "memory_bandwidth_byte_per_s", "tdp_w", "byte_per_value")
-
-#: Every column of the design matrix, in order.
-DESIGN_COLUMNS: tuple[str, ...] = ("flop", "steps", *HARDWARE_FEATURES)
-
-#: The column of the design matrix that holds the denoising steps (``steps_column`` of the laws).
-STEPS_COLUMN = 1
-
 #: Per-role FLOP columns of an annotated runs table (``scaling.app.importers.annotate_flops``).
 ROLE_FLOP_COLUMNS: Mapping[str, str] = {
     "text_encoder": "flop_text_encoder",
@@ -69,9 +61,10 @@ ROLE_FLOP_COLUMNS: Mapping[str, str] = {
 }
 
 #: Bytes per activation value moved between ops at each requested precision: the law's
-#: ``byte_per_value`` (:data:`fits.precision.ACTIVATION_BYTE`). Weight-only formats (int8, nf4,
-#: fp4) compute with 16-bit activations, and fp8 keeps them 16-bit between ops, so all of these
-#: are 2 bytes; their weight bytes and dequantisation traffic are in :mod:`fits.precision`.
+#: ``byte_per_value``: :data:`scaling.precision.ACTIVATION_BYTE` itself, under the law's name.
+#: Weight-only formats (int8, nf4, fp4) compute with 16-bit activations, and fp8 keeps them 16-bit
+#: between ops, so all of these are 2 bytes; their weight bytes and dequantisation traffic are in
+#: :mod:`scaling.precision`.
 BYTE_PER_VALUE: Mapping[str, float] = ACTIVATION_BYTE
 
 #: Prior exponents of the hardware columns, per target (``energy`` or ``time``) and regime.
@@ -110,12 +103,12 @@ def prior_exponents(regime: str, target: str = "energy") -> tuple[float, ...]:
 def hardware_features(gpu: str | GPUSpec, precision: str) -> dict[str, float]:
     """The hardware figures of ``gpu`` at ``precision``, named as in :data:`HARDWARE_FEATURES`.
 
-    The precision goes through :func:`fits.precision.precision_plan` (one mapping for fitting
+    The precision goes through :func:`scaling.precision.precision_plan` (one mapping for fitting
     and prediction): ``peak_flop_per_s`` is the dense peak of the precision the matmuls run at
     (nf4 / fp4 / int8 -> bf16 peak: weight-only; fp8 -> fp8 peak on chips with fp8 tensor cores,
     bf16 peak elsewhere; fp32 -> the CUDA-core fp32 peak), ``byte_per_value`` the bytes per
     activation value (4 for fp32 / tf32, 2 otherwise). The dequantisation work of weight-only
-    formats is not a feature: it is added at prediction time (:func:`fits.precision.dequant_cost`).
+    formats is not a feature: it is added at prediction time (:func:`scaling.precision.dequant_cost`).
 
     Raises
     ------
@@ -124,26 +117,13 @@ def hardware_features(gpu: str | GPUSpec, precision: str) -> dict[str, float]:
     InvalidSettingError
         If the precision is unknown.
     """
-    spec = gpu if isinstance(gpu, GPUSpec) else resolve_gpu(gpu)
-    return dict(zip(HARDWARE_FEATURES, _hardware_tuple(spec.key, str(precision).strip().lower())))
+    return dict(zip(HARDWARE_FEATURES, hardware_vector(gpu, precision).tolist()))
 
 
 def hardware_vector(gpu: str | GPUSpec, precision: str) -> np.ndarray:
-    """:func:`hardware_features` as an array in column order, shape (4,)."""
+    """:func:`hardware_features` as an array in column order, shape (4,) (:func:`fits.law.hardware_row`)."""
     spec = gpu if isinstance(gpu, GPUSpec) else resolve_gpu(gpu)
-    return np.asarray(_hardware_tuple(spec.key, str(precision).strip().lower()), dtype=float)
-
-
-@lru_cache(maxsize=256)
-def _hardware_tuple(key: str, precision: str) -> tuple[float, float, float, float]:
-    spec = resolve_gpu(key)
-    plan = precision_plan(precision, spec)  # rejects an unknown precision
-    return (
-        float(plan.peak_flop_per_s),
-        float(spec.memory_bandwidth_byte_per_s),
-        float(spec.tdp_w),
-        float(plan.activation_byte),
-    )
+    return hardware_row(spec, precision_plan(normalize_precision(precision), spec))
 
 
 def design_matrix(runs, flop_column: str = "flop", source: str = "runs table") -> np.ndarray:

@@ -1,6 +1,6 @@
 """A plotly page for a fitted law: log-log fits per component with intervals, residuals by model and GPU.
 
-``write_report(result, path)`` takes what :func:`fits.default_law.fit_runs` returns (the
+``write_report(result, path)`` takes what :func:`fits.fit_runs.fit_runs` returns (the
 ``scaling fit`` result) and writes one self-contained HTML file (plotly.js embedded, no network
 needed to view it). Sections, per fitted law (one, or one per group of ``--by``):
 

@@ -10,9 +10,10 @@ Analytic (log space, where the errors are close to normal):
   ``sigma^2 (J'J)^-1`` at the optimum (delta method) with Student-t quantiles on the residual
   degrees of freedom: the same formula OLS uses, with the Jacobian in place of the design.
 
-:func:`prediction_interval` uses the law's stored covariance with numpy only (so the shipped
-law can evaluate it without statsmodels); for the linear forms it equals statsmodels' ``obs_ci``
-(a test checks it). A prediction interval is a quantile interval: computed in log space and
+:func:`prediction_interval` is :func:`fits.law.predict_interval` on the law's state
+(``law.to_state()``): the one interval formula, the same that evaluates a law file with numpy
+only; for the linear forms it equals statsmodels' ``obs_ci`` (a test checks it). Everything here
+reads a fitted law through its public attributes and its :class:`fits.law.LawState`. A prediction interval is a quantile interval: computed in log space and
 exponentiated, it needs no retransformation correction (the point prediction does: smearing).
 
 Bootstrap (:func:`bootstrap`): resample whole *settings* (groups) with replacement, refit, and
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fits.law import DESIGN_COLUMNS, predict_interval, t_quantile
 from scaling.errors import LawError
 
 __all__ = [
@@ -40,23 +42,12 @@ __all__ = [
 ]
 
 
-def t_quantile(level: float, dof: int) -> float:
-    """Two-sided Student-t quantile for a central ``level`` interval on ``dof`` degrees of freedom."""
-    from scipy.stats import t
-
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"`level` {level!r} must be between 0 and 1 (e.g. 0.9)")
-    return float(t.ppf(0.5 + level / 2.0, max(int(dof), 1)))
-
-
 def _is_ols(law) -> bool:
     return not law.overhead_ and not law.robust
 
 
 def column_names(law) -> list[str]:
     """Names of the columns of ``X`` the law was fitted on."""
-    from fits.features import DESIGN_COLUMNS
-
     names = getattr(law, "feature_names_in_", None)
     if names is not None:
         return [str(n) for n in names]
@@ -65,26 +56,26 @@ def column_names(law) -> list[str]:
     return [f"x{j}" for j in range(law.n_features_in_)]
 
 
-def _transformed(law):
-    """Rows (name, gradient over theta, value) of the readable parameters of a fitted law."""
-    names = column_names(law)
-    p = len(law.theta_)
+def _transformed(state, names: list[str]):
+    """Rows (name, gradient over theta, value) of the readable parameters of a fitted law's state."""
+    theta = state.theta
+    p = len(theta)
     rows = []
     g = np.zeros(p)
-    g[0], g[1] = 1.0, -law.log_flop_center_
-    rows.append(("log_a", g, law.log_a_))
+    g[0], g[1] = 1.0, -state.flop_center
+    rows.append(("log_a", g, float(theta[0] - theta[1] * state.flop_center)))
     g = np.zeros(p)
     g[1] = 1.0
-    rows.append(("b", g, law.b_))
-    for i, j in enumerate(law.fitted_hardware_):
+    rows.append(("b", g, float(theta[1])))
+    for i, j in enumerate(state.fitted):
         g = np.zeros(p)
         g[2 + i] = 1.0
-        rows.append((f"w_{names[j]}", g, float(law.theta_[2 + i])))
-    for k, term in enumerate(law.overhead_):
-        i = 2 + len(law.fitted_hardware_) + k
+        rows.append((f"w_{names[j]}", g, float(theta[2 + i])))
+    for k, term in enumerate(state.overhead):
+        i = 2 + len(state.fitted) + k
         g = np.zeros(p)
         g[i] = 1.0
-        rows.append(("log_e0" if term == "call" else "log_s", g, float(law.theta_[i])))
+        rows.append(("log_e0" if term == "call" else "log_s", g, float(theta[i])))
     return rows
 
 
@@ -100,11 +91,9 @@ def ols_results(law, X, y):
 
     if not _is_ols(law):
         raise LawError(f"{type(law).__name__} with overhead or robust loss is not an OLS fit: use coef_table")
-    X = np.asarray(X, dtype=float)
-    Z = law._logs(X)
-    D = law._linear_design(Z)
-    off = law._hardware_offset(Z)
-    return sm.OLS(np.log(np.asarray(y, dtype=float)) - off, D).fit()
+    state = law.to_state()
+    Z = state.log_features(np.asarray(X, dtype=float))
+    return sm.OLS(np.log(np.asarray(y, dtype=float)) - state.hardware_offset(Z), state.linear_design(Z)).fit()
 
 
 def coef_table(law, X=None, y=None, level: float = 0.9):
@@ -127,21 +116,21 @@ def coef_table(law, X=None, y=None, level: float = 0.9):
     """
     import pandas as pd
 
-    cov = law.cov_
+    state = law.to_state()
+    cov = state.cov
     method = "asymptotic (delta method)"
     if X is not None and y is not None and _is_ols(law):
         res = ols_results(law, X, y)
         cov = np.asarray(res.cov_params())
         method = "statsmodels OLS"
-    q = t_quantile(level, law.dof_)
+    q = state.quantile(level)
+    names = column_names(law)
     rows = []
-    for name, g, value in _transformed(law):
+    for name, g, value in _transformed(state, names):
         se = float(np.sqrt(max(g @ cov @ g, 0.0)))
         rows.append({"param": name, "estimate": value, "se": se, "lo": value - q * se, "hi": value + q * se,
                      "method": method})
-    names = column_names(law)
-    for j in law.fixed_hardware_:
-        w = float(law.exponent_of_[j])
+    for j, w in zip(state.fixed, state.fixed_exponents):
         rows.append({"param": f"w_{names[j]}", "estimate": w, "se": 0.0, "lo": w, "hi": w, "method": "prior (fixed)"})
     extra = []
     for r in rows:
@@ -166,13 +155,9 @@ def prediction_interval(law, X, level: float = 0.9):
         ``mean`` is the smeared mean prediction; ``[lo, hi]`` is the interval of a new
         observation: ``exp(log f(x) +- t * sqrt(g' Cov g + sigma^2))``.
     """
-    X = np.asarray(X, dtype=float)
-    Z = law._logs(law._validate(X, reset=False)[0])
-    mu, J = law._log_model(law.theta_, Z, grad=True)
-    var = np.einsum("ij,jk,ik->i", J, law.cov_, J) + law.sigma2_
-    q = t_quantile(level, law.dof_)
-    half = q * np.sqrt(np.maximum(var, 0.0))
-    return np.exp(mu) * law.smearing_, np.exp(mu - half), np.exp(mu + half)
+    from sklearn.utils.validation import check_array
+
+    return predict_interval(law.to_state(level), check_array(X, dtype=np.float64), level)
 
 
 @dataclass
@@ -240,6 +225,7 @@ def bootstrap(law, X, y, groups, n_boot: int = 200, level: float = 0.9, random_s
     rng = np.random.default_rng(random_state)            # which settings
     noise_rng = np.random.default_rng([random_state, 1])  # residual draws for prediction intervals
     base = clone(law).fit(X, y)
+    names = column_names(base)
     rows, preds, noisy = [], [], []
     failed = 0
     for _ in range(int(n_boot)):
@@ -248,12 +234,12 @@ def bootstrap(law, X, y, groups, n_boot: int = 200, level: float = 0.9, random_s
         est = clone(law)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", IdentifiabilityWarning)
+                warnings.filterwarnings("ignore", category=IdentifiabilityWarning)
                 est.fit(X[idx], y[idx])
         except (LawError, ValueError, np.linalg.LinAlgError):
             failed += 1
             continue
-        rows.append({name: v for name, _, v in _transformed(est)})
+        rows.append({name: v for name, _, v in _transformed(est.to_state(level), names)})
         if X_new is not None:
             p = est.predict_median(X_new)
             preds.append(p)
@@ -262,7 +248,7 @@ def bootstrap(law, X, y, groups, n_boot: int = 200, level: float = 0.9, random_s
         raise LawError(f"bootstrap: every one of {n_boot} resamples failed to fit")
     params = pd.DataFrame(rows)
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
-    base_vals = {name: v for name, _, v in _transformed(base)}
+    base_vals = {name: v for name, _, v in _transformed(base.to_state(level), names)}
     intervals = pd.DataFrame([
         {"param": c, "estimate": base_vals.get(c, float("nan")),
          "lo": float(np.nanpercentile(params[c], lo_q)), "hi": float(np.nanpercentile(params[c], hi_q))}

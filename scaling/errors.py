@@ -10,13 +10,21 @@ it to stderr and exits with status 2.
     ├── UnknownModelError      a model id or alias that is not registered
     ├── UnknownGPUError        a GPU name that is not in the hardware registry
     ├── InvalidSettingError    a generation setting the model cannot take
+    │   └── DeviceOutOfMemoryError  a setting that ran out of device memory (torch's
+    │                               OutOfMemoryError or MemoryError, mapped where torch runs)
     ├── DataError              a runs table or import file that breaks the schema
     ├── LawError               a law file that cannot be read, or a fit that cannot be made
     ├── WorkloadError          a workload / sweep YAML file that breaks its schema
-    ├── ProfilerError          a FLOP count that cannot be trusted (e.g. attention dropped to 0)
+    ├── ProfilerError          a FLOP count that cannot be trusted or cannot be made
+    │   └── AttentionNotCountedError  attention modules ran but 0 attention FLOP were counted:
+    │                                 a bug, never a result
     ├── MissingDependencyError an optional package (an extra) that a command needs is not installed
+    │   └── MissingMeterDependencyError  also a MeterError: a meter's package (pynvml, codecarbon)
     └── MeterError             a meter that cannot measure here (no GPU, no counter, no permission)
-        └── NoGPUError         a GPU was asked for and none is visible
+        ├── NoGPUError         a GPU was asked for and none is visible
+        ├── UnknownMeterError  a meter name that is not one of the accepted kinds
+        ├── UnknownCountryError  a country code CodeCarbon's offline energy-mix table lacks
+        └── MissingMeterDependencyError  (see above)
 """
 
 from __future__ import annotations
@@ -64,3 +72,25 @@ class MeterError(ScalingError):
 
 class NoGPUError(MeterError):
     """A GPU was asked for and none is visible to this process."""
+
+
+class DeviceOutOfMemoryError(InvalidSettingError):
+    """A setting that ran out of device (GPU or host) memory; raised where torch runs, from
+    ``torch.OutOfMemoryError`` or ``MemoryError``."""
+
+
+class AttentionNotCountedError(ProfilerError):
+    """Attention modules ran but 0 attention FLOP were counted: the kernel escaped the counter."""
+
+
+class UnknownMeterError(MeterError):
+    """A meter name that is not one of the accepted kinds."""
+
+
+class UnknownCountryError(MeterError):
+    """A country ISO code that CodeCarbon's offline energy-mix table does not know."""
+
+
+class MissingMeterDependencyError(MeterError, MissingDependencyError):
+    """A meter's optional package (``pynvml``, ``codecarbon``) is not installed: both a meter
+    that cannot measure here and a missing extra."""

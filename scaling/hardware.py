@@ -35,6 +35,9 @@ h200       h200-sxm
 b200       b200-sxm           the HGX B200 board (1,000 W)
 =========  =================  ===================================================
 
+Precision names and the rule of which stored peak answers which precision live in
+:mod:`scaling.precision`; :meth:`GPUSpec.peak_precision_for` applies it.
+
 Pure Python: importing this module imports neither torch nor pandas.
 """
 
@@ -49,42 +52,19 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from scaling.errors import DataError, InvalidSettingError, UnknownGPUError
+from scaling.errors import DataError, UnknownGPUError
+from scaling.precision import PRECISIONS, STORED_PRECISIONS, peak_precision
 
 __all__ = [
     "DEFAULT_GPU",
-    "PRECISIONS",
+    "PRECISIONS",  # re-exported from scaling.precision, where it is defined
     "GPUSpec",
     "list_gpus",
     "resolve_gpu",
 ]
 
-#: Every precision name the toolkit knows (see DESIGN.md, Vocabulary).
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "nf4", "fp4")
-
 #: The registry key used when a setting names no GPU.
 DEFAULT_GPU = "h100-sxm"
-
-# Precisions a registry entry may store a peak for.
-_STORED_PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-
-# Which stored peak answers a requested precision, first present wins.
-# - tf32 / bf16 / fp16 missing (Volta, Turing): the math runs without those tensor cores -> fp32.
-# - fp8 / int8 missing: weights are dequantised and the matmul runs in 16-bit.
-# - nf4 / fp4 are weight-only 4-bit formats: the matmul runs in bf16 (fp16 where the chip
-#   has no bf16, which is the compute dtype one picks on Volta / Turing).
-_PEAK_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "fp32": ("fp32",),
-        "tf32": ("tf32", "fp32"),
-        "bf16": ("bf16", "fp32"),
-        "fp16": ("fp16", "fp32"),
-        "fp8": ("fp8", "bf16", "fp16"),
-        "int8": ("int8", "bf16", "fp16"),
-        "nf4": ("bf16", "fp16"),
-        "fp4": ("bf16", "fp16"),
-    }
-)
 
 # Figures that must carry a source when present.
 _SCALAR_FIGURES = ("memory_byte", "memory_bandwidth_byte_per_s", "tdp_w", "idle_power_w")
@@ -143,21 +123,15 @@ class GPUSpec:
         """Name the stored precision whose peak answers ``precision`` on this board.
 
         ``"fp8"`` on an A100 gives ``"bf16"``; ``"nf4"`` gives ``"bf16"`` everywhere it exists.
+        The rule is :func:`scaling.precision.peak_precision`; what a setting at a precision runs
+        at (weight-only int8 at bf16, ...) is :func:`scaling.precision.precision_plan`.
 
         Raises
         ------
         InvalidSettingError
             If ``precision`` is not one of :data:`PRECISIONS`.
         """
-        wanted = _normalize_precision(precision)
-        for candidate in _PEAK_FALLBACK[wanted]:
-            if candidate in self.peak_flop_per_s:
-                return candidate
-        # Unreachable for a validated registry entry (fp32 is always present).
-        raise InvalidSettingError(
-            f"`precision` {precision!r} has no peak on GPU {self.key!r}: "
-            f"it stores {', '.join(self.peak_flop_per_s)}"
-        )
+        return peak_precision(precision, self)
 
     def peak_for(self, precision: str) -> float:
         """Dense peak FLOP/s this board reaches for matmuls at ``precision``.
@@ -225,15 +199,6 @@ def _normalize_name(name: str) -> str:
     return "".join(tokens)
 
 
-def _normalize_precision(precision: str) -> str:
-    wanted = precision.strip().lower() if isinstance(precision, str) else None
-    if wanted not in _PEAK_FALLBACK:
-        raise InvalidSettingError(
-            f"`precision` {precision!r} is not a known precision: use one of {', '.join(PRECISIONS)}"
-        )
-    return wanted
-
-
 def _read_registry_text() -> str:
     return resources.files("scaling._registry").joinpath(_REGISTRY_FILE).read_text(encoding="utf-8")
 
@@ -293,7 +258,7 @@ def _spec_from_entry(entry: Any) -> GPUSpec:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataError(f"{where} breaks the schema: {exc!r}") from exc
 
-    unknown = set(spec.peak_flop_per_s) - set(_STORED_PRECISIONS)
+    unknown = set(spec.peak_flop_per_s) - set(STORED_PRECISIONS)
     if unknown:
         raise DataError(f"{where}: peak_flop_per_s has unknown precisions {sorted(unknown)}")
     if "fp32" not in spec.peak_flop_per_s:

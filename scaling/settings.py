@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from scaling.errors import InvalidSettingError
+from scaling.precision import PRECISIONS, normalize_precision  # noqa: F401  (PRECISIONS: re-exported)
 from scaling.registry import ModelSpec, resolve_model
-
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "nf4", "fp4")
 
 NAMED_RESOLUTIONS = {"240p": 240, "360p": 360, "480p": 480, "540p": 540, "576p": 576, "720p": 720, "1080p": 1080,
                      "1440p": 1440, "2160p": 2160, "4k": 2160}
@@ -178,9 +177,7 @@ def make_setting(
             cfg = False
     batch_size = _check_positive_int("batch", batch_size)
     outputs_per_prompt = _check_positive_int("outputs_per_prompt", outputs_per_prompt)
-    precision = (precision or "bf16").lower()
-    if precision not in PRECISIONS:
-        raise InvalidSettingError(f"`precision` {precision!r} is unknown: use one of {', '.join(PRECISIONS)}")
+    precision = normalize_precision(precision or "bf16")
 
     return GenerationSetting(
         model=spec.key,

@@ -12,8 +12,7 @@ import pytest
 from profilers.flops.attention_variants import (
     AttentionVariant, apply_variant, component_sites, parse_attention, parse_variant, resolve_sites, site_rows,
     site_table, tome_tokens, variant_delta)
-from profilers.flops.closed_form import evaluate
-from profilers.flops.profile import profile
+from profilers.flops.profile import evaluate, profile
 from scaling.errors import InvalidSettingError
 from scaling.registry import resolve_model
 from scaling.settings import make_setting
@@ -224,14 +223,17 @@ def test_litefocus_trend_matches_the_seed_ordering():
 
 # -- traced cross-check: the variants run for real on meta tensors ------------------------------------
 
+# the fast lane traces the small SD 2.1 UNet with a window and with token merging; the rest is `slow`
 @pytest.mark.parametrize("model,component,kw,variant", [
-    ("audioldm2", "unet", {"seconds": 6.76}, "litefocus:r=0.1"),
-    ("audioldm2", "unet", {"seconds": 6.76}, "litefocus:r=0.3,blocks=all"),
-    ("audioldm2", "unet", {"seconds": 6.76}, "tome:ratio=0.5"),
+    pytest.param("audioldm2", "unet", {"seconds": 6.76}, "litefocus:r=0.1", marks=pytest.mark.slow),
+    pytest.param("audioldm2", "unet", {"seconds": 6.76}, "litefocus:r=0.3,blocks=all", marks=pytest.mark.slow),
+    pytest.param("audioldm2", "unet", {"seconds": 6.76}, "tome:ratio=0.5", marks=pytest.mark.slow),
     ("sd2.1", "unet", {"res": "264x392"}, "window:size=100"),
     ("sd2.1", "unet", {"res": "264x392"}, "tome:ratio=0.5,merge=all"),
-    ("wan2.1-t2v-1.3b", "transformer", {"res": "256x256", "frames": 9}, "window:size=300"),
-    ("wan2.1-t2v-1.3b", "transformer", {"res": "256x256", "frames": 9}, "tome:ratio=0.4,merge=all,blocks=blocks.0-3"),
+    pytest.param("wan2.1-t2v-1.3b", "transformer", {"res": "256x256", "frames": 9}, "window:size=300",
+                 marks=pytest.mark.slow),
+    pytest.param("wan2.1-t2v-1.3b", "transformer", {"res": "256x256", "frames": 9},
+                 "tome:ratio=0.4,merge=all,blocks=blocks.0-3", marks=pytest.mark.slow),
 ])
 def test_closed_form_variant_matches_traced_variant(model, component, kw, variant):
     pytest.importorskip("diffusers")

@@ -160,15 +160,16 @@ def test_predict_without_baseline_is_unchanged(capsys):
 # -- the flat per-step overhead (overhead_scale="none") --------------------------------------------
 
 def test_flat_step_law_evaluates_the_same_in_numpy_and_recovers_its_overhead():
-    """The shipped form E = H a C^b + s N: the numpy path (fits.shipped) equals the estimator, intervals
+    """The shipped form E = H a C^b + s N: the numpy path (fits.law_file) equals the estimator, intervals
     included, and a synthetic flat overhead is recovered on three GPUs."""
     from sklearn.base import clone
 
     from fits.default_law import law_document
     from fits.features import hardware_vector, prior_exponents
-    from fits.shipped import ShippedLaw
+    from fits.law_file import Law
     from fits.uncertainty import prediction_interval
     from fits.validation import candidate_laws
+    from scaling.hardware import resolve_gpu
 
     rng = np.random.default_rng(0)
     n = 60
@@ -189,9 +190,9 @@ def test_flat_step_law_evaluates_the_same_in_numpy_and_recovers_its_overhead():
     doc = json.loads(json.dumps(law_document(law, law, form="hw-fit+flatstep", name="t", description="", X=X, y=y,
                                              X_time=X, y_time=y, settings=settings)))
     assert "not scaled" in doc["model"]["equation"]
-    shipped = ShippedLaw(doc)
+    shipped = Law(doc)
     mean, lo, hi = prediction_interval(law, X[:9])
     for i in range(9):
         gpu, prec = gpus[i % 3]
-        out = shipped.predict_components({"denoiser": X[i, 0]}, gpu, prec, steps=int(X[i, 1]))
-        assert out["total"] == pytest.approx((mean[i], lo[i], hi[i]), rel=1e-9)
+        out = shipped.predict_energy({"denoiser": X[i, 0]}, resolve_gpu(gpu), prec, steps=int(X[i, 1]))
+        assert out["total"].as_tuple() == pytest.approx((mean[i], lo[i], hi[i]), rel=1e-9)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from profilers.flops.closed_form import OP_CLASSES, _table, evaluate, parameter_counts
+from profilers.flops.profile import OP_CLASSES, _table, evaluate, parameter_counts
 from scaling.registry import resolve_model
 from scaling.settings import make_setting
 from scaling.shapes import component_calls
@@ -52,7 +52,11 @@ def _calls(model, **kw):
     return {c.key: c for c in component_calls(spec, make_setting(spec, **kw))}
 
 
-CASES = [pytest.param(m, s, id=f"{m}-{s[0]}x{s[1]}x{s[2]}") for m in MODELS for s in SETTINGS[m]]
+# the fast lane traces one video DiT and the UNet with motion modules; every other case is `slow`
+FAST_CASES = {("ltx-video", (480, 864, 97)), ("animatediff-sd1.5", (344, 616, 32))}
+assert all(x in SETTINGS[m] for m, x in FAST_CASES), "a fast case is not in SETTINGS"
+CASES = [pytest.param(m, s, id=f"{m}-{s[0]}x{s[1]}x{s[2]}", marks=() if (m, s) in FAST_CASES else pytest.mark.slow)
+         for m in MODELS for s in SETTINGS[m]]
 
 
 @pytest.mark.parametrize("model,hwf", CASES)

@@ -11,7 +11,9 @@ import pytest
 
 from scaling import hardware
 from scaling.errors import DataError, InvalidSettingError, ScalingError, UnknownGPUError
-from scaling.hardware import DEFAULT_GPU, PRECISIONS, GPUSpec, list_gpus, resolve_gpu
+from scaling import precision as precision_module
+from scaling.hardware import DEFAULT_GPU, GPUSpec, list_gpus, resolve_gpu
+from scaling.precision import PRECISIONS, STORED_PRECISIONS, precision_plan
 
 TERA = 1e12
 
@@ -315,6 +317,18 @@ def test_spec_is_frozen_and_hashable() -> None:
 
 def test_precisions_constant() -> None:
     assert PRECISIONS == ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "nf4", "fp4")
+    assert hardware.PRECISIONS is precision_module.PRECISIONS     # re-exported, not redefined
+    for spec in list_gpus():
+        assert set(spec.peak_flop_per_s) <= set(STORED_PRECISIONS)
+
+
+def test_peak_for_and_the_plan_differ_only_on_int8_where_the_chip_has_int8() -> None:
+    # peak_for names the chip's rate for a precision; the plan what a setting at it runs at:
+    # bitsandbytes int8 is weight-only, so it runs at the 16-bit rate, not the int8 OP/s.
+    for spec in list_gpus():
+        for p in PRECISIONS:
+            same = spec.peak_precision_for(p) == precision_plan(p, spec).compute
+            assert same == (p != "int8" or "int8" not in spec.peak_flop_per_s), (spec.key, p)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

@@ -1,4 +1,4 @@
-"""Importers (scaling/app/importers.py) and `scaling data` on the real public files.
+"""Importers (the scaling/app/importers/ package) and `scaling data` on the real public files.
 
 The public files are read from datasets/public (the `public_data` fixture fails, not
 skips, when they are missing): they are part of the repository.
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from scaling.app.cli import main
-from scaling.errors import DataError, ProfilerError
+from scaling.app.curate import ENERGY_FILES, curate
 from scaling.app.importers import (
     KWH_TO_J,
     POLICIES,
@@ -25,6 +25,8 @@ from scaling.app.importers import (
     import_quality,
     resolve_policy,
 )
+from scaling.app.importers import flops as importer_flops
+from scaling.errors import DataError, ProfilerError
 from scaling.registry import resolve_model
 from scaling.runs import has_flag, read_metadata, read_runs, validate_runs
 
@@ -280,9 +282,7 @@ def test_annotate_flops_writes_the_flop_of_each_phase(imported):
 
 
 def test_annotate_flops_reports_missing_tables_and_bad_settings_without_dropping(imported, monkeypatch):
-    import profilers.flops.profile as prof
-
-    real = prof.profile
+    real = importer_flops.profile
     calls = []
 
     def fake(setting, method="closed-form", spec=None):
@@ -291,7 +291,7 @@ def test_annotate_flops_reports_missing_tables_and_bad_settings_without_dropping
             raise ProfilerError("no closed-form FLOP table for 'audioldm2'")
         return real(setting, method, spec)
 
-    monkeypatch.setattr(prof, "profile", fake)
+    monkeypatch.setattr(importer_flops, "profile", fake)
     t2a = imported["diffused_responsibility_t2a.csv"].runs
     out = annotate_flops(t2a)
     assert len(out) == len(t2a)
@@ -305,6 +305,29 @@ def test_annotate_flops_reports_missing_tables_and_bad_settings_without_dropping
     bad = bad[bad["model"] == WAN13].head(1).assign(height=500)
     err = annotate_flops(bad)["flop_error"].iloc[0]
     assert err.startswith("InvalidSettingError") and "multiple of" in err
+
+
+def test_annotate_flops_lets_a_bug_propagate_instead_of_writing_it_as_data(imported, monkeypatch):
+    # only the toolkit's own errors mean "this setting cannot be profiled"; a TypeError is a bug
+    def broken(setting, method="closed-form", spec=None):
+        raise TypeError("unsupported operand type(s) for *: 'NoneType' and 'int'")
+
+    monkeypatch.setattr(importer_flops, "profile", broken)
+    runs = imported["leybzon_sd35_quantization.csv"].runs
+    with pytest.raises(TypeError, match="unsupported operand"):
+        annotate_flops(runs)
+
+
+def test_the_package_exports_what_its_all_lists():
+    import __future__
+    import types
+
+    import scaling.app.importers as pkg
+
+    public = {n for n, v in vars(pkg).items() if not n.startswith("_")
+              and not isinstance(v, (types.ModuleType, __future__._Feature))}
+    assert public == set(pkg.__all__)
+    assert pkg.annotate_flops is importer_flops.annotate_flops
 
 
 # -- CodeCarbon ------------------------------------------------------------------------------
@@ -482,6 +505,28 @@ def test_cli_import_inspect_export(public_data, tmp_path, capsys):
     assert main(["data", "import", sources[1], "--out", str(out), "--append"]) == 2
     assert "appears twice" in capsys.readouterr().err
     assert main(["data", "policies"]) == 0 and "metadata_conflict" in capsys.readouterr().out
+
+
+def test_cli_imports_the_public_folder_and_skips_the_quality_table(public_data, tmp_path, capsys):
+    # `scaling data import datasets/public/*.csv`: the quality table holds no energies, so it is
+    # skipped with a one-line note; the energy files give the rows of the curated table
+    sources = sorted(str(p) for p in public_data.glob("*.csv"))
+    quality = str(public_data / "diffused_responsibility_quality.csv")
+    assert quality in sources and len(sources) == len(ENERGY_FILES) + 1
+    out = tmp_path / "runs.parquet"
+    assert main(["data", "import", *sources, "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    note = captured.err.strip()
+    assert note.count("\n") == 0 and note.startswith("scaling data: note: skipped") and quality in note
+    assert captured.out.startswith("wrote ")
+    curated, _ = curate(public_data)
+    key = ["run_id", "phase"]
+    pd.testing.assert_frame_equal(read_runs(out).sort_values(key).reset_index(drop=True),
+                                  curated.sort_values(key).reset_index(drop=True))
+    # quality tables only: nothing to import, one error line, nothing written
+    assert main(["data", "import", quality, "--out", str(tmp_path / "q.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no energies to import" in err and not (tmp_path / "q.parquet").exists()
 
 
 def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(public_data, tmp_path, capsys):

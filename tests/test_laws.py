@@ -20,10 +20,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fits
 from fits.features import DESIGN_COLUMNS, STEPS_COLUMN, design_matrix, hardware_vector, prior_exponents
 from fits.laws import HardwareLaw, IdentifiabilityWarning, PowerLaw, PowerLawOverhead, r2_log
-from fits.shipped import ShippedLaw
+from fits.law import LawState, predict_interval
+from fits.law_file import Law
 from fits.uncertainty import bootstrap, coef_table, ols_results, prediction_interval
 from fits.validation import candidate_laws, compare_laws, cross_val_predictions, metrics
 from scaling.errors import DataError, LawError
+from scaling.hardware import resolve_gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +135,7 @@ def test_one_distinct_setting_raises_and_few_settings_warn():
     with pytest.warns(IdentifiabilityWarning, match="distinct settings"):
         PowerLawOverhead().fit(X[:4], y[:4])  # 4 settings < 2 x 3 parameters
     with warnings.catch_warnings():
-        warnings.simplefilter("error", IdentifiabilityWarning)
+        warnings.filterwarnings("error", category=IdentifiabilityWarning)
         PowerLaw().fit(X, y)  # 6 settings >= 2 x 2 parameters
 
 
@@ -181,9 +183,10 @@ def test_intervals_equal_statsmodels_ols():
     assert tab.loc["w_tdp_w", "method"] == "prior (fixed)"
     Xn = X[:5]
     mean, plo, phi = prediction_interval(law, Xn, level=0.9)
-    Z = law._logs(Xn)
-    frame = res.get_prediction(law._linear_design(Z)).summary_frame(alpha=0.1)
-    off = law._hardware_offset(Z)  # the prior-held hardware term is an offset of the OLS
+    state = law.to_state()
+    Z = state.log_features(Xn)
+    frame = res.get_prediction(state.linear_design(Z)).summary_frame(alpha=0.1)
+    off = state.hardware_offset(Z)  # the prior-held hardware term is an offset of the OLS
     assert np.allclose(plo, np.exp(frame["obs_ci_lower"] + off), rtol=1e-9)
     assert np.allclose(phi, np.exp(frame["obs_ci_upper"] + off), rtol=1e-9)
     assert np.all(plo < mean) and np.all(mean < phi)
@@ -267,28 +270,62 @@ def test_metrics():
 # ---------------------------------------------------------------------------------- the numpy path
 
 
-@pytest.mark.parametrize("name", ["power", "power+E0", "power+step", "hw-memory+E0+step", "hw-fit+step"])
-def test_shipped_evaluation_equals_the_estimator(name):
-    from fits.default_law import law_document
-
-    X, y = _synthetic(n=40, noise=0.05, gpus=("h100", "a100-sxm4-40gb", "a40"), e0=300.0, s=20.0)
-    law = clone(candidate_laws()[name]).fit(X, y)
+def _document(law, X, y, name):
     import pandas as pd
+
+    from fits.default_law import law_document
 
     settings = pd.DataFrame({"gpu_key": ["x"] * len(y), "precision": ["fp16"] * len(y), "model": ["m"] * len(y),
                              "flop": X[:, 0], "steps": X[:, 1]})
-    doc = json.loads(json.dumps(law_document(law, law, form=name, name="t", description="", X=X, y=y, X_time=X,
-                                             y_time=y, settings=settings)))
-    shipped = ShippedLaw(doc)
+    return json.loads(json.dumps(law_document(law, law, form=name, name="t", description="", X=X, y=y, X_time=X,
+                                              y_time=y, settings=settings)))
+
+
+@pytest.mark.parametrize("name", ["power", "power+E0", "power+step", "hw-memory+E0+step", "hw-fit+step"])
+def test_law_file_evaluation_equals_the_estimator(name):
+    X, y = _synthetic(n=40, noise=0.05, gpus=("h100", "a100-sxm4-40gb", "a40"), e0=300.0, s=20.0)
+    law = clone(candidate_laws()[name]).fit(X, y)
+    loaded = Law(_document(law, X, y, name))
     mean, lo, hi = prediction_interval(law, X[:7])
     for i in range(7):
-        gpu = {X[0, 4]: "h100", X[1, 4]: "a100-sxm4-40gb", X[2, 4]: "a40"}[X[i, 4]]
-        out = shipped.predict_components({"denoiser": X[i, 0] * 0.75, "decoder": X[i, 0] * 0.25}, gpu, "fp16",
-                                         steps=int(X[i, 1]))
-        assert out["total"] == pytest.approx((mean[i], lo[i], hi[i]), rel=1e-9)
-        assert out["denoiser"][0] == pytest.approx(0.75 * mean[i], rel=1e-9)
-        t = shipped.predict_time({"denoiser": X[i, 0]}, gpu, "fp16", steps=int(X[i, 1]))
-        assert t == pytest.approx((mean[i], lo[i], hi[i]), rel=1e-9)
+        gpu = resolve_gpu({X[0, 4]: "h100", X[1, 4]: "a100-sxm4-40gb", X[2, 4]: "a40"}[X[i, 4]])
+        out = loaded.predict_energy({"denoiser": X[i, 0] * 0.75, "decoder": X[i, 0] * 0.25}, gpu, "fp16",
+                                    steps=int(X[i, 1]))
+        assert out["total"].as_tuple() == pytest.approx((mean[i], lo[i], hi[i]), rel=1e-9)
+        assert out["total"].level == 0.9
+        assert out["denoiser"].value == pytest.approx(0.75 * mean[i], rel=1e-9)
+        t = loaded.predict_time({"denoiser": X[i, 0]}, gpu, "fp16", steps=int(X[i, 1]))
+        assert t.as_tuple() == pytest.approx((mean[i], lo[i], hi[i]), rel=1e-9)
+
+
+def test_the_state_round_trips_through_the_law_file_exactly():
+    X, y = _synthetic(n=40, noise=0.05, gpus=("h100", "a100-sxm4-40gb", "a40"), s=20.0)
+    law = clone(candidate_laws()["hw-fit+flatstep"]).fit(X, y)
+    state = law.to_state()
+    back = LawState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert np.array_equal(back.theta, state.theta) and np.array_equal(back.cov, state.cov)
+    assert (back.fitted, back.fixed, back.overhead, back.overhead_scale) == \
+        (state.fitted, state.fixed, state.overhead, state.overhead_scale)
+    for a, b in zip(predict_interval(state, X), predict_interval(back, X)):
+        assert np.array_equal(a, b)  # bit for bit
+    # the estimator's own prediction is the state's mean; another level needs scipy, same formula
+    assert np.allclose(law.predict(X), predict_interval(state, X)[0], rtol=1e-12)
+    _, lo80, hi80 = predict_interval(state, X, level=0.8)
+    _, lo90, hi90 = predict_interval(state, X)
+    assert np.all(lo90 < lo80) and np.all(hi80 < hi90)
+    assert state.to_dict()["a"] == pytest.approx(np.exp(law.log_a_)) and state.to_dict()["s"] == law.s_
+
+
+def test_the_law_file_takes_resolved_objects_and_returns_intervals():
+    X, y = _synthetic(n=40, noise=0.05, gpus=("h100", "a100-sxm4-40gb", "a40"), s=20.0)
+    law = clone(candidate_laws()["hw-fit+step"]).fit(X, y)
+    loaded = Law(_document(law, X, y, "hw-fit+step"))
+    with pytest.raises(LawError, match="GPUSpec"):
+        loaded.predict_energy({"denoiser": 1e15}, "h100", "fp16", steps=20)
+    with pytest.raises(LawError, match="steps"):
+        loaded.predict_energy({"denoiser": 1e15}, resolve_gpu("h100"), "fp16")
+    with pytest.raises(LawError, match="0 FLOP"):
+        loaded.predict_energy({"denoiser": 0.0}, resolve_gpu("h100"), "fp16", steps=20)
 
 
 def test_public_api_is_lazy_and_complete():

@@ -57,7 +57,7 @@ def test_the_predict_path_imports_no_torch_diffusers_or_plotly():
 
 
 def test_every_registered_model_has_a_closed_form_table():
-    from profilers.flops.closed_form import has_table
+    from profilers.flops.profile import has_table
     from scaling.registry import list_models
 
     missing = [s.key for s in list_models() if not has_table(s)]

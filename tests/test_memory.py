@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from profilers.flops.closed_form import parameter_counts
 from profilers.flops.memory import (
     GiB, RUNTIME_OVERHEAD_BYTE, _memory_table, fmt_byte, memory_profile, trace_peak_elements, weights_byte)
+from profilers.flops.profile import parameter_counts
 from scaling.registry import list_models, resolve_model
 from scaling.settings import make_setting
 from scaling.shapes import component_calls

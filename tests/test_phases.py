@@ -1,10 +1,15 @@
-"""Phase hooks: energy, time and FLOPs per phase of tiny real diffusers pipelines, on the CPU."""
+"""Phase hooks: energy, time and FLOPs per phase of tiny real diffusers pipelines, on the CPU.
+
+Time is a fake clock: each component call of the real tiny pipeline lets a set amount of fake
+time pass (:func:`fake_compute`), the meters read that clock, so every duration and energy
+below is exact, whatever the load on the machine.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
-import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +20,8 @@ pytest.importorskip("diffusers")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
+
+from fake_clock import FakeClock  # noqa: E402
 
 from profilers.energy.meters import EstimateMeter, Measurement, NvmlMeter  # noqa: E402
 from profilers.energy.meters.base import MeterBase  # noqa: E402
@@ -65,12 +72,41 @@ class CountingSync:
         self.n += 1
 
 
+#: Fake seconds one call of each phase's component takes (powers of two: exact sums).
+CALL_S = {"text_encoder": 2**-7, "denoiser": 2**-5, "decoder": 2**-6, "vocoder": 2**-8}
+
+
+@contextmanager
+def fake_compute(built, clock, seconds):
+    """Each call of a component the recorder hooks lets ``seconds[role]`` of fake time pass
+    (after the real call has run)."""
+    wrapped = []
+    for name, role in built.roles.items():
+        module = getattr(built.pipe, name)
+        method = "decode" if role == "decoder" and hasattr(module, "decode") else "forward"
+        original = getattr(module, method)
+
+        def timed(*args, _call=original, _dt=seconds[role], **kwargs):
+            out = _call(*args, **kwargs)
+            clock.advance(_dt)
+            return out
+
+        object.__setattr__(module, method, timed)
+        wrapped.append((module, method))
+    try:
+        yield
+    finally:
+        for module, method in wrapped:
+            object.__delattr__(module, method)
+
+
 @pytest.mark.parametrize("kind", ["sd", "wan", "audioldm"])
 def test_tiny_pipeline_phases_add_up(tiny, kind):
     built = tiny(kind)
-    meter = EstimateMeter(cpu_power_w=100.0)
+    clock = FakeClock()
+    meter = EstimateMeter(cpu_power_w=100.0, clock=clock)
     sync = CountingSync()
-    with PhaseRecorder(built.pipe, meter, built.roles, sync=sync) as rec:
+    with fake_compute(built, clock, CALL_S), PhaseRecorder(built.pipe, meter, built.roles, sync=sync) as rec:
         rec.measure(built.pipe, **_kwargs(built))  # warm-up
         sync.n = 0
         out, m = rec.measure(built.pipe, **_kwargs(built))
@@ -79,17 +115,14 @@ def test_tiny_pipeline_phases_add_up(tiny, kind):
     assert m.phases["text_encoder"].calls == 2
     # one sync before the call, one at each side of every component call, one at the end
     assert sync.n == 2 + 2 * sum(m.component_calls.values())
-    for ph in m.phases.values():
-        assert ph.time_s > 0 and ph.energy_cpu_j > 0  # never zero
+    for role, ph in m.phases.items():
+        assert ph.time_s == ph.calls * CALL_S[role]  # inside its calls, and between them (no fake time)
         assert ph.energy_cpu_j == pytest.approx(100.0 * ph.time_s)
         assert ph.estimated["energy_cpu_j"] is True
     # the chain of windows covers the call: phases + unattributed + gap = total
-    parts = sum(p.time_s for p in m.phases.values()) + m.other.time_s
-    assert parts + m.gap_time_s == pytest.approx(m.total.time_s)
-    # the gap is the time between a window's end and the next one's begin (~10 us each);
-    # generous bound: this machine is shared
-    assert abs(m.gap_time_s) < 0.25 * m.total.time_s
-    assert m.gap_fraction() < 0.25
+    assert m.total.time_s == sum(ph.time_s for ph in m.phases.values())
+    assert m.other.time_s == 0.0 and m.gap_time_s == 0.0  # no fake time passes outside the components
+    assert m.gap_fraction() == 0.0
     rows = rows_of(m)
     assert [r["phase"] for r in rows] == PHASES[kind] + ["total"]
     assert "measured on its own" in rows[-1]["notes"] and "gap" in rows[-1]["notes"]
@@ -152,18 +185,18 @@ def test_flops_per_phase_counted_with_attention(tiny):
 # -- resolution: a coarse counter ---------------------------------------------------------------
 
 class CoarseCounterMeter(MeterBase):
-    """A GPU counter that ticks only every ``step_s`` seconds (as NVML's does), on real time."""
+    """A GPU counter that ticks only every ``step_s`` seconds (as NVML's does), on ``clock``."""
 
     name = "coarse"
 
-    def __init__(self, power_w=200.0, step_s=0.02):
-        super().__init__()
+    def __init__(self, clock, power_w=200.0, step_s=0.02):
+        super().__init__(clock)
         self.power_w = power_w
         self.resolution_s = step_s
-        self._t0 = time.perf_counter()
+        self._t0 = clock()
 
     def _snapshot(self):
-        t = time.perf_counter()
+        t = self._clock()
         ticks = math.floor((t - self._t0) / self.resolution_s)
         return t, ticks * self.resolution_s * self.power_w
 
@@ -176,19 +209,24 @@ class CoarseCounterMeter(MeterBase):
 
 def test_short_phases_are_flagged_and_never_zero(tiny):
     built = tiny("sd")
-    meter = CoarseCounterMeter(step_s=0.25)  # longer than any phase of the tiny pipeline
+    clock = FakeClock()
+    meter = CoarseCounterMeter(clock, power_w=200.0, step_s=0.25)  # longer than any phase
     assert meter_resolution_s(meter) == 0.25
 
-    def slow_call(**kw):  # the whole call spans several ticks; each phase reads 0 J
-        time.sleep(0.6)
+    def slow_call(**kw):  # set-up before the components spans two ticks; each phase reads 0 J
+        clock.advance(0.625)
         return built.pipe(**kw)
 
-    with PhaseRecorder(built.pipe, meter, built.roles, repeat_short=False) as rec:
+    seconds = dict.fromkeys(CALL_S, 2**-7)  # 5 component calls: 0.039 s in all, no tick
+    with fake_compute(built, clock, seconds), PhaseRecorder(built.pipe, meter, built.roles,
+                                                            repeat_short=False) as rec:
         _, m = rec.measure(slow_call, **_kwargs(built))
-    assert m.total.energy_gpu_j > 0
+    assert m.total.energy_gpu_j == 2 * 0.25 * 200.0 and m.other.energy_gpu_j == m.total.energy_gpu_j
     for ph in m.phases.values():
         assert ph.low_confidence
-        assert ph.energy_gpu_j is not None and ph.energy_gpu_j > 0
+        # the meter read 0 J: the phase takes its time share of the call, as an estimate
+        assert ph.energy_gpu_j == pytest.approx(m.total.energy_gpu_j * ph.time_s / m.total.time_s)
+        assert ph.estimated["energy_gpu_j"] is True
     rows = rows_of(m)
     assert all("low_confidence" in r["flags"] for r in rows[:-1])
     assert "phase_low_confidence" in rows[-1]["flags"]
@@ -199,17 +237,22 @@ def test_short_phases_are_flagged_and_never_zero(tiny):
 
 def test_short_phases_are_replayed_until_resolved(tiny):
     built = tiny("sd")
-    meter = CoarseCounterMeter(power_w=200.0, step_s=0.01)
-    with PhaseRecorder(built.pipe, meter, built.roles, repeat_short=True, min_repeat_s=0.05) as rec:
+    clock = FakeClock()
+    meter = CoarseCounterMeter(clock, power_w=200.0, step_s=2**-6)
+    seconds = dict.fromkeys(CALL_S, 2**-8)  # every call below the resolution
+    with fake_compute(built, clock, seconds), PhaseRecorder(built.pipe, meter, built.roles, repeat_short=True,
+                                                            min_repeat_s=2**-4, clock=clock) as rec:
         _, m = rec.measure(built.pipe, **_kwargs(built))
-    replayed = [ph for ph in m.phases.values() if ph.repeated]
-    assert replayed, "the tiny pipeline's phases are shorter than 10 ms: at least one is replayed"
-    for ph in replayed:
-        assert not ph.low_confidence and ph.repeated >= 3
+    assert list(m.phases) == PHASES["sd"]
+    for ph in m.phases.values():
+        # replayed until 2**-4 s have passed: 2 calls of 2**-8 s a round take 8 rounds, 1 call 16
+        assert ph.repeated == (2**-4) / ph.time_s
+        assert not ph.low_confidence
         assert ph.estimated["energy_gpu_j"] is False  # measured, in isolation
-        assert ph.energy_gpu_j > 0
+        assert ph.energy_gpu_j == pytest.approx(200.0 * ph.time_s)  # the counter's 4 ticks, per round
         assert "isolated repeats" in ph.notes[0]
-    assert any("phase_repeated" in r["flags"] for r in rows_of(m))
+        assert not any("low confidence" in n for n in ph.notes)
+    assert all("phase_repeated" in r["flags"] for r in rows_of(m)[:-1])
 
 
 # -- NVML at the hardware boundary ----------------------------------------------------------------
@@ -246,6 +289,7 @@ def _fake_pipeline(fake, plan):
 
 
 def test_nvml_energy_per_phase_with_fake_nvml():
+    pytest.importorskip("pynvml", reason="the fake NVML copies pynvml's error classes (the [gpu] extra)")
     from fake_nvml import FakeNVML, h100s
 
     fake = FakeNVML(h100s(1, power_w=50.0))

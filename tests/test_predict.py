@@ -104,6 +104,70 @@ def test_compare_ranks_by_energy_and_marks_unmeasured(capsys):
     assert "20 steps" in out and "50 steps" in out and "never measured" in out
 
 
+def test_compare_returns_a_comparison_with_a_frame_and_ranks_what_fits_first(capsys):
+    rows = scaling.compare("flux-dev", gpus=["t4", "h100", "l4"])
+    assert isinstance(rows, scaling.Comparison) and len(rows) == 3 and rows[0] is list(rows)[0]
+    fits = [r.fits_memory for r in rows]
+    assert fits == sorted(fits, reverse=True), "the rows that fit come first"
+    assert not all(fits), "FLUX.1-dev (12B) does not fit a 16 GiB T4 even with offload"
+    assert [r.rank for r in rows if r.fits_memory] == list(range(1, sum(fits) + 1))
+    assert all(r.rank is None for r in rows.not_fitting) and rows.best is rows[0]
+    df = rows.to_frame()
+    assert list(df.label) == [r.label for r in rows] and df["rank"].isna().tolist() == [not f for f in fits]
+    no = df[~df.fits_memory].iloc[0]
+    assert no.memory_fit == "does not fit" and no.memory_need_gib > no.gpu_memory_gib
+    assert df.energy_per_output_j.tolist() == [r.estimate.energy_j for r in rows]  # batch 1
+    assert main(["compare", "-m", "flux-dev", "--gpu", "t4,h100,l4"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("t4 "))
+    assert f"does not fit (needs {no.memory_need_gib:.1f} GiB, has {no.gpu_memory_gib:.0f} GiB)" in line
+    ranked = [x.split()[0] for x in out.splitlines() if x[:1].isdigit()]
+    assert ranked == ["1", "2"], "the option that does not fit has no rank"
+    assert main(["compare", "-m", "flux-dev", "--gpu", "t4,h100", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["rank"] for d in data] == [1, None] and data[1]["fits_memory"] is False
+
+
+def test_frame_columns_are_documented_and_per_output_divides_by_the_batch():
+    from scaling.app.frames import COLUMNS
+
+    grid = scaling.predict_grid(["sd2.1", "audioldm2"], gpus=["h100", "b200"], res=[512, 768], seconds=[5.0],
+                                batch_size=2, outputs_per_prompt=2, precision=["bf16", "fp8"], regions=["FR", "US"],
+                                count=10)
+    assert isinstance(grid, scaling.PredictionGrid)
+    assert len(grid) == 2 * 2 * 2 * 2 + 2 * 2 * 2, "res applies to sd2.1 only, seconds to audioldm2 only"
+    df = grid.to_frame()
+    assert set(df.columns) <= set(COLUMNS), sorted(set(df.columns) - set(COLUMNS))
+    assert (df.n_outputs == 4).all()
+    for e, r in zip(grid.estimates, df.itertuples()):
+        assert r.energy_per_output_j == pytest.approx(e.energy_j / 4)
+        assert r.energy_per_output_lo_j == pytest.approx(e.energy_lo_j / 4)
+        assert r.time_per_output_s == pytest.approx(e.time_s / 4)
+        assert r.co2e_per_output_g == pytest.approx(e.co2e_g / 4)
+        assert r.kwh == pytest.approx(e.fleet_kwh) and r.outputs == 40
+    assert set(df[df.model_key == "audioldm2"].res.isna()) == {True}
+    assert set(df.region) == {"FR", "US"}
+    us, fr = df[df.region == "US"], df[df.region == "FR"]
+    assert (us.co2e_kg.to_numpy() > fr.co2e_kg.to_numpy()).all()
+    assert (df[df.gpu == "b200-sxm"].extrapolated).all(), "a GPU never measured is extrapolated"
+    h100 = df[(df.gpu == "h100-sxm") & (df.model_key == "sd2.1")]
+    assert h100.gpu_measured.all()
+    assert set(h100[h100.precision == "fp8"].extrapolated) == {True}, "fp8 lies outside the law's data"
+    with pytest.raises(scaling.ScalingError, match="grid axis `colour`"):
+        scaling.predict_grid("sd2.1", colour=["red"])
+    with pytest.raises(scaling.ScalingError, match="`frames` 80"):
+        scaling.predict_grid("wan2.1", gpus=["h100"], frames=[80])
+
+
+def test_profile_to_frame_sums_to_the_profile():
+    prof = scaling.profile(scaling.make_setting("wan2.1", res="480p", frames=81))
+    df = prof.to_frame()
+    assert df.flop.sum() == pytest.approx(prof.total_flop)
+    assert df[[c for c in df.columns if c.endswith("_flop") and c != "per_call_flop"]].sum(axis=1).tolist() == \
+        pytest.approx(df.flop.tolist())
+    assert set(df.role) == set(prof.by_role())
+
+
 def _workload(tmp_path, text):
     p = tmp_path / "workload.yaml"
     p.write_text(textwrap.dedent(text))
@@ -134,6 +198,47 @@ def test_plan_totals_and_pareto(tmp_path, capsys):
     assert res.pareto
     assert main(["plan", str(p)]) == 0
     assert "GPU-hours" in capsys.readouterr().out
+
+
+def test_plan_frames_options_and_what_does_not_fit(tmp_path, capsys):
+    from scaling.app.frames import COLUMNS
+
+    p = _workload(tmp_path, """\
+        jobs:
+          - name: hero
+            model: wan2.1-14b
+            res: 720p
+            frames: 81
+            count: 100
+          - model: flux-schnell
+            count: 1000
+        gpus: [h100, l4]
+        regions: [FR]
+        """)
+    res = scaling.plan(p, precisions=["bf16", "fp8"], step_scales=[1.0, 0.5])
+    assert len(res.candidates) == 2 * 2 * 2
+    df, jobs = res.to_frame(), res.jobs_frame()
+    assert set(df.columns) <= set(COLUMNS) and set(jobs.columns) <= set(COLUMNS)
+    assert len(jobs) == 2 * len(df)
+    assert df.fits_memory.tolist() == sorted(df.fits_memory, reverse=True), "options that fit come first"
+    l4 = df[df.gpu == "l4"]
+    assert not l4.fits_memory.any() and l4["rank"].isna().all() and set(l4.jobs_not_fitting) == {"hero"}
+    assert not any(o.startswith("l4") for o in res.pareto), "the Pareto set is taken over options that fit"
+    fitting = df[df.fits_memory]
+    assert fitting.kwh.is_monotonic_increasing and fitting["rank"].tolist() == list(range(1, len(fitting) + 1))
+    for row in df.itertuples():
+        mine = jobs[jobs.option == row.option]
+        assert row.kwh == pytest.approx(mine.kwh.sum()) and row.kwh_lo == pytest.approx(mine.kwh_lo.sum())
+        assert row.co2e_kg_hi == pytest.approx(mine.co2e_kg_hi.sum())
+        assert row.kwh_lo < row.kwh < row.kwh_hi and row.gpu_hours_lo < row.gpu_hours < row.gpu_hours_hi
+    half = jobs[(jobs.steps_scale == 0.5) & (jobs.model_key == "wan2.1-t2v-14b")]
+    assert set(half.steps) == {25}, "steps scale 0.5 halves the model's default 50 steps"
+    assert set(jobs[jobs.option.str.contains("fp8")].precision) == {"fp8"}
+    assert main(["plan", str(p), "--precisions", "bf16,fp8", "--steps-scale", "1,0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "not ranked" in out and "does not fit (needs" in out and "l4 bf16 x1 steps@FR" in out
+    with pytest.raises(scaling.ScalingError, match="steps scale"):
+        scaling.plan(p, step_scales=[0])
 
 
 @pytest.mark.parametrize("text,needle", [

@@ -82,6 +82,7 @@ def test_report_is_self_contained(report):
     assert "Plotly" in html and len(html) > 1_000_000, "plotly.js is inlined"
 
 
+@pytest.mark.slow  # starts chromium (which .ci/run installs)
 def test_report_renders_in_headless_chromium(report, tmp_path):
     page, _, meta = report
     proc = _run_chromium(tmp_path, page, "--dump-dom")
@@ -102,6 +103,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert _console_lines(proc.stderr) == [], "the browser console logged messages"
 
 
+@pytest.mark.slow  # starts chromium (which .ci/run installs)
 def test_report_screenshot_is_not_blank(report, tmp_path):
     page, _, _ = report
     shot = tmp_path / "report.png"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from profilers.energy.runner import (  # noqa: E402
     read_failures,
 )
 from scaling.app.cli import main  # noqa: E402
+from scaling.errors import AttentionNotCountedError, ProfilerError, UnknownMeterError  # noqa: E402
 from scaling.runs import read_runs  # noqa: E402
 
 torch.set_num_threads(1)
@@ -148,6 +150,7 @@ def test_no_gpu_is_a_recorded_failure(tmp_path):
 
 def test_nvml_meter_through_the_runner_with_idle_baseline(tmp_path, monkeypatch):
     """The NVML path at the hardware boundary: a strict fake pynvml whose counter follows real time."""
+    pytest.importorskip("pynvml", reason="the fake NVML copies pynvml's error classes (the [gpu] extra)")
     from fake_nvml import FakeNVML, h100s
 
     fake = FakeNVML(h100s(1, power_w=300.0))
@@ -219,6 +222,90 @@ def test_cpu_auto_meter_labels_estimates(tmp_path):
         assert df["estimated"].all()
 
 
+def test_an_unknown_meter_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    def no_build(*a, **k):
+        raise AssertionError("a pipeline was built before the meter name was checked")
+
+    monkeypatch.setattr(Runner, "_pipeline", no_build)
+    out = tmp_path / "runs.parquet"
+    with pytest.raises(UnknownMeterError, match="`meter` 'nvlm' is unknown: use one of auto, nvml, estimate"):
+        Runner(out, device="cpu", meter="nvlm", protocol=QUICK, echo=None)
+    rc = main(["measure", "--model", "tiny:sd", "--meter", "nvlm", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "'nvlm'" in err and "auto, nvml, estimate or replay:TRACE.csv" in err and "\n" not in err
+    assert not out.exists() and not failures_path(out).exists()
+
+
+def _as_registered(monkeypatch):
+    """Make the tiny pipelines take the registry-profile path of _flops (they are counted otherwise)."""
+    real_pipeline = Runner._pipeline
+
+    def pipeline(self, spec, precision):
+        built = real_pipeline(self, spec, precision)
+        built.spec = replace(built.spec, family="test")
+        return built
+
+    monkeypatch.setattr(Runner, "_pipeline", pipeline)
+
+
+def test_attention_dropped_from_the_flop_count_fails_the_setting(tmp_path, monkeypatch):
+    import profilers.flops.profile as prof
+
+    def profile(setting, method="closed-form", spec=None):
+        if method == "closed-form":
+            raise ProfilerError(f"no closed-form FLOP table for {spec.architecture_key!r}")
+        raise AttentionNotCountedError(f"{spec.id}: unet has 4 attention modules but 0 attention FLOPs were counted")
+
+    monkeypatch.setattr(prof, "profile", profile)
+    _as_registered(monkeypatch)
+    out = tmp_path / "runs.parquet"
+    with _runner(out) as r:
+        o = r.run(SettingRequest("tiny:sd"))
+    assert o.status == "failed" and o.failure_kind == "AttentionNotCountedError"  # never a row with a bad count
+    assert read_failures(out)[0]["kind"] == "AttentionNotCountedError" and not out.exists()
+
+
+def test_a_flop_profile_that_cannot_be_made_leaves_the_reason(tmp_path, monkeypatch):
+    import profilers.flops.profile as prof
+
+    def profile(setting, method="closed-form", spec=None):
+        raise ProfilerError(f"{method}: no input builder (simulated)")
+
+    monkeypatch.setattr(prof, "profile", profile)
+    _as_registered(monkeypatch)
+    out = tmp_path / "runs.parquet"
+    with _runner(out, protocol=Protocol(repeats=1, warmup=0, idle_s=0.0, country=None)) as r:
+        assert r.run(SettingRequest("tiny:sd")).status == "measured"
+    df = read_runs(out)
+    assert (df["flop_denoiser"] > 0).all()  # counted on the real call instead
+    monkeypatch.setattr(prof, "profile", lambda *a, **k: {}["a bug"])  # a KeyError: not a profile failure
+    with _runner(tmp_path / "other.parquet") as r, pytest.raises(KeyError):
+        r.run(SettingRequest("tiny:wan"))
+
+
+def test_a_bug_propagates_and_is_not_recorded(tmp_path, monkeypatch):
+    def warmup(self, built, setting):
+        raise TypeError("unsupported operand (a bug, simulated)")
+
+    monkeypatch.setattr(Runner, "_warmup", warmup)
+    out = tmp_path / "runs.parquet"
+    with _runner(out) as r, pytest.raises(TypeError, match="a bug"):
+        r.run(SettingRequest("tiny:sd"))
+    assert read_failures(out) == []
+
+
+def test_running_out_of_memory_is_classified_by_type(tmp_path, monkeypatch):
+    def warmup(self, built, setting):
+        raise MemoryError()  # host memory: no message at all, the type says it
+
+    monkeypatch.setattr(Runner, "_warmup", warmup)
+    out = tmp_path / "runs.parquet"
+    with _runner(out) as r:
+        o = r.run(SettingRequest("tiny:sd"))
+    assert o.failure_kind == "out_of_memory" and "out of memory on cpu for tiny:sd" in o.message
+    assert "traceback" not in read_failures(out)[0]
+
+
 def test_cli_measure_and_bad_setting(tmp_path, capsys):
     out = tmp_path / "runs.parquet"
     rc = main(["measure", "--model", "tiny:wan", "--repeats", "1", "--warmup", "0", "--idle-s", "0", "--meter",
@@ -284,7 +371,9 @@ def test_tokenizer_in_memory_stays_in_vocab():
 
 def test_local_weights_and_local_configs(tmp_path, capsys):
     """--weights DIR loads a saved pipeline (from_pretrained); --config DIR builds it from its
-    configs with random weights. Both take their FLOPs from the traced profile of the folder."""
+    configs with random weights. Both get their FLOPs: the traced profile of the folder where
+    its guessed shapes fit (here they do not: the tiny CLIP has 16 positions), else counted on
+    one real call."""
     from profilers.energy.pipelines import tiny_pipeline
 
     folder = tmp_path / "tiny-sd"

@@ -1,4 +1,4 @@
-"""The runs table (scaling/runs.py): schema, validation, atomic write and append, CSV round trip."""
+"""The runs table (scaling/runs/): schema, validation, atomic write and append, parts and compaction, CSV."""
 
 from __future__ import annotations
 
@@ -22,11 +22,16 @@ from scaling.runs import (
     SCHEMA_VERSION,
     add_flag,
     append_runs,
+    compact_runs,
+    count_runs,
     empty_runs,
     from_csv,
     has_flag,
+    parts_dir,
     read_metadata,
+    read_run_keys,
     read_runs,
+    remove_runs,
     schema_markdown,
     schema_table,
     to_csv,
@@ -75,7 +80,9 @@ def test_datasets_readme_documents_every_column_and_the_version():
     for c in SCHEMA:
         assert f"`{c.name}`" in text, c.name
     assert f"schema version {SCHEMA_VERSION}" in text.lower()
-    assert schema_markdown().splitlines()[0] in text
+    assert schema_markdown() in text  # the README's table is the schema's, cell for cell
+    for word in ("runs.parquet.parts/", "part-000000001.parquet", "keys.sqlite", "compact_runs", "read_run_keys"):
+        assert word in text, word  # the on-disk layout is documented
 
 
 def test_empty_runs_round_trips(tmp_path):
@@ -215,6 +222,12 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
+def _snapshot(path: Path) -> dict[str, bytes]:
+    """Every data file of the table at ``path`` (base and parts), by name."""
+    files = [path, *(parts_dir(path).glob("part-*.parquet") if parts_dir(path).is_dir() else [])]
+    return {f.name: f.read_bytes() for f in files if f.exists()}
+
+
 def test_write_is_atomic_when_replace_fails(tmp_path, monkeypatch):
     path = tmp_path / "runs.parquet"
     write_runs(_table(2), path)
@@ -250,13 +263,15 @@ def test_append_keeps_earlier_rows_and_refuses_duplicates(tmp_path):
     path = tmp_path / "runs.parquet"
     append_runs(_table(2), path)
     out = append_runs([_row(7), _row(8)], path)
-    assert list(out["run_id"]) == ["run-0", "run-1", "run-7", "run-8"]
-    before = path.read_bytes()
+    # append_runs returns the rows it appended (returning the whole table would read it all)
+    assert list(out["run_id"]) == ["run-7", "run-8"]
+    assert list(read_runs(path)["run_id"]) == ["run-0", "run-1", "run-7", "run-8"]
+    before = _snapshot(path)
     with pytest.raises(DataError, match=r"run-7.*appears twice"):
         append_runs([_row(7)], path)
     with pytest.raises(DataError, match=r"appended rows\), row 1, column `phase`"):
         append_runs([_row(9, phase="bogus")], path)
-    assert path.read_bytes() == before
+    assert _snapshot(path) == before
     back = read_runs(path)
     assert len(back) == 4 and back["energy_gpu_j"].tolist() == [1000.0, 1001.0, 1007.0, 1008.0]
 
@@ -271,6 +286,7 @@ def test_append_keeps_the_old_file_when_the_write_crashes(tmp_path, monkeypatch)
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert list(read_runs(path)["run_id"]) == ["run-0", "run-1", "run-2"]
+    assert _leftovers(tmp_path) == [] and _leftovers(parts_dir(path)) == []
 
 
 def test_append_csv(tmp_path):
@@ -309,6 +325,325 @@ def test_a_killed_writer_leaves_the_old_file(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert path.read_bytes() == before and len(read_runs(path)) == 2
+
+
+# -- the table on disk: base file, parts, key index, compaction --------------------------------
+
+def _call(i: int, phases=("total", "text_encoder", "denoiser", "decoder"), repeat: int = 0) -> list[dict]:
+    """The rows of one measured call: a total and its phases, as the runner appends them."""
+    return [_row(i, run_id=f"wan/480p/{i}", phase=ph, repeat=repeat, energy_gpu_j=100.0 + i + k)
+            for k, ph in enumerate(phases)]
+
+
+def _parts(path: Path) -> list[str]:
+    return sorted(p.name for p in parts_dir(path).glob("part-*.parquet")) if parts_dir(path).is_dir() else []
+
+
+def test_appending_many_calls_keeps_every_row_in_order(tmp_path):
+    path = tmp_path / "runs.parquet"
+    for i in range(40):
+        appended = append_runs(_call(i), path)
+        assert len(appended) == 4
+    back = read_runs(path)
+    assert len(back) == 160 == count_runs(path)
+    assert back["run_id"].tolist() == [f"wan/480p/{i}" for i in range(40) for _ in range(4)]
+    assert back["energy_gpu_j"].tolist() == [100.0 + i + k for i in range(40) for k in range(4)]
+    # the first append wrote the base file; each later one added one part and left the rest alone
+    assert path.is_file() and len(_parts(path)) == 39 and read_metadata(path)["parts"] == 39
+    pd.testing.assert_frame_equal(back, validate_runs(pd.DataFrame([r for i in range(40) for r in _call(i)]),
+                                                      "x", fill_defaults=True))
+
+
+def test_an_append_leaves_earlier_files_untouched(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+    before = {name: (parts_dir(path) / name).stat().st_mtime_ns for name in _parts(path)}
+    base = path.read_bytes()
+    append_runs(_call(2), path)
+    assert path.read_bytes() == base
+    assert {name: (parts_dir(path) / name).stat().st_mtime_ns for name in before} == before
+
+
+def test_uniqueness_is_enforced_against_the_base_the_parts_and_the_new_rows(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)                      # base
+    append_runs(_call(1), path)                      # a part
+    before = _snapshot(path)
+    with pytest.raises(DataError, match=r"appended rows\), row 2, column `run_id`: 'wan/480p/0' with phase "
+                                        r"'text_encoder' and repeat 0 appears twice: it is already in the table"):
+        append_runs([_call(5)[0], _call(0)[1]], path)
+    with pytest.raises(DataError, match=r"'wan/480p/1' with phase 'decoder' .*already in the table"):
+        append_runs(_call(1)[3:], path)
+    with pytest.raises(DataError, match=r"row 2, column `run_id`: 'wan/480p/7' .*appears twice \(rule"):
+        append_runs([_call(7)[0], _call(7)[0]], path)
+    assert _snapshot(path) == before
+    # another repeat or another phase of the same call is a new key
+    append_runs(_call(1, repeat=1), path)
+    append_runs(_call(0, phases=("vocoder",)), path)
+    assert count_runs(path) == 8 + 4 + 1
+
+
+def test_a_crash_mid_append_leaves_the_table_readable_and_no_stray_files(tmp_path, monkeypatch):
+    path = tmp_path / "runs.parquet"
+    for i in range(3):
+        append_runs(_call(i), path)
+    before = _snapshot(path)
+
+    def boom(src, dst):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="power cut"):
+        append_runs(_call(3), path)
+    monkeypatch.undo()
+    assert _snapshot(path) == before and count_runs(path) == 12
+    assert _leftovers(tmp_path) == [] and _leftovers(parts_dir(path)) == []
+    assert sorted(p.name for p in parts_dir(path).iterdir() if not p.name.startswith("keys.sqlite")) == _parts(path)
+    append_runs(_call(3), path)  # the crashed call can be appended again
+    assert read_runs(path)["run_id"].nunique() == 4
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_not_data(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+    # what a SIGKILL between writing and renaming leaves: a temporary file beside the parts
+    (parts_dir(path) / ".part-000000002.parquet.x1y2.tmp").write_bytes((parts_dir(path) / _parts(path)[0]).read_bytes())
+    assert count_runs(path) == 8 and len(read_runs(path)) == 8
+    append_runs(_call(2), path)
+    assert len(read_runs(path)) == 12
+
+
+def test_a_writer_that_stops_before_updating_the_index_is_caught_up(tmp_path, monkeypatch):
+    from scaling.runs._index import KeyIndex
+
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+
+    def die(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(KeyIndex, "add", die)
+    with pytest.raises(KeyboardInterrupt):
+        append_runs(_call(2), path)        # the part was renamed into place: the call is in the table
+    monkeypatch.undo()
+    assert count_runs(path) == 12
+    with pytest.raises(DataError, match=r"wan/480p/2.*already in the table"):
+        append_runs(_call(2), path)        # the index learns the part it missed
+    append_runs(_call(3), path)
+    assert read_runs(path)["run_id"].nunique() == 4 and len(_parts(path)) == 3
+
+
+def test_the_key_index_is_a_cache_that_is_rebuilt(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+    db = parts_dir(path) / "keys.sqlite"
+    assert db.is_file()
+    for damage in (lambda: db.unlink(), lambda: db.write_bytes(b"this is not a database")):
+        damage()
+        with pytest.raises(DataError, match=r"wan/480p/1.*already in the table"):
+            append_runs(_call(1), path)
+        with pytest.raises(DataError, match=r"wan/480p/0.*already in the table"):
+            append_runs(_call(0), path)
+    append_runs(_call(2), path)
+    assert count_runs(path) == 12
+
+
+def test_compact_keeps_every_row_and_reads_the_same(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "runs.parquet"
+    write_runs(_table(2), path, report={"rows_read": 2})
+    for i in range(25):
+        append_runs(_call(i), path)
+    as_parts = read_runs(path)
+    keys = read_run_keys(path)
+    assert compact_runs(path) == 25
+    assert not parts_dir(path).exists() and read_metadata(path)["parts"] == 0
+    compacted = read_runs(path)
+    pd.testing.assert_frame_equal(compacted, as_parts)
+    pd.testing.assert_frame_equal(read_run_keys(path), keys)
+    # the compacted base alone is the whole table, and keeps the import report
+    pd.testing.assert_frame_equal(validate_runs(pq.read_table(path).to_pandas(), "x"), as_parts)
+    assert read_metadata(path)["import_report"] == {"rows_read": 2} and len(compacted) == 2 + 100
+    assert compact_runs(path) == 0 and read_runs(path).equals(compacted)  # nothing to merge
+    append_runs(_call(99), path)          # appending after a compaction starts a new part
+    assert count_runs(path) == 106 and len(_parts(path)) == 1
+    with pytest.raises(DataError, match=r"already in the table"):
+        append_runs(_call(3), path)       # keys merged into the base are still known
+
+
+def test_a_crash_during_compaction_loses_no_row_and_counts_none_twice(tmp_path, monkeypatch):
+    from scaling.runs import _store
+
+    path = tmp_path / "runs.parquet"
+    for i in range(6):
+        append_runs(_call(i), path)
+    whole = read_runs(path)
+    before = _snapshot(path)
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("power cut")))
+    with pytest.raises(OSError):
+        compact_runs(path)                # before the new base is in place: nothing changed
+    monkeypatch.undo()
+    assert _snapshot(path) == before and _leftovers(tmp_path) == []
+
+    def die(p, through):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_store, "_drop_parts", die)
+    with pytest.raises(KeyboardInterrupt):
+        compact_runs(path)                # new base in place, old parts still on disk
+    monkeypatch.undo()
+    assert len(_parts(path)) == 5 and read_metadata(path)["parts"] == 0
+    pd.testing.assert_frame_equal(read_runs(path), whole)
+    assert count_runs(path) == len(whole)
+    append_runs(_call(6), path)           # the next part is numbered after the merged ones
+    assert count_runs(path) == len(whole) + 4
+    with pytest.raises(DataError, match=r"already in the table"):
+        append_runs(_call(5), path)
+    assert compact_runs(path) == 1 and _parts(path) == [] and len(read_runs(path)) == len(whole) + 4
+
+
+def test_an_old_single_file_table_still_reads_appends_and_compacts(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # a runs.parquet as the one-file store wrote it: schema version, no parts metadata
+    path = tmp_path / "runs.parquet"
+    old = _table(3)
+    table = pa.Table.from_pandas(old, preserve_index=False)
+    table = table.replace_schema_metadata({**table.schema.metadata, b"scaling.runs.schema_version": b"1",
+                                           b"scaling.runs.import_report": b'{"rows_read": 3}'})
+    pq.write_table(table, path)
+    original = path.read_bytes()
+    pd.testing.assert_frame_equal(read_runs(path), old)
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+    assert path.read_bytes() == original and len(_parts(path)) == 2   # a side folder, the file untouched
+    both = read_runs(path)
+    assert both["run_id"].tolist()[:3] == ["run-0", "run-1", "run-2"] and len(both) == 11
+    with pytest.raises(DataError, match=r"'run-1' with phase 'total' and repeat 0 appears twice"):
+        append_runs([_row(1)], path)
+    assert compact_runs(path) == 2 and not parts_dir(path).exists()
+    pd.testing.assert_frame_equal(read_runs(path), both)
+    assert read_metadata(path)["import_report"] == {"rows_read": 3}
+
+
+def test_write_runs_replaces_a_table_with_parts(tmp_path):
+    path = tmp_path / "runs.parquet"
+    for i in range(3):
+        append_runs(_call(i), path)
+    write_runs(_table(2), path)
+    assert list(read_runs(path)["run_id"]) == ["run-0", "run-1"] and not parts_dir(path).exists()
+    append_runs(_call(0), path)  # the calls of the replaced table are gone, so this is new
+    assert count_runs(path) == 6
+
+
+def test_a_part_from_a_newer_schema_is_refused(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+    part = parts_dir(path) / _parts(path)[0]
+    table = pq.read_table(part)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata,
+                                                  b"scaling.runs.schema_version": b"99"}), part)
+    for read in (read_runs, read_run_keys):
+        with pytest.raises(DataError, match=r"part-000000001.parquet: written with runs schema version 99"):
+            read(path)
+
+
+def test_read_run_keys_reads_the_key_columns_in_their_dtypes(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1, repeat=2), path)
+    keys = read_run_keys(path)
+    assert list(keys.columns) == ["run_id", "phase", "repeat"] and len(keys) == 8
+    assert str(keys["repeat"].dtype) == "Int64" and keys["repeat"].tolist() == [0] * 4 + [2] * 4
+    two = read_run_keys(path, columns=("run_id", "energy_gpu_j"))
+    assert list(two.columns) == ["run_id", "energy_gpu_j"] and two["energy_gpu_j"].iloc[0] == 100.0
+    with pytest.raises(DataError, match=r"`bogus` is not a runs-table column"):
+        read_run_keys(path, columns=("run_id", "bogus"))
+    with pytest.raises(DataError, match=r"no such file"):
+        read_run_keys(tmp_path / "missing.parquet")
+    to_csv(read_runs(path), tmp_path / "runs.csv")
+    pd.testing.assert_frame_equal(read_run_keys(tmp_path / "runs.csv"), keys)
+
+
+def test_read_run_keys_comes_from_the_index_only_when_it_matches_the_files(tmp_path, monkeypatch):
+    from scaling.runs import _store
+
+    path = tmp_path / "runs.parquet"
+    for i in range(5):
+        append_runs(_call(i, repeat=i % 2), path)
+    from_files = read_run_keys(path, columns=("run_id", "phase", "repeat", "steps"))[["run_id", "phase", "repeat"]]
+    real_read = _store._read_table
+
+    def no_file_reads(*a, **kw):
+        raise AssertionError("read the parquet files")
+
+    monkeypatch.setattr(_store, "_read_table", no_file_reads)
+    pd.testing.assert_frame_equal(read_run_keys(path), from_files)       # from keys.sqlite, in table order
+    pd.testing.assert_frame_equal(read_run_keys(path, columns=("repeat", "run_id")), from_files[["repeat", "run_id"]])
+    # a part the index has not seen (a writer stopped before updating it): the files are read
+    import shutil
+
+    extra = parts_dir(path) / "part-000000005.parquet"
+    monkeypatch.setattr(_store, "_read_table", real_read)
+    append_runs(_call(9), tmp_path / "other.parquet")
+    shutil.copy(tmp_path / "other.parquet", extra)
+    calls = []
+    monkeypatch.setattr(_store, "_read_table", lambda *a, **kw: calls.append(1) or real_read(*a, **kw))
+    assert len(read_run_keys(path)) == 24 and calls
+    calls.clear()
+    (parts_dir(path) / "keys.sqlite").write_bytes(b"junk")               # a damaged index: the files are read
+    assert len(read_run_keys(path)) == 24 and calls
+
+
+def test_parts_without_their_base_are_refused_not_dropped(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs(_call(1), path)
+    path.unlink()
+    for call in (read_runs, count_runs, lambda p: append_runs(_call(2), p)):
+        with pytest.raises(DataError, match=r"no such file \(.*runs.parquet.parts holds parts appended to it"):
+            call(path)
+    remove_runs(path)
+    assert list(tmp_path.iterdir()) == []
+    append_runs(_call(2), path)
+    assert count_runs(path) == 4
+
+
+def test_remove_runs_deletes_base_parts_index_and_lock(tmp_path):
+    path = tmp_path / "runs.parquet"
+    for i in range(3):
+        append_runs(_call(i), path)
+    assert {p.name for p in tmp_path.iterdir()} == {"runs.parquet", "runs.parquet.parts", "runs.parquet.lock"}
+    remove_runs(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_appends_from_several_processes_keep_every_call(tmp_path):
+    path = tmp_path / "runs.parquet"
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_runs import _call
+        from scaling.runs import append_runs
+        w = int(sys.argv[1])
+        for i in range(6):
+            append_runs(_call(100 * w + i), {str(path)!r})
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(w)]) for w in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    back = read_runs(path)
+    assert len(back) == 3 * 6 * 4 and back["run_id"].nunique() == 18 and count_runs(path) == len(back)
+    pd.testing.assert_frame_equal(read_run_keys(path), back[["run_id", "phase", "repeat"]])
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -54,6 +54,16 @@ def test_grid_expansion_and_checks_before_work(tmp_path):
     assert main(["sweep", str(_write(tmp_path, [{"model": "tiny:sd", "resolution": 8}]))]) == 2
 
 
+def test_an_unknown_meter_fails_before_any_setting_runs(tmp_path, capsys):
+    with pytest.raises(WorkloadError, match=r"sweep.yaml: `meter` 'nvlm' is unknown: use one of auto, nvml"):
+        load_sweep(_write(tmp_path, [{"model": "tiny:sd"}], meter="nvlm"))
+    path = _write(tmp_path, [{"model": "tiny:sd"}])
+    assert main(["sweep", str(path), "--meter", "replay:", "--no-progress"]) == 2  # the override is checked too
+    err = capsys.readouterr().err
+    assert "`meter` 'replay:' names no trace" in err and not (tmp_path / "runs.parquet").exists()
+
+
+@pytest.mark.slow
 def test_local_sweep_with_progress_bar(tmp_path, capsys):
     path = _write(tmp_path, [{"model": "tiny:sd", "steps": [1, 2]}, {"model": "tiny:audioldm"}])
     rc = main(["sweep", str(path)])
@@ -89,6 +99,7 @@ def test_sweep_interrupted_after_n_calls_then_resumed(tmp_path):
     assert len(tot) == 6 and tot.groupby("steps")["repeat"].apply(sorted).tolist() == [[0, 1]] * 3
 
 
+@pytest.mark.slow
 def test_sweep_killed_with_sigkill_then_resumed(tmp_path):
     # idle_s makes each setting last long enough to be killed in the middle of the sweep
     path = _write(tmp_path, [{"model": "tiny:sd", "steps": [1, 2, 3, 4, 5, 6]}], repeats=1, idle_s=0.4)
@@ -119,7 +130,9 @@ def test_sweep_killed_with_sigkill_then_resumed(tmp_path):
     assert sorted(after.loc[after["phase"] == "total", "steps"]) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_submitit_debug_executor_merges_shards_and_failures(tmp_path, monkeypatch):
+    pytest.importorskip("submitit", reason="needs submitit (the [sweep] extra)")
     real_warmup = Runner._warmup
 
     def warmup(self, built, setting):
@@ -143,10 +156,12 @@ def test_submitit_debug_executor_merges_shards_and_failures(tmp_path, monkeypatc
     assert len(_totals(out)) == 6
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_resumes_in_subprocesses(tmp_path, monkeypatch):
     """Jobs in real subprocesses (submitit's LocalExecutor): arguments and outcomes cross the
     process boundary, each job reads the main table to resume. The settings were measured
     before, so the jobs only check and skip (no pipeline is built: this stays fast)."""
+    pytest.importorskip("submitit", reason="needs submitit (the [sweep] extra)")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     sweep = load_sweep(_write(tmp_path, [{"model": "tiny:audioldm", "steps": [1, 2]}], repeats=1))
     run_sweep(sweep, progress=False)
@@ -159,6 +174,7 @@ def test_submitit_local_executor_resumes_in_subprocesses(tmp_path, monkeypatch):
 
 
 def test_slurm_executor_parameters(tmp_path, monkeypatch):
+    pytest.importorskip("submitit", reason="needs submitit (the [sweep] extra)")
     import shutil
 
     from profilers.energy.sweep import _make_executor

@@ -17,16 +17,16 @@ import math
 
 import pytest
 
-from fits import validation as V
+from fits import targets as T
 from fits.validation import PRIMARY_LAW, SPLITS, candidate_laws, load_public
 
 _BUILDERS = {
-    "wan_sweeps": V.target_wan_sweeps,
-    "audio_steps": V.target_audio_steps,
-    "one_gpu_h100_video": lambda runs: V.target_one_gpu(runs, "h100_video"),
-    "one_gpu_a100_image": lambda runs: V.target_one_gpu(runs, "a100_image"),
-    "one_gpu_h100_image": lambda runs: V.target_one_gpu(runs, "h100_image"),
-    "cross_gpu": V.target_cross_gpu,
+    "wan_sweeps": T.target_wan_sweeps,
+    "audio_steps": T.target_audio_steps,
+    "one_gpu_h100_video": lambda runs: T.target_one_gpu(runs, "h100_video"),
+    "one_gpu_a100_image": lambda runs: T.target_one_gpu(runs, "a100_image"),
+    "one_gpu_h100_image": lambda runs: T.target_one_gpu(runs, "h100_image"),
+    "cross_gpu": T.target_cross_gpu,
 }
 
 

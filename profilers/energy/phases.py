@@ -29,17 +29,29 @@ never reported as zero: it takes its time share of the whole call's energy, mark
 estimate.
 
 Nested components (a component calling another hooked one) count toward the outer one.
+
+The results (:class:`PhaseMeasurement`, :class:`CallMeasurement`, :func:`rows_of`,
+:func:`meter_resolution_s`) live in :mod:`profilers.energy.phase_results` and are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from profilers.energy.meters.base import Clock
+from profilers.energy.phase_results import (
+    ENERGY_FIELDS,
+    NVML_COUNTER_RESOLUTION_S,
+    OTHER,
+    PHASE_ORDER,
+    CallMeasurement,
+    PhaseMeasurement,
+    meter_resolution_s,
+    rows_of,
+)
 from scaling.errors import MeterError
 
 __all__ = [
@@ -53,161 +65,6 @@ __all__ = [
     "meter_resolution_s",
     "rows_of",
 ]
-
-ENERGY_FIELDS = ("energy_gpu_j", "energy_cpu_j", "energy_ram_j")
-PHASE_ORDER = ("text_encoder", "denoiser", "upsampler", "decoder", "vocoder")
-OTHER = "other"
-
-#: How often NVML's total-energy counter changes value. Conservative: reported update
-#: periods are 20 to 100 ms depending on the GPU generation.
-NVML_COUNTER_RESOLUTION_S = 0.1
-#: RAPL counters update about every millisecond.
-RAPL_RESOLUTION_S = 0.001
-
-
-# --------------------------------------------------------------------------------------------
-# meter resolution
-# --------------------------------------------------------------------------------------------
-
-def meter_resolution_s(meter: Any) -> float:
-    """The shortest window whose energy ``meter`` can resolve, in seconds.
-
-    A meter may state it (``resolution_s``); otherwise: NVML counter 0.1 s, NVML sampled
-    power twice its sampling period, RAPL 1 ms, a replayed trace its median row spacing,
-    estimates (time x power) 0. A composite meter is as coarse as its coarsest part.
-    """
-    stated = getattr(meter, "resolution_s", None)
-    if stated is not None:
-        return float(stated)
-    parts = getattr(meter, "parts", None)
-    if parts:
-        return max(meter_resolution_s(p) for p in parts)
-    kind = type(meter).__name__
-    if kind == "NvmlMeter":
-        devices = getattr(meter, "devices", ())
-        if devices and all(getattr(d, "has_counter", False) for d in devices):
-            return NVML_COUNTER_RESOLUTION_S
-        return 2.0 * float(getattr(meter, "sample_interval_s", 0.05))
-    if kind in ("RaplMeter", "CodeCarbonMeter"):
-        return RAPL_RESOLUTION_S
-    if kind == "ReplayMeter":
-        spacings = []
-        for tr in getattr(meter, "traces", {}).values():
-            t = tr.t_s
-            spacings.append(statistics.median(t[i + 1] - t[i] for i in range(len(t) - 1)))
-        return max(spacings) if spacings else 0.0
-    return 0.0
-
-
-# --------------------------------------------------------------------------------------------
-# results
-# --------------------------------------------------------------------------------------------
-
-@dataclass
-class PhaseMeasurement:
-    """What one phase of one call cost. Energies in J for the whole call (batch included)."""
-
-    phase: str
-    time_s: float = 0.0
-    energy_gpu_j: float | None = None
-    energy_cpu_j: float | None = None
-    energy_ram_j: float | None = None
-    estimated: dict[str, bool] = field(default_factory=dict)
-    calls: int = 0
-    components: tuple[str, ...] = ()
-    windows: int = 0
-    samples: int = 0
-    flop: float | None = None
-    low_confidence: bool = False
-    repeated: int = 0
-    meter: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def energy_j(self) -> float | None:
-        """GPU + CPU + RAM over the fields that have a value."""
-        vals = [getattr(self, f) for f in ENERGY_FIELDS if getattr(self, f) is not None]
-        return sum(vals) if vals else None
-
-    def energy(self, fld: str) -> float | None:
-        return getattr(self, fld)
-
-    def add(self, m: Any) -> None:
-        """Accumulate one meter window (a :class:`Measurement`)."""
-        self.time_s += m.time_s
-        self.windows += 1
-        self.samples += getattr(m, "samples", 0) or 0
-        for f in ENERGY_FIELDS:
-            v = getattr(m, f)
-            if v is not None:
-                setattr(self, f, (getattr(self, f) or 0.0) + v)
-                self.estimated[f] = self.estimated.get(f, False) or bool(m.estimated.get(f, False))
-        if not self.meter:
-            self.meter = m.meter
-        if m.notes and m.notes not in self.notes:
-            self.notes.append(m.notes)
-
-    @property
-    def any_estimated(self) -> bool:
-        return any(self.estimated.get(f, False) for f in ENERGY_FIELDS if getattr(self, f) is not None)
-
-    @property
-    def primary_estimated(self) -> bool:
-        """Whether the figure that matters most is an estimate: the GPU energy where there
-        is one, else CPU, else RAM."""
-        for f in ENERGY_FIELDS:
-            if getattr(self, f) is not None:
-                return bool(self.estimated.get(f, False))
-        return True
-
-
-@dataclass
-class CallMeasurement:
-    """One pipeline call: its phases, the unattributed rest, the total and the gap."""
-
-    total: PhaseMeasurement
-    phases: dict[str, PhaseMeasurement]
-    other: PhaseMeasurement
-    resolution_s: float
-    gap_time_s: float
-    gap_j: dict[str, float | None]
-    component_calls: dict[str, int]
-
-    @property
-    def primary_field(self) -> str | None:
-        for f in ENERGY_FIELDS:
-            if self.total.energy(f) is not None:
-                return f
-        return None
-
-    def gap_fraction(self) -> float | None:
-        """|total - (phases + other)| / total, on the primary energy field."""
-        f = self.primary_field
-        if f is None or not self.total.energy(f):
-            return None
-        g = self.gap_j.get(f)
-        return None if g is None else abs(g) / self.total.energy(f)
-
-    def summary(self) -> str:
-        """One line: how the phases add up to the whole call."""
-        f = self.primary_field
-        if f is None:
-            return f"no energy measured; phases cover {self._time_share():.0%} of {self.total.time_s:.3g} s"
-        tot = self.total.energy(f) or 0.0
-        ph = sum((p.energy(f) or 0.0) for p in self.phases.values())
-        oth = self.other.energy(f) or 0.0
-        label = f.removeprefix("energy_").removesuffix("_j").upper()
-        parts = [
-            f"{label}: phases {ph:.4g} J + unattributed {oth:.4g} J vs total {tot:.4g} J measured on its own",
-            f"gap {self.gap_j.get(f) or 0.0:+.3g} J ({(self.gap_fraction() or 0.0):.1%})",
-            f"phases cover {ph / tot:.1%} of the call's energy" if tot else "",
-            f"{self._time_share():.1%} of its {self.total.time_s:.4g} s",
-        ]
-        return "; ".join(p for p in parts if p)
-
-    def _time_share(self) -> float:
-        t = sum(p.time_s for p in self.phases.values())
-        return t / self.total.time_s if self.total.time_s > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +120,7 @@ class _Hooks:
 def _sync_fn(device: str | None) -> Callable[[], None]:
     if not device or device == "cpu":
         return lambda: None
-    from profilers.energy.pipelines import sync_device
+    from profilers.energy.devices import sync_device
 
     return lambda: sync_device(device)
 
@@ -295,6 +152,9 @@ class PhaseRecorder:
         How long the replay of a short phase runs at least; default 5 x the resolution.
     sync : callable, optional
         The device synchronisation (default: from ``device``); tests count its calls.
+    clock : callable
+        Seconds, monotonic, for how long the replay of a short phase has run; default
+        ``time.perf_counter`` (tests inject the fake clock their meter reads).
 
     Use as a context manager (hooks are installed on enter and removed on exit)::
 
@@ -315,6 +175,7 @@ class PhaseRecorder:
         min_repeat_s: float | None = None,
         max_repeats: int = 1000,
         sync: Callable[[], None] | None = None,
+        clock: Clock = time.perf_counter,
     ) -> None:
         self.pipe = pipe
         self.meter = meter
@@ -326,6 +187,7 @@ class PhaseRecorder:
         self.min_repeat_s = (5.0 * self.resolution_s) if min_repeat_s is None else float(min_repeat_s)
         self.max_repeats = int(max_repeats)
         self._sync = sync if sync is not None else _sync_fn(device)
+        self._clock = clock
         self._hooks: _Hooks | None = None
         self._active = False
         self._inside: str | None = None
@@ -357,6 +219,7 @@ class PhaseRecorder:
         self._other = PhaseMeasurement(OTHER)
         self._component_calls: dict[str, int] = {}
         self._captured: dict[str, tuple[tuple, dict]] = {}
+        self._resolution_notes: dict[str, str] = {}
         self._open_keys: list[str] = []
         self._sync()
         self.meter.begin_window("phases:call")
@@ -376,7 +239,7 @@ class PhaseRecorder:
             for key in reversed(self._open_keys):
                 try:
                     self.meter.end_window(key)
-                except Exception:  # noqa: BLE001 - the call's own error wins
+                except MeterError:  # closing what the failed call left open; its own error is the news
                     pass
             self._open_keys.clear()
             raise
@@ -443,8 +306,10 @@ class PhaseRecorder:
             ph.meter = ph.meter or total.meter
             if ph.time_s < self.resolution_s:
                 ph.low_confidence = True
-                ph.notes.insert(0, f"shorter than the meter resolution ({ph.time_s * 1e3:.3g} ms < "
-                                   f"{self.resolution_s * 1e3:.3g} ms): low confidence")
+                note = (f"shorter than the meter resolution ({ph.time_s * 1e3:.3g} ms < "
+                        f"{self.resolution_s * 1e3:.3g} ms): low confidence")
+                self._resolution_notes[role] = note
+                ph.notes.insert(0, note)
         fl = [p.flop for p in phases.values()]
         total.flop = sum(fl) if fl and all(v is not None for v in fl) else None
         parts = [*phases.values(), self._other]
@@ -476,10 +341,10 @@ class PhaseRecorder:
             key = f"phases:repeat:{role}"
             self._sync()
             self.meter.begin_window(key)
-            t0 = time.perf_counter()
+            t0 = self._clock()
             try:
                 with torch.no_grad():
-                    while rounds < self.max_repeats and (rounds < 3 or time.perf_counter() - t0 < self.min_repeat_s):
+                    while rounds < self.max_repeats and (rounds < 3 or self._clock() - t0 < self.min_repeat_s):
                         for name, (args, kwargs), n in calls:
                             fn = self._hooks.originals[name]
                             for _ in range(n):
@@ -500,7 +365,9 @@ class PhaseRecorder:
                     ph.estimated[f] = bool(rep.estimated.get(f, False))
             ph.repeated = rounds
             ph.low_confidence = False
-            ph.notes[:] = [n for n in ph.notes if "low confidence" not in n]
+            note = self._resolution_notes.get(role)
+            if note in ph.notes:
+                ph.notes.remove(note)
             ph.notes.insert(0, f"energy from {rounds} isolated repeats of the phase's calls "
                                f"({m.time_s:.3g} s in all; in-call time {ph.time_s * 1e3:.3g} ms was below the "
                                f"{self.resolution_s * 1e3:.3g} ms meter resolution)")
@@ -563,60 +430,3 @@ def count_phase_flops(pipe: Any, roles: Mapping[str, str], fn: Callable[..., Any
     return out
 
 
-def rows_of(result: CallMeasurement, *, include_total: bool = True) -> list[dict[str, Any]]:
-    """Runs-table fields of each phase (and the total) of one call: ``phase``, energies,
-    ``duration_s``, ``meter``, ``estimated``, ``flop``, ``flags``, ``notes``.
-
-    The unattributed rest (``other``) has no row of its own (the runs schema has no such
-    phase): its size and the gap are written into the total row's notes.
-    """
-    rows = []
-    for ph in result.phases.values():
-        rows.append(_row(ph))
-    if include_total:
-        row = _row(result.total)
-        f = result.primary_field
-        extra = [result.summary()]
-        if result.other.time_s > 0:
-            extra.append(f"unattributed (latent set-up, between phases, post-processing): "
-                         f"{result.other.time_s:.4g} s" + (f", {result.other.energy(f):.4g} J" if f and result.other.energy(f) is not None else ""))
-        row["notes"] = "; ".join([*extra, row["notes"]] if row["notes"] else extra)
-        gf = result.gap_fraction()
-        flags = [x for x in row["flags"].split(";") if x]
-        if gf is not None and gf > 0.05:
-            flags.append("phase_gap")
-        if any(p.low_confidence for p in result.phases.values()):
-            flags.append("phase_low_confidence")
-        row["flags"] = ";".join(dict.fromkeys(flags))
-        rows.append(row)
-    return rows
-
-
-def _row(ph: PhaseMeasurement) -> dict[str, Any]:
-    flags = []
-    if ph.low_confidence:
-        flags.append("low_confidence")
-    if ph.repeated:
-        flags.append("phase_repeated")
-    est = sorted(f for f in ENERGY_FIELDS if getattr(ph, f) is not None and ph.estimated.get(f, False))
-    notes = list(ph.notes)
-    if est:
-        notes.insert(0, "estimated: " + ", ".join(est))
-    if ph.calls and ph.phase != "total":
-        notes.insert(0, f"{ph.calls} call(s) of {', '.join(ph.components)}")
-    return {
-        "phase": ph.phase,
-        "duration_s": ph.time_s if ph.time_s > 0 else None,
-        "energy_gpu_j": _pos(ph.energy_gpu_j),
-        "energy_cpu_j": _pos(ph.energy_cpu_j),
-        "energy_ram_j": _pos(ph.energy_ram_j),
-        "meter": ph.meter or "none",
-        "estimated": ph.primary_estimated,
-        "flop": ph.flop,
-        "flags": ";".join(flags),
-        "notes": "; ".join(notes),
-    }
-
-
-def _pos(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) and v > 0 else None

@@ -24,24 +24,36 @@ classes with 1-layer components of width 16 to 32 from a fixed seed; each has a
 :class:`~scaling.registry.ModelSpec` (``tiny:sd`` ...) so settings, the runner and sweeps
 treat it like a registered model.
 
+Pieces live beside this module and are re-exported here: devices (:mod:`.devices`:
+``resolve_device``, ``sync_device``, out-of-memory errors), prompts and in-memory tokenizers
+(:mod:`.tokenizers`), the tiny test pipelines' specs and components (:mod:`.tiny`).
+
 torch, diffusers and transformers are imported here; nothing on the predict path imports
 this module.
 """
 
 from __future__ import annotations
 
-
 import inspect
 import re
 import time
 import warnings
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from scaling.errors import InvalidSettingError, NoGPUError, ScalingError, UnknownModelError
+from profilers.energy.devices import resolve_device, sync_device
+from profilers.energy.tiny import TINY_KINDS, tiny_parts, tiny_spec
+from profilers.energy.tokenizers import (
+    build_tokenizer,
+    encoder_for,
+    load_prompts,
+    tokenizer_classes,
+    tokenizer_max_length,
+    vocab_size_of,
+)
+from scaling.errors import InvalidSettingError, UnknownModelError
+from scaling.precision import UNQUANTISED_PRECISIONS
 from scaling.registry import ComponentSpec, ModelSpec, resolve_model
 
 __all__ = [
@@ -59,11 +71,10 @@ __all__ = [
     "tiny_spec",
 ]
 
-MEASURABLE_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-"""Precisions a random-weights pipeline can be built in. fp8 / int8 / nf4 / fp4 need a
-quantisation backend and real calibration: load such checkpoints with ``weights=DIR``."""
-
-TINY_KINDS = ("sd", "wan", "audioldm")
+MEASURABLE_PRECISIONS: tuple[str, ...] = UNQUANTISED_PRECISIONS
+"""Precisions a random-weights pipeline can be built in: the unquantised ones of
+:mod:`scaling.precision`. fp8 / int8 / nf4 / fp4 need a quantisation backend and real
+calibration: load such checkpoints with ``weights=DIR``."""
 
 #: Roles of the diffusers attribute names, for pipelines the registry does not describe.
 _ROLE_PATTERNS = (
@@ -73,16 +84,6 @@ _ROLE_PATTERNS = (
     (re.compile(r"^vocoder$"), "vocoder"),
     (re.compile(r"^(latent_upsampler|upsampler)$"), "upsampler"),
 )
-
-#: Default ``model_max_length`` per tokenizer class where the registry states no token count.
-#: CLIP: 77 (all CLIP tokenizers). RobertaTokenizer here is CLAP's (laion/clap-htsat-*):
-#: 512, and AudioLDM pads to it. T5: 512 (google t5 tokenizers); Stable Audio Open's own is
-#: set in _MODEL_MAX_LENGTH below.
-_DEFAULT_MAX_LENGTH = {"CLIPTokenizer": 77, "RobertaTokenizer": 512, "T5Tokenizer": 512}
-
-#: Token counts the registry leaves null, per registry key and text encoder.
-#: stable-audio-open-1.0: T5 conditioner ``max_length`` 128 (stable-audio-tools model_config).
-_MODEL_MAX_LENGTH = {("stable-audio-open-1.0", "text_encoder"): 128}
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,42 +125,8 @@ class BuiltPipeline:
 
 
 # --------------------------------------------------------------------------------------------
-# devices and precision
+# precision
 # --------------------------------------------------------------------------------------------
-
-def resolve_device(device: str | None = "auto") -> str:
-    """``auto`` -> ``cuda`` when a CUDA GPU is visible, else ``cpu``; ``cuda`` without one
-    raises :class:`NoGPUError` saying what to do."""
-    text = (device or "auto").strip().lower()
-    if text in ("cpu", "mps"):
-        return text
-    import torch
-
-    if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if text.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise NoGPUError(
-                f"`device` {device!r}: no CUDA GPU is visible to this process (torch "
-                f"{torch.__version__}, CUDA_VISIBLE_DEVICES may hide it); run on a GPU machine, "
-                "or pass --device cpu to run on the CPU with estimated energies"
-            )
-        index = text.split(":", 1)[1] if ":" in text else "0"
-        if not index.isdigit() or int(index) >= torch.cuda.device_count():
-            raise NoGPUError(f"`device` {device!r}: this process sees {torch.cuda.device_count()} GPU(s)")
-        return text
-    raise InvalidSettingError(f"`device` {device!r} is unknown: use auto, cuda, cuda:N or cpu")
-
-
-def sync_device(device: str) -> None:
-    """Wait until the work queued on ``device`` is done (CPU work is synchronous)."""
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-    elif device == "mps":
-        torch.mps.synchronize()
-
 
 def torch_dtype(precision: str):
     import torch
@@ -218,144 +185,6 @@ def roles_of(spec: ModelSpec, pipe: Any) -> dict[str, str]:
     if "motion_adapter" in out and "unet" in out:
         del out["motion_adapter"]
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# prompts and tokenizers
-# --------------------------------------------------------------------------------------------
-
-@cache
-def load_prompts(modality: str) -> tuple[str, ...]:
-    """The shipped prompt set of a modality (``scaling/_prompts/<modality>.txt``)."""
-    if modality not in ("image", "video", "audio"):
-        raise InvalidSettingError(f"`modality` {modality!r}: prompts exist for image, video and audio")
-    text = resources.files("scaling").joinpath("_prompts", f"{modality}.txt").read_text(encoding="utf-8")
-    prompts = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-    if not prompts:
-        raise ScalingError(f"scaling/_prompts/{modality}.txt holds no prompt")
-    return prompts
-
-
-@cache
-def _prompt_words() -> tuple[str, ...]:
-    """Every word of the shipped prompts, most frequent first (ties: alphabetical)."""
-    counts: dict[str, int] = {}
-    for modality in ("image", "video", "audio"):
-        for p in load_prompts(modality):
-            for w in re.findall(r"[a-z0-9]+", p.lower()):
-                counts[w] = counts.get(w, 0) + 1
-    return tuple(sorted(counts, key=lambda w: (-counts[w], w)))
-
-
-_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def build_tokenizer(class_name: str, model_max_length: int, vocab_size: int | None = None):
-    """A tokenizer built in memory, as an instance of the transformers class ``class_name``.
-
-    Word-level over the words of the shipped prompts (CLIP: byte-pair merges that spell
-    those words, as CLIP's own vocabulary does), capped so every id stays below
-    ``vocab_size``; unknown words map to the unknown token. The pipeline pads or truncates
-    to ``model_max_length``, which is what sets the text encoder's cost.
-    """
-    import transformers
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
-    cap = None if vocab_size is None else max(16, int(vocab_size) - 8)
-    if class_name == "CLIPTokenizer":
-        specials = ["<|startoftext|>", "<|endoftext|>"]
-        vocab: dict[str, int] = {}
-        for tok in specials + list(_CHARS) + [c + "</w>" for c in _CHARS]:
-            vocab.setdefault(tok, len(vocab))
-        merges: list[tuple[str, str]] = []
-        for word in _prompt_words():
-            parts = list(word[:-1]) + [word[-1] + "</w>"]
-            new = []
-            acc = parts[0]
-            for p in parts[1:]:
-                new.append(((acc, p), acc + p))
-                acc = acc + p
-            need = [t for _, t in new if t not in vocab]
-            if cap is not None and len(vocab) + len(need) > cap:
-                break
-            for merge, tok in new:
-                if tok not in vocab:
-                    vocab[tok] = len(vocab)
-                    merges.append(merge)
-        return transformers.CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
-
-    specials = ["<pad>", "</s>", "<unk>", "<s>", "<mask>"]
-    words = list(_prompt_words())
-    if cap is not None:
-        words = words[: max(0, cap - len(specials))]
-    vocab = {tok: i for i, tok in enumerate(specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    cls = getattr(transformers, class_name, None)
-    kwargs = dict(tokenizer_object=tok, model_max_length=model_max_length, pad_token="<pad>",
-                  eos_token="</s>", unk_token="<unk>", bos_token="<s>")
-    if class_name == "T5Tokenizer":
-        kwargs["extra_ids"] = 0
-    for candidate in (cls, transformers.PreTrainedTokenizerFast):
-        if candidate is None:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return candidate(**kwargs)
-        except (TypeError, ValueError, AttributeError):
-            continue
-    raise ScalingError(f"cannot build a {class_name} in memory")  # pragma: no cover
-
-
-def _tokenizer_classes(pipeline_cls) -> dict[str, str]:
-    """``tokenizer`` / ``tokenizer_2`` ... -> the class name the constructor annotates."""
-    out = {}
-    for name, p in inspect.signature(pipeline_cls.__init__).parameters.items():
-        if name.startswith("tokenizer"):
-            ann = p.annotation
-            label = getattr(ann, "__name__", None) or str(ann)
-            m = re.search(r"([A-Za-z0-9]+Tokenizer)(Fast)?", label)
-            out[name] = m.group(1) if m else "PreTrainedTokenizerFast"
-    return out
-
-
-def _encoder_for(tokenizer_name: str) -> str:
-    return "text_encoder" + tokenizer_name[len("tokenizer"):]
-
-
-def _max_length(spec: ModelSpec, encoder: str, class_name: str, module: Any = None,
-                tokenizer_name: str = "tokenizer") -> int:
-    """The tokenizer's ``model_max_length``: a local folder's own tokenizer config, else the
-    registry's token count, else the class default; never more positions than the text
-    encoder has."""
-    n = None
-    if spec.source_dir and spec.key.startswith("local:"):
-        cfg_file = Path(spec.source_dir) / tokenizer_name / "tokenizer_config.json"
-        if cfg_file.is_file():
-            import json
-
-            value = json.loads(cfg_file.read_text(encoding="utf-8")).get("model_max_length")
-            n = int(value) if isinstance(value, (int, float)) and value < 1e6 else None
-    n = n or spec.text_tokens.get(encoder) or _MODEL_MAX_LENGTH.get((spec.architecture_key, encoder))
-    n = int(n) if n else _DEFAULT_MAX_LENGTH.get(class_name, 512)
-    cfg = getattr(module, "config", None)
-    cfg = getattr(cfg, "text_config", None) or cfg
-    positions = getattr(cfg, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        offset = 2 if class_name == "RobertaTokenizer" else 0  # RoBERTa positions start after the pad id
-        n = min(n, positions - offset)
-    return n
-
-
-def _vocab_size(module: Any) -> int | None:
-    cfg = getattr(module, "config", None)
-    for obj in (cfg, getattr(cfg, "text_config", None)):
-        n = getattr(obj, "vocab_size", None) if obj is not None else None
-        if n:
-            return int(n)
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,13 +294,13 @@ def _random_pipeline(spec: ModelSpec, device: str, precision: str, seed: int, no
         module = _build_component(comp, device)
         parts[name] = cast_module(module, precision)
     parts["scheduler"] = _scheduler(spec, cls, notes)
-    for tok_name, cls_name in _tokenizer_classes(cls).items():
-        encoder = _encoder_for(tok_name)
+    for tok_name, cls_name in tokenizer_classes(cls).items():
+        encoder = encoder_for(tok_name)
         if encoder not in parts and tok_name not in ("tokenizer",):
             continue
         enc = parts.get(encoder)
-        parts[tok_name] = build_tokenizer(cls_name, _max_length(spec, encoder, cls_name, enc, tok_name),
-                                          _vocab_size(enc))
+        parts[tok_name] = build_tokenizer(cls_name, tokenizer_max_length(spec, encoder, cls_name, enc, tok_name),
+                                          vocab_size_of(enc))
     return _assemble(cls, parts, spec)
 
 
@@ -497,7 +326,8 @@ def _assemble(cls, parts: Mapping[str, Any], spec: ModelSpec):
     dlog.set_verbosity_error()  # deprecation notices (AudioLDM) are not news to a measurement
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            # diffusers' deprecation notices about the scheduler config (steps_offset, ...)
+            warnings.simplefilter("ignore", FutureWarning)
             pipe = cls(**kwargs)
     finally:
         dlog.set_verbosity(level)
@@ -539,7 +369,8 @@ def build_pipeline(
 
             spec = model_from_dir(folder)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            # newer diffusers rename `torch_dtype` to `dtype` and say so; older ones know only the old name
+            warnings.simplefilter("ignore", FutureWarning)
             pipe = DiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch_dtype(precision))
         pipe = pipe.to(dev)
         source = str(folder.resolve())
@@ -615,55 +446,6 @@ def call_kwargs(built: BuiltPipeline, setting, prompts: Sequence[str], seed: int
 # tiny pipelines for tests
 # --------------------------------------------------------------------------------------------
 
-def tiny_spec(kind: str) -> ModelSpec:
-    """The ModelSpec of a tiny test pipeline (``sd``, ``wan``, ``audioldm``)."""
-    kind = kind.strip().lower()
-    if kind not in TINY_KINDS:
-        raise UnknownModelError(f"unknown tiny pipeline {kind!r}: use one of {', '.join(TINY_KINDS)}")
-    return _tiny_specs()[kind]
-
-
-@cache
-def _tiny_specs() -> dict[str, ModelSpec]:
-    def spec(kind, modality, pipeline_class, roles, defaults, rules, tokens):
-        components = {n: ComponentSpec(n, r, lib, cls, {}) for n, (r, lib, cls) in roles.items()}
-        return ModelSpec(
-            key=f"tiny-{kind}", id=f"tiny:{kind}", aliases=(f"tiny:{kind}",), modality=modality, family="tiny",
-            pipeline_class=pipeline_class, components=components, defaults=defaults, guidance_type="cfg",
-            pipeline={"_class_name": pipeline_class, "max_sequence_length": tokens, "cfg_doubles_batch": True},
-            rules=rules, text_tokens=tokens, text_tokens_provenance={k: "tiny test pipeline" for k in tokens},
-            provenance="profilers/energy/pipelines.py tiny_pipeline (test only, random 1-layer components)",
-            architecture_key=f"tiny-{kind}",
-        )
-
-    none_rules = {"res_multiple": None, "max_side": None, "frame_step": None, "max_frames": None, "max_audio_s": None}
-    return {
-        "sd": spec("sd", "image", "StableDiffusionPipeline",
-                   {"text_encoder": ("text_encoder", "transformers", "CLIPTextModel"),
-                    "unet": ("denoiser", "diffusers", "UNet2DConditionModel"),
-                    "vae": ("decoder", "diffusers", "AutoencoderKL")},
-                   {"height": 8, "width": 8, "frames": None, "fps": None, "audio_seconds": None, "steps": 2,
-                    "guidance_scale": 5.0},
-                   {**none_rules, "res_multiple": 8, "max_side": 64}, {"text_encoder": 16}),
-        "wan": spec("wan", "video", "WanPipeline",
-                    {"text_encoder": ("text_encoder", "transformers", "UMT5EncoderModel"),
-                     "transformer": ("denoiser", "diffusers", "WanTransformer3DModel"),
-                     "vae": ("decoder", "diffusers", "AutoencoderKLWan")},
-                    {"height": 16, "width": 16, "frames": 5, "fps": 16, "audio_seconds": None, "steps": 2,
-                     "guidance_scale": 5.0},
-                    {**none_rules, "res_multiple": 16, "max_side": 64, "frame_step": 4, "max_frames": 17},
-                    {"text_encoder": 16}),
-        "audioldm": spec("audioldm", "audio", "AudioLDMPipeline",
-                         {"text_encoder": ("text_encoder", "transformers", "ClapTextModelWithProjection"),
-                          "unet": ("denoiser", "diffusers", "UNet2DConditionModel"),
-                          "vae": ("decoder", "diffusers", "AutoencoderKL"),
-                          "vocoder": ("vocoder", "transformers", "SpeechT5HifiGan")},
-                         {"height": None, "width": None, "frames": None, "fps": None, "audio_seconds": 0.016,
-                          "steps": 2, "guidance_scale": 2.5},
-                         {**none_rules, "max_audio_s": 0.1}, {"text_encoder": 16}),
-    }
-
-
 def tiny_pipeline(kind: str, *, device: str = "cpu", precision: str = "fp32", seed: int = 0) -> BuiltPipeline:
     """A tiny random pipeline of the real diffusers class, for tests: 1 layer, width 16-32,
     fixed seed; 2 steps at 8x8 (``sd``), 16x16x5 frames (``wan``: its VAE and patching need
@@ -675,9 +457,7 @@ def tiny_pipeline(kind: str, *, device: str = "cpu", precision: str = "fp32", se
     dev = resolve_device(device)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parts = {"sd": _tiny_sd, "wan": _tiny_wan, "audioldm": _tiny_audioldm}[kind](seed)
+    parts = tiny_parts(kind, seed)
     cls = _pipeline_class(spec)
     parts = {k: (v.eval().requires_grad_(False) if hasattr(v, "requires_grad_") else v) for k, v in parts.items()}
     pipe = _assemble(cls, parts, spec)
@@ -688,92 +468,3 @@ def tiny_pipeline(kind: str, *, device: str = "cpu", precision: str = "fp32", se
     pipe.set_progress_bar_config(disable=True)
     return BuiltPipeline(pipe=pipe, spec=spec, roles=roles_of(spec, pipe), device=dev, precision=precision,
                          weights="random", build_s=time.perf_counter() - t0)
-
-
-def _tiny_sd(seed: int) -> dict[str, Any]:
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(16, 32), layers_per_block=1, sample_size=4, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=4, norm_num_groups=8,
-    )
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=8, sample_size=8,
-    )
-    torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1, vocab_size=1000,
-        max_position_embeddings=16, projection_dim=16, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False)
-    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "scheduler": scheduler,
-            "tokenizer": build_tokenizer("CLIPTokenizer", 16, 1000)}
-
-
-def _tiny_wan(seed: int) -> dict[str, Any]:
-    import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=1000, d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-        relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-    ))
-    torch.manual_seed(seed)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=16, out_channels=16,
-        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=1, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
-    )
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
-                                        num_train_timesteps=1000, flow_shift=3.0)
-    return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "scheduler": scheduler,
-            "tokenizer": build_tokenizer("T5Tokenizer", 16, 1000)}
-
-
-def _tiny_audioldm(seed: int) -> dict[str, Any]:
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import ClapTextConfig, ClapTextModelWithProjection, SpeechT5HifiGan, SpeechT5HifiGanConfig
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(16, 32), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=(16, 32), attention_head_dim=4, norm_num_groups=8,
-        class_embed_type="simple_projection", projection_class_embeddings_input_dim=16, class_embeddings_concat=True,
-    )
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32), in_channels=1, out_channels=1, latent_channels=4, layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=8,
-    )
-    torch.manual_seed(seed)
-    text_encoder = ClapTextModelWithProjection(ClapTextConfig(
-        bos_token_id=3, eos_token_id=1, hidden_size=16, intermediate_size=32, layer_norm_eps=1e-5,
-        num_attention_heads=2, num_hidden_layers=1, pad_token_id=0, vocab_size=1000, projection_dim=16,
-        max_position_embeddings=24,
-    ))
-    torch.manual_seed(seed)
-    vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
-        model_in_dim=8, sampling_rate=16000, upsample_initial_channel=16, upsample_rates=[2, 2],
-        upsample_kernel_sizes=[4, 4], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
-        normalize_before=False,
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False)
-    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "vocoder": vocoder, "scheduler": scheduler,
-            "tokenizer": build_tokenizer("RobertaTokenizer", 16, 1000)}

@@ -22,9 +22,18 @@ by :func:`setting_key`: model, shape, steps, guidance, batch, precision, device,
 weights and seed; the key starts every ``run_id``).
 
 Failures (out of memory, no GPU, a model too large for the GPU, a pipeline that cannot be
-built) print one clear line, are appended to the failures log next to the table
-(``<table>.failures.jsonl``; never as an energy row) and the runner goes on with the next
-setting. Ctrl-C stops the runner; what was appended stays.
+built; :data:`RECORDED_FAILURES`) print one clear line, are appended to the failures log next
+to the table (``<table>.failures.jsonl``, :mod:`profilers.energy.failures`; never as an energy
+row) and the runner goes on with the next setting. Their kind comes from their type
+(torch's out-of-memory error is mapped to :class:`~scaling.errors.DeviceOutOfMemoryError`
+where the work runs). A FLOP count in which attention dropped to zero
+(:class:`~scaling.errors.AttentionNotCountedError`) fails the setting: it is a bug, never a
+result. Any other error is a bug and propagates. Ctrl-C stops the runner; what was appended
+stays.
+
+The records (:class:`SettingRequest`, :class:`Protocol`, :class:`SettingOutcome`,
+:func:`setting_key`) live in :mod:`profilers.energy.protocol`, the meter factory
+(:func:`make_meter`) in :mod:`profilers.energy.meters`; all are re-exported here.
 
 Without a GPU the runner still runs, on the CPU; its energies come from RAPL where readable,
 else CodeCarbon's or a stated power model, and are marked as estimates wherever no meter
@@ -38,20 +47,32 @@ the CPU energy. The notes name every estimated field and the power it assumed.
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import os
 import secrets
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import InvalidSettingError, MeterError, NoGPUError, ScalingError
+from profilers.energy.devices import out_of_memory_as_error
+from profilers.energy.failures import failures_path, read_failures, record_failure
+from profilers.energy.meters import DEFAULT_CPU_POWER_W, METER_KINDS, check_meter_name, make_meter
+from profilers.energy.protocol import Protocol, SettingOutcome, SettingRequest, setting_key
+from profilers.energy.run_rows import RUNNER_SOURCE, base_row, call_rows
+from scaling.errors import (
+    AttentionNotCountedError,
+    DeviceOutOfMemoryError,
+    InvalidSettingError,
+    MeterError,
+    NoGPUError,
+    ProfilerError,
+    ScalingError,
+)
+from scaling.precision import UNQUANTISED_BYTE, UNQUANTISED_PRECISIONS, WEIGHT_BYTE
 
 __all__ = [
     "DEFAULT_CPU_POWER_W",
@@ -69,14 +90,12 @@ __all__ = [
     "setting_key",
 ]
 
-RUNNER_SOURCE = "scaling-runner"
-"""The ``source`` of every row this runner writes."""
 
-METER_KINDS = ("auto", "nvml", "estimate")
-
-#: CPU power assumed when nothing on the machine measures or models it (a typical desktop
-#: CPU package under load); pass ``cpu_power_w`` for your machine.
-DEFAULT_CPU_POWER_W = 65.0
+#: What :meth:`Runner.run` records as a failure of one setting, and goes on: the toolkit's own
+#: errors (out of memory, no GPU, a model too large, a meter that cannot measure ...), torch's
+#: runtime errors (a CUDA or cuDNN failure), files that cannot be read or written, and a
+#: package a pipeline needs that is not installed. Anything else is a bug and propagates.
+RECORDED_FAILURES = (ScalingError, RuntimeError, OSError, ImportError)
 
 
 class ModelTooLargeError(InvalidSettingError):
@@ -84,241 +103,23 @@ class ModelTooLargeError(InvalidSettingError):
 
 
 # --------------------------------------------------------------------------------------------
-# requests, protocol, outcomes
+# resume
 # --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SettingRequest:
-    """One setting to measure, as the user states it (unset fields: the model's defaults)."""
-
-    model: str
-    res: str | int | None = None
-    height: int | None = None
-    width: int | None = None
-    frames: int | None = None
-    seconds: float | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    cfg: bool | None = None
-    batch_size: int = 1
-    outputs_per_prompt: int = 1
-    precision: str | None = None
-
-    def setting(self, spec, precision: str, gpu: str | None):
-        from scaling.settings import make_setting
-
-        return make_setting(
-            spec, res=self.res, height=self.height, width=self.width, frames=self.frames, seconds=self.seconds,
-            steps=self.steps, guidance=self.guidance, cfg=self.cfg, batch_size=self.batch_size,
-            outputs_per_prompt=self.outputs_per_prompt, precision=precision, gpu=gpu,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How each setting is measured.
-
-    Attributes
-    ----------
-    repeats : int
-        Measured calls per setting (each appended as soon as it completes).
-    warmup : int
-        Calls before the measured ones, not recorded.
-    idle_s : float
-        Length of the idle-baseline window before the warm-up (0: skip). Only a measured GPU
-        gives an idle power; estimates do not.
-    subtract_idle : bool
-        Subtract ``idle_power_w x duration_s`` from the GPU energy of every row (flagged
-        ``idle_subtracted``; the raw figure goes into the notes).
-    seed : int
-        Repeat ``r`` uses seed ``seed + r`` and prompt ``r`` of the shipped set.
-    repeat_short : bool
-        Replay phases shorter than the meter's resolution in isolation.
-    country : str or None
-        ISO code for CodeCarbon (offline); None: no CodeCarbon.
-    cpu_power_w : float, optional
-        CPU power to assume where nothing measures it.
-    """
-
-    repeats: int = 3
-    warmup: int = 1
-    idle_s: float = 5.0
-    subtract_idle: bool = False
-    seed: int = 0
-    repeat_short: bool = True
-    country: str | None = "USA"
-    cpu_power_w: float | None = None
-
-    def check(self) -> "Protocol":
-        if not isinstance(self.repeats, int) or self.repeats < 1:
-            raise InvalidSettingError(f"`repeats` {self.repeats!r}: at least 1 measured call per setting")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise InvalidSettingError(f"`warmup` {self.warmup!r}: a whole number >= 0")
-        if not (isinstance(self.idle_s, (int, float)) and 0 <= self.idle_s <= 600):
-            raise InvalidSettingError(f"`idle_s` {self.idle_s!r}: seconds between 0 and 600")
-        if self.cpu_power_w is not None and not (isinstance(self.cpu_power_w, (int, float)) and self.cpu_power_w > 0):
-            raise InvalidSettingError(f"`cpu_power_w` {self.cpu_power_w!r}: watts > 0")
-        return self
-
-
-@dataclass
-class SettingOutcome:
-    """What happened to one setting."""
-
-    request: SettingRequest
-    status: str  # measured | skipped | failed | partial
-    key: str = ""
-    label: str = ""
-    calls: int = 0
-    rows: int = 0
-    seconds: float = 0.0
-    message: str = ""
-    failure_kind: str = ""
-    totals_j: list[float] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------
-# identities and files
-# --------------------------------------------------------------------------------------------
-
-def setting_key(spec, setting, *, device: str, gpu: str | None, weights: str, seed: int) -> str:
-    """A stable id of what is measured: ``<model key>-<10 hex>``; it starts every run_id."""
-    fields = {
-        "model": spec.id, "height": setting.height, "width": setting.width, "frames": setting.frames,
-        "audio_seconds": setting.audio_seconds, "steps": setting.steps, "guidance_scale": setting.guidance_scale,
-        "cfg": setting.cfg, "batch_size": setting.batch_size, "outputs_per_prompt": setting.outputs_per_prompt,
-        "precision": setting.precision, "device": device.split(":")[0], "gpu": gpu or "", "weights": weights,
-        "seed": seed,
-    }
-    digest = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return f"{spec.key}-{digest}"
-
-
-def failures_path(out: str | os.PathLike) -> Path:
-    """The failures log next to a runs table: ``runs.parquet`` -> ``runs.failures.jsonl``."""
-    p = Path(out)
-    name = p.name
-    for suffix in (".parquet", ".csv.gz", ".csv"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return p.with_name(name + ".failures.jsonl")
-
-
-def read_failures(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """The failures recorded next to a runs table (empty when none)."""
-    path = failures_path(out)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _record_failure(out: Path, record: dict[str, Any]) -> None:
-    path = failures_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, default=str) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:  # one write per line: appends do not interleave
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
 
 def _done_repeats(out: Path, key: str) -> set[int]:
+    """Repeats of setting ``key`` already in the table ``out`` (reads its key columns only)."""
     if not out.exists():
         return set()
-    from scaling.runs import read_runs
+    from scaling.runs import read_run_keys
 
-    df = read_runs(out)
+    df = read_run_keys(out, columns=("run_id", "phase", "repeat"))
     mine = df[(df["phase"] == "total") & df["run_id"].str.startswith(key + "/").fillna(False)]
     return {int(r) for r in mine["repeat"].dropna()}
 
 
 # --------------------------------------------------------------------------------------------
-# meters
-# --------------------------------------------------------------------------------------------
-
-def make_meter(kind: str | Any = "auto", *, device: str = "cpu", country: str | None = "USA",
-               cpu_power_w: float | None = None, gpu_tdp_w: float | None = None):
-    """The meter for ``device``.
-
-    ``auto``: on a GPU, NVML (estimates from the GPU's TDP, flagged, if NVML cannot read it)
-    plus RAPL / CodeCarbon for CPU and RAM; on the CPU, RAPL, else CodeCarbon (offline),
-    else ``cpu_power_w`` (default :data:`DEFAULT_CPU_POWER_W`) x time. ``nvml``: NVML or a
-    :class:`NoGPUError`. ``estimate``: time x the GPU's TDP (on a GPU) or x ``cpu_power_w``.
-    ``replay:PATH``: plays back a recorded GPU power trace (tests). A Meter object is
-    returned as is.
-    """
-    from profilers.energy import meters as M
-
-    if not isinstance(kind, str):
-        return kind
-    index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-    on_gpu = device.startswith("cuda")
-    if kind.startswith("replay:"):
-        return M.ReplayMeter(kind.split(":", 1)[1], loop=True)
-    if kind == "estimate":
-        if on_gpu:
-            if gpu_tdp_w is None:
-                raise MeterError("--meter estimate on a GPU needs its TDP: the GPU is not in the hardware "
-                                 "registry; pass --gpu-tdp-w")
-            return M.EstimateMeter(gpu_power_w=gpu_tdp_w, source="the GPU's TDP from the hardware registry")
-        return M.EstimateMeter(cpu_power_w=cpu_power_w or DEFAULT_CPU_POWER_W,
-                               source="--cpu-power-w" if cpu_power_w else f"the default CPU power ({DEFAULT_CPU_POWER_W:g} W)")
-    if kind not in ("auto", "nvml"):
-        raise MeterError(f"`meter` {kind!r} is unknown: use one of {', '.join(METER_KINDS)} or replay:TRACE.csv")
-    if on_gpu:
-        if kind == "nvml":
-            gpu = M.NvmlMeter([index])
-            cpu = _cpu_parts(country, cpu_power_w, required=False)
-            return M.CompositeMeter([gpu, *cpu[0]], notes=cpu[1])
-        return M.default_meter(gpu_indices=[index], country_iso_code=country, assume_power_w=cpu_power_w,
-                               gpu_tdp_w=gpu_tdp_w)
-    if kind == "nvml":
-        raise NoGPUError("--meter nvml measures a GPU, but the pipeline runs on the CPU (--device cpu); "
-                         "use --meter auto or estimate")
-    parts, notes = _cpu_parts(country, cpu_power_w, required=True)
-    return M.CompositeMeter(parts, notes=notes)
-
-
-def _cpu_parts(country, cpu_power_w, required: bool):
-    from profilers.energy import meters as M
-
-    parts, notes = [], []
-    try:
-        parts.append(M.RaplMeter())
-    except MeterError as e:
-        notes.append(f"RAPL not read: {str(e).split('; ')[0]}")
-    if cpu_power_w is not None and not parts:
-        parts.append(M.EstimateMeter(cpu_power_w=cpu_power_w, source="--cpu-power-w"))
-    if country is not None:
-        try:
-            parts.append(M.CodeCarbonMeter(country))
-        except MeterError as e:
-            notes.append(f"CodeCarbon not used: {str(e).split('; ')[0]}")
-    if required and not parts:
-        parts.append(M.EstimateMeter(cpu_power_w=DEFAULT_CPU_POWER_W,
-                                     source=f"the default CPU power ({DEFAULT_CPU_POWER_W:g} W); pass --cpu-power-w"))
-    return parts, notes
-
-
-# --------------------------------------------------------------------------------------------
 # the runner
 # --------------------------------------------------------------------------------------------
-
-def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            return True
-    except Exception:  # noqa: BLE001
-        pass
-    text = str(exc).lower()
-    return isinstance(exc, (RuntimeError, MemoryError)) and ("out of memory" in text or isinstance(exc, MemoryError))
-
 
 class Runner:
     """Measures settings one after the other into one runs table.
@@ -330,8 +131,9 @@ class Runner:
     device : str
         ``auto`` (a GPU when one is visible), ``cuda``, ``cuda:N`` or ``cpu``.
     meter : str or Meter
-        ``auto``, ``nvml``, ``estimate``, ``replay:TRACE.csv``, or a meter object (which the
-        caller closes).
+        ``auto``, ``nvml``, ``estimate``, ``replay:TRACE.csv`` (checked here, before any
+        work: :func:`~profilers.energy.meters.make_meter` makes it when the first setting
+        runs), or a meter object (which the caller closes).
     weights : path, optional
         A local diffusers folder; default: random weights from the registry configs.
     protocol : Protocol
@@ -354,7 +156,7 @@ class Runner:
         self.out = Path(out)
         self.also_done_in = [Path(p) for p in also_done_in]
         self.device_request = device
-        self.meter_kind = meter
+        self.meter_kind = check_meter_name(meter) if isinstance(meter, str) else meter
         self.weights = str(weights) if weights is not None else None
         self.protocol = (protocol or Protocol()).check()
         self.resume = resume
@@ -375,8 +177,8 @@ class Runner:
         if self._meter is not None and isinstance(self.meter_kind, str):  # close only what we opened
             try:
                 self._meter.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except MeterError as e:  # what was measured is appended already: say so, do not raise
+                self.echo(f"warning: {e}")
         self._meter = None
 
     def __enter__(self) -> "Runner":
@@ -388,7 +190,7 @@ class Runner:
     # -- environment ------------------------------------------------------------------------
     def _resolve_device(self) -> str:
         if self._device is None:
-            from profilers.energy.pipelines import resolve_device
+            from profilers.energy.devices import resolve_device
 
             self._device = resolve_device(self.device_request)
             if self._device.startswith("cuda"):
@@ -414,20 +216,16 @@ class Runner:
             device = self._resolve_device()
             gs = self._gpu_spec()
             self._meter = make_meter(self.meter_kind, device=device, country=self.protocol.country,
-                                     cpu_power_w=self.protocol.cpu_power_w, gpu_tdp_w=gs.tdp_w if gs else None)
+                                     cpu_power_w=self.protocol.cpu_power_w, gpu=gs.key if gs else None)
         return self._meter
 
     def _drop_pipeline(self) -> None:
         self._built = None
         self._built_key = None
         gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:  # noqa: BLE001
-            pass
+        torch = sys.modules.get("torch")  # never imported: nothing was built, nothing to free
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def _pipeline(self, spec, precision: str):
         from profilers.energy.pipelines import build_pipeline, tiny_pipeline
@@ -458,9 +256,9 @@ class Runner:
 
         try:
             params = sum(parameter_count(spec, name) for name in spec.components)
-        except Exception:  # noqa: BLE001 - the check is a courtesy; the build will tell
+        except (ProfilerError, ImportError):  # a component the meta build cannot make: the build will tell
             return
-        bytes_per = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}.get(precision, 2)
+        bytes_per = WEIGHT_BYTE[precision] if precision in UNQUANTISED_PRECISIONS else UNQUANTISED_BYTE
         need = params * bytes_per
         free, total = torch.cuda.mem_get_info(self._device)
         if need > free:
@@ -472,23 +270,20 @@ class Runner:
 
     # -- one setting ------------------------------------------------------------------------
     def run(self, request: SettingRequest) -> SettingOutcome:
-        """Measure one setting; failures are recorded and returned, never raised (except
-        Ctrl-C and errors in the arguments themselves)."""
+        """Measure one setting; its failures (:data:`RECORDED_FAILURES`) are recorded and
+        returned, not raised. Ctrl-C and any other error (a bug) propagate."""
         t0 = time.perf_counter()
         outcome = SettingOutcome(request=request, status="failed", label=_label(request))
         try:
             self._run(request, outcome)
-        except Exception as exc:  # noqa: BLE001 - recorded, and the sweep goes on (Ctrl-C is not caught)
+        except RECORDED_FAILURES as exc:  # recorded, and the sweep goes on
             self._fail(outcome, exc)
         outcome.seconds = time.perf_counter() - t0
         return outcome
 
     def _fail(self, outcome: SettingOutcome, exc: BaseException) -> None:
-        if _is_oom(exc):
-            kind = "out_of_memory"
-            where = self._gpu_name or self._device or "the device"
-            msg = (f"out of memory on {where} for {outcome.label}: try a smaller resolution, fewer frames or a "
-                   f"smaller batch, a lower precision, or a GPU with more memory ({str(exc).splitlines()[0][:200]})")
+        if isinstance(exc, DeviceOutOfMemoryError):
+            kind, msg = "out_of_memory", str(exc)
             self._drop_pipeline()
         elif isinstance(exc, NoGPUError):
             kind, msg = "no_gpu", str(exc)
@@ -513,9 +308,9 @@ class Runner:
             "message": msg,
             "calls_completed": outcome.calls,
         }
-        if not isinstance(exc, ScalingError) and not _is_oom(exc):
+        if not isinstance(exc, ScalingError):
             record["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
-        _record_failure(self.out, record)
+        record_failure(self.out, record)
         self.echo(f"FAILED {outcome.label}: {msg} (recorded in {failures_path(self.out)})")
 
     def _run(self, request: SettingRequest, outcome: SettingOutcome) -> None:
@@ -551,44 +346,53 @@ class Runner:
                 outcome.message = f"already measured ({len(done)} repeats in {self.out})"
                 self.echo(f"skip {outcome.label}: {outcome.message}")
                 return
-        built = self._pipeline(spec, precision)
-        meter = self._get_meter()
-        flops, flop_error = self._flops(built, setting)
-        idle_w, idle_note = self._idle(meter)
-        self._warmup(built, setting)
-        for r in todo:
-            self._measure_call(built, setting, meter, key, r, flops, flop_error, idle_w, idle_note, outcome)
+        with out_of_memory_as_error(self._gpu_name or device, outcome.label):  # torch's OOM, by its type
+            built = self._pipeline(spec, precision)
+            meter = self._get_meter()
+            flops, flop_error = self._flops(built, setting)
+            idle_w, idle_note = self._idle(meter)
+            self._warmup(built, setting)
+            for r in todo:
+                self._measure_call(built, setting, meter, key, r, flops, flop_error, idle_w, idle_note, outcome)
         outcome.status = "measured"
 
     # -- protocol steps ---------------------------------------------------------------------
     def _flops(self, built, setting) -> tuple[dict[str, float], str | None]:
         """FLOP per phase: the registry profile (closed form, else traced on the meta
         device); tiny pipelines, and local ones the profile cannot read on a CPU, are
-        counted on one real call."""
+        counted on one real call.
+
+        A profile that cannot be made leaves the FLOPs empty with the reason in ``flop_error``
+        (FLOPs are optional on a measured row): no closed-form table; for the traced one, no
+        input builder, a package missing, an op the meta device lacks, or a model that refuses
+        the shapes the registry guesses (a local folder: its own shape checks raise ValueError
+        or RuntimeError). A count in which attention dropped to zero raises: it is a bug, never
+        a result. The real call's errors are the pipeline's own, and raise as they would in the
+        measured calls."""
         errors = []
         if built.spec.family != "tiny":
             from profilers.flops.profile import profile
 
+            cannot = {"closed-form": ProfilerError,
+                      "traced": (ProfilerError, ImportError, NotImplementedError, ValueError, RuntimeError)}
             for method in ("closed-form", "traced"):
                 try:
                     return profile(setting, method=method, spec=built.spec).by_role(), None
-                except Exception as exc:  # noqa: BLE001 - FLOPs are optional on a measured row
+                except AttentionNotCountedError:
+                    raise
+                except cannot[method] as exc:
                     errors.append(f"{method}: {type(exc).__name__}: {str(exc)[:150]}")
             if built.device.startswith("cuda"):
                 return {}, "no FLOP profile: " + "; ".join(errors)
         from profilers.energy.phases import count_phase_flops
         from profilers.energy.pipelines import call_kwargs, load_prompts
 
-        try:
-            kw = call_kwargs(built, setting, _prompts(load_prompts(setting.modality), 0, setting.batch_size),
-                             self.protocol.seed)
-            return _quiet(count_phase_flops, built.pipe, built.roles, built.pipe, **kw), None
-        except Exception as exc:  # noqa: BLE001
-            errors.append(f"counted: {type(exc).__name__}: {str(exc)[:150]}")
-            return {}, "no FLOP count: " + "; ".join(errors)
+        kw = call_kwargs(built, setting, _prompts(load_prompts(setting.modality), 0, setting.batch_size),
+                         self.protocol.seed)
+        return _quiet(count_phase_flops, built.pipe, built.roles, built.pipe, **kw), None
 
     def _idle(self, meter) -> tuple[float | None, str]:
-        from profilers.energy.pipelines import sync_device
+        from profilers.energy.devices import sync_device
 
         if self.protocol.idle_s <= 0:
             return None, "idle baseline skipped"
@@ -638,24 +442,8 @@ class Runner:
         context = f"prompt #{','.join(map(str, prompt_idx))}; seed {self.protocol.seed + repeat}; {idle_note}; " \
                   f"device {built.device}" + (f" ({self._gpu_name})" if self._gpu_name else "") + \
                   f"; weights {built.weights}" + "".join(f"; {n}" for n in built.notes)
-        table = []
-        for row in rows:
-            full = {**base, **row}
-            flags = [f for f in (row.get("flags") or "").split(";") if f]
-            if not built.device.startswith("cuda"):
-                flags.append("cpu_only")
-            if self.protocol.subtract_idle and idle_w is not None and full.get("energy_gpu_j") and full.get("duration_s"):
-                raw = full["energy_gpu_j"]
-                net = raw - idle_w * full["duration_s"]
-                if net > 0:
-                    full["energy_gpu_j"] = net
-                    flags.append("idle_subtracted")
-                    row["notes"] = f"GPU energy net of idle ({raw:.4g} J raw - {idle_w:.1f} W x {full['duration_s']:.4g} s); " + row["notes"]
-                else:
-                    row["notes"] = "idle not subtracted: it would leave <= 0 J; " + row["notes"]
-            full["flags"] = ";".join(dict.fromkeys(flags))
-            full["notes"] = "; ".join(x for x in (row["notes"], context) if x)
-            table.append(full)
+        table = call_rows(rows, base, context=context, cpu_only=not built.device.startswith("cuda"),
+                          idle_power_w=idle_w if self.protocol.subtract_idle else None)
         append_runs(pd.DataFrame(table), self.out)
         self._calls += 1
         outcome.calls += 1
@@ -669,38 +457,10 @@ class Runner:
             self.after_call(outcome, self._calls)
 
     def _base_row(self, built, setting, key, repeat, started, flops, flop_error, idle_w) -> dict[str, Any]:
-        spec = built.spec
         gs = self._gpu_spec()
-        registered = spec.family != "tiny" and not spec.key.startswith("local:")
-        row = {
-            "run_id": f"{key}/{self.session}-r{repeat}",
-            "timestamp": started,
-            "source": RUNNER_SOURCE,
-            "model": spec.id,
-            "model_key": spec.key if registered else None,
-            "modality": setting.modality,
-            "gpu": self._gpu_name,
-            "gpu_key": gs.key if gs else None,
-            "gpu_count": 1,
-            "precision": setting.precision,
-            "height": setting.height,
-            "width": setting.width,
-            "frames": setting.frames,
-            "fps": spec.defaults.get("fps") if setting.modality == "video" else None,
-            "audio_seconds": setting.audio_seconds,
-            "steps": setting.steps,
-            "guidance_scale": setting.guidance_scale,
-            "cfg": setting.cfg,
-            "batch_size": setting.n_outputs,
-            "idle_power_w": idle_w,
-            "n_repeats": 1,
-            "repeat": repeat,
-            "warmup": self.protocol.warmup,
-            "flop_error": flop_error if not flops else None,
-        }
-        for role in ("text_encoder", "denoiser", "decoder", "vocoder"):
-            row[f"flop_{role}"] = flops.get(role) if flops else None
-        return row
+        return base_row(built, setting, run_id=f"{key}/{self.session}-r{repeat}", started=started, repeat=repeat,
+                        gpu=self._gpu_name, gpu_key=gs.key if gs else None, warmup=self.protocol.warmup,
+                        flops=flops, flop_error=flop_error, idle_power_w=idle_w)
 
 
 def _label(request: SettingRequest, setting=None, spec=None) -> str:
@@ -720,10 +480,9 @@ def _prompts(prompts, start: int, n: int) -> list[str]:
 
 
 def _quiet(fn, *args, **kwargs):
-    """Run ``fn`` with diffusers' and transformers' chatter (truncation notices,
-    deprecations) silenced."""
-    import warnings
-
+    """Run ``fn`` with diffusers' and transformers' chatter silenced: their log messages
+    (truncation notices) below errors, and their deprecation warnings (``FutureWarning``,
+    ``DeprecationWarning``). Any other warning is shown."""
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
@@ -732,7 +491,8 @@ def _quiet(fn, *args, **kwargs):
     tlog.set_verbosity_error()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             return fn(*args, **kwargs)
     finally:
         dlog.set_verbosity(levels[0])

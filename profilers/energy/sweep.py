@@ -50,8 +50,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import ScalingError, WorkloadError
+from scaling.errors import ScalingError, UnknownMeterError, WorkloadError
 
+from .failures import record_failure
+from .meters import check_meter_name
 from .runner import Protocol, Runner, SettingOutcome, SettingRequest, failures_path
 
 __all__ = [
@@ -81,6 +83,9 @@ class Sweep:
     weights: str | None = None
     protocol: Protocol = field(default_factory=Protocol)
     source: str = "sweep"
+
+    def __post_init__(self) -> None:
+        check_meter_name(self.meter)  # before any setting runs, here or in a job
 
 
 @dataclass
@@ -171,8 +176,13 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     out = doc.get("out")
     if out is not None:
         out = Path(out) if Path(out).is_absolute() else p.parent / out
+    meter = str(doc.get("meter") or "auto")
+    try:
+        check_meter_name(meter)
+    except UnknownMeterError as exc:
+        raise WorkloadError(f"{p}: {exc}") from exc
     return Sweep(settings=settings, out=out, device=str(doc.get("device") or "auto"),
-                 meter=str(doc.get("meter") or "auto"), weights=doc.get("weights"), protocol=protocol, source=str(p))
+                 meter=meter, weights=doc.get("weights"), protocol=protocol, source=str(p))
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,8 +317,17 @@ def _chunks(settings: Sequence[SettingRequest], per_job: int) -> list[list[Setti
     return out
 
 
+def _dead_job_errors() -> tuple[type[Exception], ...]:
+    """What submitit raises for a job that raised (``FailedJobError``) or never finished
+    (``UncompletedJobError``: killed, timed out, preempted)."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    return (FailedJobError, UncompletedJobError)
+
+
 def _run_submitit(sweep, table, executor, resume, progress, echo, per_job, slurm, logs, poll_s):
     say = echo or (lambda s: print(s, file=sys.stderr))
+    dead_job = _dead_job_errors()
     merged = merge_shards(table)  # leftovers of an earlier sweep whose merge never ran
     if merged:
         say(f"merged {merged} rows left in {shards_dir(table)} by an earlier sweep")
@@ -339,7 +358,7 @@ def _run_submitit(sweep, table, executor, resume, progress, echo, per_job, slurm
                     continue
                 try:
                     result = job.result()
-                except Exception as exc:  # noqa: BLE001 - a dead job: its settings are failures
+                except dead_job as exc:  # a job that raised or never finished: its settings are failures
                     result = [_job_failure(req, exc, table) for req in chunk]
                 for o in result:
                     outcomes.append(o)
@@ -360,9 +379,7 @@ def _job_failure(req: SettingRequest, exc: BaseException, table: Path) -> Settin
     msg = f"the job died: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}"
     rec = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request": req.to_dict(),
            "kind": "job_failed", "message": msg}
-    from .runner import _record_failure
-
-    _record_failure(table, rec)
+    record_failure(table, rec)
     return SettingOutcome(request=req, status="failed", message=msg, failure_kind="job_failed")
 
 
@@ -375,7 +392,7 @@ def merge_shards(table: str | os.PathLike, shards: Sequence[Path] | None = None)
     """
     import pandas as pd
 
-    from scaling.runs import append_runs, read_runs
+    from scaling.runs import append_runs, read_run_keys, read_runs, remove_runs
 
     table = Path(table)
     sdir = shards_dir(table)
@@ -397,7 +414,7 @@ def merge_shards(table: str | os.PathLike, shards: Sequence[Path] | None = None)
         except ScalingError:
             continue  # being written right now, or empty: next time
         if table.exists():
-            have = read_runs(table)[["run_id", "phase", "repeat"]]
+            have = read_run_keys(table)
             key = pd.MultiIndex.from_frame(have.astype({"repeat": "float64"}).fillna({"repeat": -1}))
             mine = pd.MultiIndex.from_frame(rows[["run_id", "phase", "repeat"]].astype({"repeat": "float64"})
                                             .fillna({"repeat": -1}))
@@ -409,10 +426,7 @@ def merge_shards(table: str | os.PathLike, shards: Sequence[Path] | None = None)
             with open(failures_path(table), "a", encoding="utf-8") as fh:
                 fh.write(fails.read_text(encoding="utf-8"))
             fails.unlink()
-        shard.unlink()
-        lock = shard.with_name(shard.name + ".lock")
-        if lock.exists():
-            lock.unlink()
+        remove_runs(shard)  # its base file, appended parts and lock
     if sdir.is_dir() and not any(sdir.iterdir()):
         sdir.rmdir()
     return added

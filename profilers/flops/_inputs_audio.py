@@ -7,7 +7,7 @@ What each builder feeds is what the pipeline feeds (see ``scaling/shapes/_audio.
 - the ``UNet2DConditionModel`` of AudioLDM / MusicLDM with the CLAP embedding as
   ``class_labels`` and ``encoder_hidden_states=None``, and Tango's with T5 cross-attention: the
   class is shared with the image pipelines (``_inputs_image.py`` owns its builder), so the audio
-  families run it through a thin wrapper (:class:`AudioUNet`, registered with ``composer``)
+  families run it through a thin wrapper (:class:`AudioUNet`, their entry in ``COMPOSERS``)
   that has its own builder;
 - AudioLDM 2: the projection model, GPT-2 (prefill, then one-token steps over a KV cache built
   by an uncounted prefill of the cache length) and the two-stream UNet;
@@ -20,8 +20,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-
-from profilers.flops.traced import build_component, builder, composer
 
 
 @contextmanager
@@ -44,9 +42,8 @@ def _no_padding_mask_checks(module: torch.nn.Module):
             del text_model.warn_if_padding_and_no_attention_mask
 
 
-# Registered here (after traced.py's generic text-encoder builder, so this one wins): only the
-# audio pipelines use CLAP.
-@builder("ClapTextModelWithProjection")
+# Only the audio pipelines use CLAP, so its text tower's builder lives here (not among
+# traced.py's shared text-encoder builders).
 def clap_text_with_projection(spec, call, module):
     """AudioLDM: ``text_encoder(ids).text_embeds`` (text tower + 512-d projection)."""
     def run(input_ids):
@@ -55,7 +52,6 @@ def clap_text_with_projection(spec, call, module):
     return run, {"input_ids": torch.zeros(1, call.dims["T"], dtype=torch.long)}
 
 
-@builder("ClapModel")
 def clap_text_features(spec, call, module):
     """MusicLDM / AudioLDM 2: ``text_encoder.get_text_features(ids)`` (the audio tower does not run)."""
     def run(input_ids):
@@ -75,15 +71,10 @@ class AudioUNet(torch.nn.Module):
         return self.unet(**kwargs)
 
 
-def _wrap_unet(spec):
-    return AudioUNet(build_component(spec, "unet"))
+def _wrap_unet(component):
+    return AudioUNet(component("unet"))
 
 
-for _family in ("audioldm", "musicldm", "tango"):
-    composer(_family, "unet")(_wrap_unet)
-
-
-@builder("AudioUNet")
 def audio_unet(spec, call, module):
     unet = module.unet
     cfg = unet.config
@@ -101,7 +92,6 @@ def audio_unet(spec, call, module):
     return unet, kwargs
 
 
-@builder("AudioLDM2UNet2DConditionModel")
 def audioldm2_unet(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -117,7 +107,6 @@ def audioldm2_unet(spec, call, module):
     }
 
 
-@builder("AudioLDM2ProjectionModel")
 def audioldm2_projection(spec, call, module):
     cfg = module.config
     L = call.dims["L"]
@@ -129,7 +118,6 @@ def audioldm2_projection(spec, call, module):
     }
 
 
-@builder("GPT2Model")
 def gpt2(spec, call, module):
     """``language_model(inputs_embeds=..., past_key_values=..., output_hidden_states=True)`` as in
     ``AudioLDM2Pipeline.generate_language_model``: the prefill on all ``L`` projected tokens, then
@@ -145,12 +133,10 @@ def gpt2(spec, call, module):
                     "output_hidden_states": True, "return_dict": True}
 
 
-@builder("SpeechT5HifiGan")
 def hifigan(spec, call, module):
     return module, {"spectrogram": torch.empty(1, call.dims["M"], call.dims["bins"])}
 
 
-@builder("StableAudioDiTModel")
 def stable_audio_dit(spec, call, module):
     from diffusers.models.embeddings import get_1d_rotary_pos_embed
 
@@ -169,7 +155,6 @@ def stable_audio_dit(spec, call, module):
     }
 
 
-@builder("StableAudioProjectionModel")
 def stable_audio_projection(spec, call, module):
     """Two calls in the pipeline: ``encode_prompt`` (text: an identity when the dims match) and
     ``encode_duration`` (start / end seconds -> number embeddings)."""
@@ -181,7 +166,28 @@ def stable_audio_projection(spec, call, module):
                  "start_seconds": torch.empty(1), "end_seconds": torch.empty(1)}
 
 
-@builder("AutoencoderOobleck")
 def oobleck(spec, call, module):
     z = torch.empty(1, module.config.decoder_input_channels, call.dims["f"])
     return module.decode, {"z": z, "return_dict": False}
+
+
+BUILDERS = {
+    "ClapTextModelWithProjection": clap_text_with_projection,
+    "ClapModel": clap_text_features,
+    "AudioUNet": audio_unet,
+    "AudioLDM2UNet2DConditionModel": audioldm2_unet,
+    "AudioLDM2ProjectionModel": audioldm2_projection,
+    "GPT2Model": gpt2,
+    "SpeechT5HifiGan": hifigan,
+    "StableAudioDiTModel": stable_audio_dit,
+    "StableAudioProjectionModel": stable_audio_projection,
+    "AutoencoderOobleck": oobleck,
+}
+"""Component class name -> input builder (combined with the others in ``traced.BUILDERS``)."""
+
+COMPOSERS = {
+    ("audioldm", "unet"): _wrap_unet,
+    ("musicldm", "unet"): _wrap_unet,
+    ("tango", "unet"): _wrap_unet,
+}
+"""(family, component) -> the module the family really runs for that component."""

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from profilers.flops.traced import builder
 
-
-@builder("UNet2DConditionModel")
 def unet_2d(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -29,7 +26,6 @@ def unet_2d(spec, call, module):
     return module, kwargs
 
 
-@builder("SD3Transformer2DModel")
 def sd3_transformer(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -42,7 +38,6 @@ def sd3_transformer(spec, call, module):
     }
 
 
-@builder("FluxTransformer2DModel")
 def flux_transformer(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -61,7 +56,6 @@ def flux_transformer(spec, call, module):
     return module, kwargs
 
 
-@builder("QwenImageTransformer2DModel")
 def qwen_transformer(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -76,7 +70,6 @@ def qwen_transformer(spec, call, module):
     }
 
 
-@builder("PixArtTransformer2DModel")
 def pixart_transformer(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -89,15 +82,25 @@ def pixart_transformer(spec, call, module):
     }
 
 
-@builder("Qwen2_5_VLForConditionalGeneration")
 def qwen_vl_text(spec, call, module):
     # QwenImagePipeline: text_encoder(input_ids, attention_mask, output_hidden_states=True);
     # text only, so the vision tower does not run; the lm_head runs on every position.
     return module, {"input_ids": torch.zeros(1, call.dims["T"], dtype=torch.long), "output_hidden_states": True}
 
 
-@builder("AutoencoderKLQwenImage")
 def qwen_vae(spec, call, module):
     d = call.dims
     z = torch.empty(1, module.config.z_dim, d.get("f", 1), d["h"], d["w"])
     return module.decode, {"z": z, "return_dict": False}
+
+
+BUILDERS = {
+    "UNet2DConditionModel": unet_2d,
+    "SD3Transformer2DModel": sd3_transformer,
+    "FluxTransformer2DModel": flux_transformer,
+    "QwenImageTransformer2DModel": qwen_transformer,
+    "PixArtTransformer2DModel": pixart_transformer,
+    "Qwen2_5_VLForConditionalGeneration": qwen_vl_text,
+    "AutoencoderKLQwenImage": qwen_vae,
+}
+"""Component class name -> input builder (combined with the others in ``traced.BUILDERS``)."""

@@ -1,7 +1,9 @@
 """Input builders of the video components (one sample, one call, meta tensors).
 
 Each builder mirrors the arguments the diffusers pipeline passes (diffusers 0.42.1); the
-shapes come from ``ComponentCall.dims`` (``scaling/shapes/_video.py``).
+shapes come from ``ComponentCall.dims`` (``scaling/shapes/_video.py``). Where a family runs a
+module made of its components (Mochi's decode, AnimateDiff's motion UNet and frame decoder), a
+composer builds it from ``component(name)``, the component built on the meta device.
 """
 
 from __future__ import annotations
@@ -10,10 +12,7 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-from profilers.flops.traced import build_component, builder, composer
 
-
-@builder("WanTransformer3DModel")
 def wan_transformer(spec, call, module):
     d = call.dims
     cfg = module.config
@@ -25,7 +24,6 @@ def wan_transformer(spec, call, module):
     }
 
 
-@builder("AutoencoderKLWan")
 def wan_vae(spec, call, module):
     d = call.dims
     z = torch.empty(1, module.config.z_dim, d["f"], d["h"], d["w"])
@@ -34,7 +32,6 @@ def wan_vae(spec, call, module):
 
 # -- CogVideoX --------------------------------------------------------------------------------
 
-@builder("CogVideoXTransformer3DModel")
 def cogvideox_transformer(spec, call, module):
     """``hidden_states`` is (B, frames, C, h, w); CogVideoX-5b gets its 3-D rotary embeddings
     from the pipeline (``_prepare_rotary_positional_embeddings``): cos and sin of shape
@@ -54,7 +51,6 @@ def cogvideox_transformer(spec, call, module):
     return module, kwargs
 
 
-@builder("AutoencoderKLCogVideoX")
 def cogvideox_vae(spec, call, module):
     """``vae.decode`` runs the real ``_decode`` loop over latent-frame chunks."""
     d = call.dims
@@ -64,7 +60,6 @@ def cogvideox_vae(spec, call, module):
 
 # -- LTX-Video --------------------------------------------------------------------------------
 
-@builder("LTXVideoTransformer3DModel")
 def ltx_transformer(spec, call, module):
     """Packed tokens (B, f*h*w, C) with the latent grid and RoPE interpolation scale
     ``(vae_temporal / frame_rate, vae_spatial, vae_spatial)`` as LTXPipeline passes them."""
@@ -86,7 +81,6 @@ def ltx_transformer(spec, call, module):
     }
 
 
-@builder("AutoencoderKLLTXVideo")
 def ltx_vae(spec, call, module):
     """Whole-clip decode; ``temb`` (the decode timestep) only when the VAE is timestep-conditioned."""
     d = call.dims
@@ -128,7 +122,6 @@ def _mochi_meta_ops():
         torch.nonzero, torch.autocast = real_nonzero, real_autocast
 
 
-@builder("MochiTransformer3DModel")
 def mochi_transformer(spec, call, module):
     """All ``T`` prompt tokens valid (mask of ones): see ``scaling/shapes/_video.py``."""
     d = call.dims
@@ -161,12 +154,10 @@ class MochiVAEDecode(torch.nn.Module):
         return self._vae[0].decode(z, return_dict=False)[0]
 
 
-@composer("mochi", "vae")
-def mochi_vae_module(spec):
-    return MochiVAEDecode(build_component(spec, "vae"))
+def mochi_vae_module(component):
+    return MochiVAEDecode(component("vae"))
 
 
-@builder("MochiVAEDecode")
 def mochi_vae(spec, call, module):
     d = call.dims
     z = torch.empty(1, module._vae[0].config.latent_channels, d["f"], d["h"], d["w"])
@@ -175,7 +166,6 @@ def mochi_vae(spec, call, module):
 
 # -- HunyuanVideo -----------------------------------------------------------------------------
 
-@builder("HunyuanVideoTransformer3DModel")
 def hunyuan_transformer(spec, call, module):
     """Llama embeddings (256 tokens after the template crop) with their mask, the CLIP pooled
     embedding, and the guidance embedding (``guidance_scale * 1000``)."""
@@ -194,7 +184,6 @@ def hunyuan_transformer(spec, call, module):
     return module, kwargs
 
 
-@builder("AutoencoderKLHunyuanVideo")
 def hunyuan_vae(spec, call, module):
     """``vae.decode`` with the default settings: framewise (temporal-tile) decoding on,
     spatial tiling off."""
@@ -205,18 +194,14 @@ def hunyuan_vae(spec, call, module):
 
 # -- AnimateDiff ------------------------------------------------------------------------------
 
-@composer("animatediff", "unet")
-def animatediff_unet(spec):
+def animatediff_unet(component):
     """What AnimateDiffPipeline.__init__ runs: ``UNetMotionModel.from_unet2d(unet, motion_adapter)``
     (built without copying weights: the architecture is the same, the weights are on meta)."""
     from diffusers import UNetMotionModel
 
-    unet = build_component(spec, "unet")
-    adapter = build_component(spec, "motion_adapter")
-    return UNetMotionModel.from_unet2d(unet, adapter, load_weights=False)
+    return UNetMotionModel.from_unet2d(component("unet"), component("motion_adapter"), load_weights=False)
 
 
-@builder("UNetMotionModel")
 def animatediff_unet_inputs(spec, call, module):
     """``sample`` (B, C, frames, h, w); the prompt embeddings repeated once per frame
     (``prompt_embeds.repeat_interleave(num_frames)`` in the pipeline)."""
@@ -247,12 +232,34 @@ class AnimateDiffFrameDecoder(torch.nn.Module):
         return torch.cat(out)
 
 
-@composer("animatediff", "vae")
-def animatediff_vae(spec):
-    return AnimateDiffFrameDecoder(build_component(spec, "vae"))
+def animatediff_vae(component):
+    return AnimateDiffFrameDecoder(component("vae"))
 
 
-@builder("AnimateDiffFrameDecoder")
 def animatediff_vae_inputs(spec, call, module):
     d = call.dims
     return module, {"latents": torch.empty(1, module.vae.config.latent_channels, d["f"], d["h"], d["w"])}
+
+
+BUILDERS = {
+    "WanTransformer3DModel": wan_transformer,
+    "AutoencoderKLWan": wan_vae,
+    "CogVideoXTransformer3DModel": cogvideox_transformer,
+    "AutoencoderKLCogVideoX": cogvideox_vae,
+    "LTXVideoTransformer3DModel": ltx_transformer,
+    "AutoencoderKLLTXVideo": ltx_vae,
+    "MochiTransformer3DModel": mochi_transformer,
+    "MochiVAEDecode": mochi_vae,
+    "HunyuanVideoTransformer3DModel": hunyuan_transformer,
+    "AutoencoderKLHunyuanVideo": hunyuan_vae,
+    "UNetMotionModel": animatediff_unet_inputs,
+    "AnimateDiffFrameDecoder": animatediff_vae_inputs,
+}
+"""Component class name -> input builder (combined with the others in ``traced.BUILDERS``)."""
+
+COMPOSERS = {
+    ("mochi", "vae"): mochi_vae_module,
+    ("animatediff", "unet"): animatediff_unet,
+    ("animatediff", "vae"): animatediff_vae,
+}
+"""(family, component) -> the module the family really runs for that component."""

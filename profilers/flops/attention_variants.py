@@ -45,13 +45,15 @@ reproduces the literal reading.
 The site tables (``scaling/_registry/attention_sites/<key>.json``) are built once with torch by
 ``python -m profilers.flops.build_attention_sites``: per attention module, its path, block, kind,
 heads x head_dim, token grid and FLOP polynomial in the component's level feature.
+``profilers.flops.profile`` applies the variants to a profile: closed-form profiles with
+:func:`apply_variant` (this module), traced ones with ``build_attention_sites.trace_variant``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any, Mapping
@@ -367,36 +369,3 @@ def variants_for(prof_components, attention, model_id: str = "") -> dict[str, At
         for t in targets:
             out[t] = v
     return out
-
-
-def apply_to_profile(prof, attention, spec=None):
-    """A FlopProfile with the attention variants applied (what ``profile(..., attention=)`` returns).
-
-    Closed-form profiles use the site tables (no torch); traced profiles trace the call again
-    with the chosen sites patched to run the variant (``build_attention_sites.trace_variant``).
-    For the lead's ``predict``: ``apply_to_profile(profile(setting, spec=spec), "litefocus:r=0.1")``."""
-    from scaling.registry import resolve_model
-    from scaling.shapes import component_calls
-
-    if not attention:
-        return prof
-    spec = spec or resolve_model(prof.setting.model)
-    chosen = variants_for(prof.components, attention, spec.id)
-    for comp in chosen:
-        component_sites(spec, comp)  # InvalidSettingError naming the component if it has no sites
-    calls = {c.key: c for c in component_calls(spec, prof.setting)}
-    new = []
-    for c in prof.components:
-        v = chosen.get(c.component)
-        if v is None or v.kind == "full":
-            new.append(c)
-            continue
-        call = calls[f"{c.component}:{c.label}" if c.label else c.component]
-        if prof.method == "traced":
-            from profilers.flops.build_attention_sites import trace_variant
-
-            flops = trace_variant(spec, call, v)
-        else:
-            flops = apply_variant(c.per_sample_call_flop, v, call.features, model=spec, component=c.component)
-        new.append(replace(c, per_sample_call_flop=flops))
-    return replace(prof, components=tuple(new), attention={k: str(v) for k, v in chosen.items()})

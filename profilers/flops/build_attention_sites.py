@@ -108,7 +108,7 @@ def _leaf_attention(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]
 
 def _runner(spec: ModelSpec, call: ComponentCall):
     module = traced._module_for(spec, call)
-    build = traced._BUILDERS[type(module).__name__]
+    build = traced.BUILDERS[type(module).__name__]
     with torch.device("meta"):
         fn, kwargs = build(spec, call, module)
     inner = module.unet if hasattr(module, "unet") and type(module).__name__ == "AudioUNet" else module

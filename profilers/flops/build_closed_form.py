@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from profilers.flops.closed_form import OP_CLASSES
+from profilers.flops.profile import OP_CLASSES
 from scaling.registry import ModelSpec, list_models, resolve_model
 from scaling.settings import GenerationSetting, make_setting
 from scaling.shapes import ComponentCall, component_calls

@@ -18,7 +18,7 @@ Weights (``weights_byte``)
 
     The split (linear weights, their rows, the rest) is recorded per component in the memory
     table; without one, every parameter is counted at the precision's bytes (a lower bound for the
-    quantised precisions).
+    quantised precisions). The byte figures are :mod:`scaling.precision`'s tables.
 
 Activations (``activation_byte``, an ESTIMATE)
     the peak of the live activation tensors of ONE call in eager PyTorch inference, traced once
@@ -52,21 +52,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from profilers.flops.build_closed_form import design_settings
+from profilers.flops.profile import parameter_counts
 from scaling.errors import ProfilerError
+from scaling.hardware import resolve_gpu
+from scaling.precision import (
+    ACTIVATION_BYTE,
+    ROW_SCALE_BYTE,
+    UNQUANTISED_BYTE,
+    UNQUANTISED_PRECISIONS,
+    WEIGHT_BYTE,
+    normalize_precision,
+)
+from scaling.registry import list_models, resolve_model
+from scaling.shapes import component_calls
 
 GiB = 2 ** 30
 RUNTIME_OVERHEAD_BYTE = 1 * GiB
-ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 2, "int8": 2, "nf4": 2, "fp4": 2}
-"""Bytes per activation element: weight-only quantisation (int8, nf4, fp4) computes in bf16; fp8
-is counted at 2 B too (dynamic fp8 activation quantisation would halve only the GEMM inputs)."""
-WEIGHT_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "nf4": 0.5, "fp4": 0.5}
-"""Bytes per quantised (linear) weight, scales excluded."""
-BLOCK_SCALE_BYTES = {"nf4": 4.0 / 64, "fp4": 4.0 / 64}
-"""bitsandbytes 4-bit: one fp32 absmax per block of 64 weights."""
-ROW_SCALE_BYTES = {"fp8": 4.0, "int8": 4.0}
-"""fp8 / int8: one fp32 scale per output row of each linear layer."""
-UNQUANTISED_BYTES = 2.0
-"""Parameters the quantisation back-ends leave alone (convolutions, norms, embeddings): bf16."""
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -78,8 +80,6 @@ def _memory_table(key: str) -> dict[str, Any] | None:
 
 
 def _params(spec) -> dict[str, int]:
-    from profilers.flops.closed_form import parameter_counts
-
     try:
         return parameter_counts(spec)
     except ProfilerError:
@@ -87,17 +87,24 @@ def _params(spec) -> dict[str, int]:
 
 
 def weights_byte(params: int, precision: str, linear_params: int | None = None, linear_rows: int = 0) -> float:
-    """Bytes of ``params`` parameters at ``precision`` (see the module docstring for the rule)."""
-    if precision not in WEIGHT_BYTES:
-        raise ValueError(f"precision {precision!r}: use one of {', '.join(WEIGHT_BYTES)}")
-    b = WEIGHT_BYTES[precision]
-    if precision in ("fp32", "tf32", "bf16", "fp16"):
+    """Bytes of ``params`` parameters at ``precision`` (see the module docstring for the rule).
+
+    The bytes per weight, per block and row scale, and of the parameters left unquantised are
+    :mod:`scaling.precision`'s :data:`~scaling.precision.WEIGHT_BYTE` (block scales included),
+    :data:`~scaling.precision.ROW_SCALE_BYTE` and :data:`~scaling.precision.UNQUANTISED_BYTE`.
+
+    Raises
+    ------
+    InvalidSettingError
+        If ``precision`` is not a known precision.
+    """
+    precision = normalize_precision(precision)
+    b = WEIGHT_BYTE[precision]
+    if precision in UNQUANTISED_PRECISIONS or linear_params is None:
+        # unquantised, or no split recorded: every parameter at the precision's width
         return params * b
-    if linear_params is None:  # no split recorded: every parameter at the quantised width
-        return params * (b + BLOCK_SCALE_BYTES.get(precision, 0.0))
-    quantised = linear_params * (b + BLOCK_SCALE_BYTES.get(precision, 0.0)) + linear_rows * ROW_SCALE_BYTES.get(
-        precision, 0.0)
-    return quantised + (params - linear_params) * UNQUANTISED_BYTES
+    quantised = linear_params * b + linear_rows * ROW_SCALE_BYTE.get(precision, 0.0)
+    return quantised + (params - linear_params) * UNQUANTISED_BYTE
 
 
 def _eval_activation(entry: Mapping[str, Any], features: Mapping[str, float]) -> float:
@@ -190,15 +197,12 @@ class MemoryProfile:
 
 def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
     """Weights and activation estimate per component of one generation at ``setting``."""
-    from scaling.registry import resolve_model
-    from scaling.shapes import component_calls
-
     spec = spec or resolve_model(setting.model)
     precision = setting.precision
     params = _params(spec)
     mem = _memory_table(spec.architecture_key) or {}
     mcomps = mem.get("components", {})
-    act_b = ACTIVATION_BYTES[precision]
+    act_b = ACTIVATION_BYTE[precision]
     per_comp: dict[str, dict[str, Any]] = {}
     notes = []
     for call in component_calls(spec, setting):
@@ -225,8 +229,6 @@ def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
     gpu_name = gpu if gpu is not None else getattr(setting, "gpu", None)
     gpu_mem = None
     if gpu_name:
-        from scaling.hardware import resolve_gpu
-
         g = resolve_gpu(gpu_name)
         gpu_name, gpu_mem = g.key, g.memory_byte
     return MemoryProfile(model_id=spec.id, precision=precision, components=tuple(out), gpu=gpu_name,
@@ -271,7 +273,7 @@ def trace_peak_elements(spec, call) -> dict[str, float]:
     from profilers.flops import traced
 
     module = traced._module_for(spec, call)
-    build = traced._BUILDERS.get(type(module).__name__)
+    build = traced.BUILDERS.get(type(module).__name__)
     if build is None:
         raise ProfilerError(f"{spec.id}: no input builder for {call.component}")
     with torch.device("meta"):
@@ -343,9 +345,6 @@ def _linear_split(spec, name: str) -> tuple[int, int]:
 
 
 def _design_points(spec, max_extra: int = 3):
-    from profilers.flops.build_closed_form import design_settings
-    from scaling.shapes import component_calls
-
     points: dict[str, dict[tuple, Any]] = {}
     for s in design_settings(spec):
         for c in component_calls(spec, s):
@@ -405,8 +404,6 @@ def build_memory_table(spec, verbose: bool = True) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scaling.registry import list_models, resolve_model
-
     argv = sys.argv[1:] if argv is None else argv
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for key in argv or [s.key for s in list_models()]:

@@ -15,8 +15,10 @@ Element-wise work (norms, activations, softmax) is not counted, as in the Kaplan
 Guard: a component that contains attention modules but reports zero attention FLOPs raises
 :class:`ProfilerError` (on real CPU tensors SDPA can silently drop out of the count).
 
-Input builders, one per component class, live in ``_inputs_*.py`` and register themselves
-with :func:`builder`.
+Input builders, one per component class, live in ``_inputs_image.py``, ``_inputs_video.py`` and
+``_inputs_audio.py``, each in a plain table ``BUILDERS`` (class name -> builder; families that
+run a composed module, ``COMPOSERS``); :data:`BUILDERS` and :data:`COMPOSERS` here are the one
+table of each, the shared builders included.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from scaling.errors import ProfilerError
+from profilers.flops import _inputs_audio, _inputs_image, _inputs_video
+from scaling.errors import AttentionNotCountedError, ProfilerError
 from scaling.registry import ComponentSpec, ModelSpec
 from scaling.shapes import ComponentCall
 
@@ -64,20 +67,7 @@ class OpCounts:
 
 
 Builder = Callable[[ModelSpec, ComponentCall, torch.nn.Module], tuple[Callable[..., Any], dict[str, Any]]]
-_BUILDERS: dict[str, Builder] = {}
-
-
-def builder(*class_names: str):
-    """Register the input builder of one or more component classes.
-
-    A builder returns ``(fn, kwargs)``: ``fn(**kwargs)`` runs one call for ONE sample.
-    """
-    def register(fn: Builder) -> Builder:
-        for n in class_names:
-            _BUILDERS[n] = fn
-        return fn
-    return register
-
+Composer = Callable[[Callable[[str], torch.nn.Module]], torch.nn.Module]
 
 _MODULE_CACHE: dict[tuple[str, str], torch.nn.Module] = {}
 
@@ -141,7 +131,7 @@ def count_call(spec: ModelSpec, call: ComponentCall) -> OpCounts:
     """FLOPs of ONE call of ``call.component`` for ONE sample, split by op class."""
     module = _module_for(spec, call)
     class_name = type(module).__name__
-    build = _BUILDERS.get(class_name)
+    build = BUILDERS.get(class_name)
     if build is None:
         raise ProfilerError(f"{spec.id}: no input builder for {call.component} ({class_name})")
     with torch.device("meta"):
@@ -154,25 +144,14 @@ def count_call(spec: ModelSpec, call: ComponentCall) -> OpCounts:
 
 def _module_for(spec: ModelSpec, call: ComponentCall) -> torch.nn.Module:
     """The module that runs a call; families may compose (AnimateDiff's UNetMotionModel)."""
-    composer = _COMPOSERS.get(spec.family, {}).get(call.component)
-    if composer is not None:
+    compose = COMPOSERS.get((spec.family, call.component))
+    if compose is not None:
         key = (spec.architecture_key, f"{call.component}+composed")
         if key not in _MODULE_CACHE:
             with torch.device("meta"):
-                _MODULE_CACHE[key] = composer(spec).eval()
+                _MODULE_CACHE[key] = compose(lambda name: build_component(spec, name)).eval()
         return _MODULE_CACHE[key]
     return build_component(spec, call.component)
-
-
-_COMPOSERS: dict[str, dict[str, Callable[[ModelSpec], torch.nn.Module]]] = {}
-
-
-def composer(family: str, component: str):
-    """Register a function that builds the module a family really runs for a component."""
-    def register(fn):
-        _COMPOSERS.setdefault(family, {})[component] = fn
-        return fn
-    return register
 
 
 def _classify(module: torch.nn.Module, counter: FlopCounterMode, spec: ModelSpec, call: ComponentCall) -> OpCounts:
@@ -193,7 +172,7 @@ def _classify(module: torch.nn.Module, counter: FlopCounterMode, spec: ModelSpec
     total = float(sum(glob.values()))
     other = max(0.0, total - linear - conv - attention)
     if attn_names and attention == 0.0:
-        raise ProfilerError(
+        raise AttentionNotCountedError(
             f"{spec.id}: {call.component} has {len(attn_names)} attention modules but 0 attention FLOPs were "
             "counted: the attention kernel escaped the counter (run on the meta device)"
         )
@@ -214,20 +193,12 @@ def parameter_count(spec: ModelSpec, name: str) -> int:
     return sum(p.numel() for p in build_component(spec, name).parameters())
 
 
-# -- builders shared by every family ---------------------------------------------------------
+# -- the builder tables ------------------------------------------------------------------------
 
-def _ids(T: int) -> torch.Tensor:
-    return torch.zeros(1, T, dtype=torch.long)
-
-
-@builder("CLIPTextModel", "CLIPTextModelWithProjection", "T5EncoderModel", "UMT5EncoderModel",
-         "ClapTextModelWithProjection", "LlamaModel")
 def _text_encoder(spec, call, module):
-    T = call.dims["T"]
-    return module, {"input_ids": _ids(T)}
+    return module, {"input_ids": torch.zeros(1, call.dims["T"], dtype=torch.long)}
 
 
-@builder("AutoencoderKL")
 def _vae_2d(spec, call, module):
     C = module.config.latent_channels
     if "T" in call.dims:  # audio mel latents: (1, C, time, freq)
@@ -237,5 +208,32 @@ def _vae_2d(spec, call, module):
     return module.decode, {"z": z, "return_dict": False}
 
 
-# make sure family builders are registered
-from profilers.flops import _inputs_audio, _inputs_image, _inputs_video  # noqa: E402,F401
+_SHARED_BUILDERS: dict[str, Builder] = {
+    "CLIPTextModel": _text_encoder,
+    "CLIPTextModelWithProjection": _text_encoder,
+    "T5EncoderModel": _text_encoder,
+    "UMT5EncoderModel": _text_encoder,
+    "LlamaModel": _text_encoder,
+    "AutoencoderKL": _vae_2d,  # the image VAEs and the audio pipelines' mel VAEs
+}
+
+
+def _one_table(*tables: dict) -> dict:
+    """The union of tables that must not share a key (a shared key would silently win or lose)."""
+    out: dict = {}
+    for table in tables:
+        shared = out.keys() & table.keys()
+        if shared:
+            raise RuntimeError(f"input builder tables define {sorted(shared)} twice")
+        out.update(table)
+    return out
+
+
+BUILDERS: dict[str, Builder] = _one_table(_SHARED_BUILDERS, _inputs_image.BUILDERS, _inputs_video.BUILDERS,
+                                          _inputs_audio.BUILDERS)
+"""Component class name -> input builder: ``(spec, call, module) -> (fn, kwargs)``, where
+``fn(**kwargs)`` runs one call for ONE sample."""
+
+COMPOSERS: dict[tuple[str, str], Composer] = _one_table(_inputs_video.COMPOSERS, _inputs_audio.COMPOSERS)
+"""(family, component) -> the function that builds the module the family really runs for that
+component from the components it is made of (``compose(component_by_name) -> module``)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fits.law_file import load_law
 from scaling.carbon import Intensity, check_pue, intensity_for
-from scaling.errors import InvalidSettingError
+from scaling.errors import InvalidSettingError, LawError
 from scaling.hardware import DEFAULT_GPU, GPUSpec, resolve_gpu
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import GenerationSetting, make_setting
@@ -152,12 +153,14 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     law_obj = _load_law(law)
     prof = profile(setting, spec=spec, attention=attention)
     role_flops = prof.by_role()
-    res = law_obj.predict(role_flops=role_flops, gpu=gpu, precision=setting.precision, setting=setting, spec=spec)
+    res = law_obj.predict(setting, role_flops, gpu, spec)
     comps = tuple(
-        ComponentEstimate(role=r, flop=role_flops[r], energy_j=e.energy_j, energy_lo_j=e.lo_j, energy_hi_j=e.hi_j,
-                          time_s=e.time_s)
-        for r, e in res.components.items()
+        ComponentEstimate(role=r, flop=role_flops[r], energy_j=res.energy_j[r].value,
+                          energy_lo_j=res.energy_j[r].lo, energy_hi_j=res.energy_j[r].hi,
+                          time_s=res.time_by_role_s.get(r))
+        for r in res.roles
     )
+    total, time = res.energy_j["total"], res.time_s
     notes = list(res.notes)
     if prof.attention:
         notes.append("attention variant " + "; ".join(f"{k}={v}" for k, v in prof.attention.items())
@@ -166,17 +169,18 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         notes.append(f"carbon intensity {carbon.g_per_kwh:g} g/kWh is an assumed world average: pass --region or --intensity")
     return Estimate(
         model_id=spec.id, setting=setting, gpu=gpu.key, gpu_name=gpu.name, gpu_measured=res.gpu_measured,
-        precision=setting.precision, law=res.law_name, interval=res.interval, components=comps,
-        energy_j=res.total.energy_j, energy_lo_j=res.total.lo_j, energy_hi_j=res.total.hi_j,
-        time_s=res.time_s, time_lo_s=res.time_lo_s, time_hi_s=res.time_hi_s, flop=prof.total_flop,
+        precision=setting.precision, law=res.law_name, interval=res.level, components=comps,
+        energy_j=total.value, energy_lo_j=total.lo, energy_hi_j=total.hi,
+        time_s=time.value, time_lo_s=time.lo, time_hi_s=time.hi, flop=prof.total_flop,
         intensity_g_per_kwh=carbon.g_per_kwh, intensity_source=carbon.source, pue=pue, count=count,
         notes=tuple(notes),
     )
 
 
 def _load_law(law: Any):
-    from fits.law_file import load_law
-
+    """``law`` as a loaded law: a path (or None: the shipped default) is read, a loaded law kept."""
     if law is None or isinstance(law, str) or hasattr(law, "__fspath__"):
         return load_law(law)
+    if not callable(getattr(law, "predict", None)):
+        raise LawError(f"`law` {law!r}: pass a law file path or a loaded law (scaling.load_law)")
     return law

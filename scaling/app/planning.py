@@ -1,4 +1,10 @@
-"""Plan across hardware: compare GPUs, precisions and step counts; price a workload.
+"""Plan across hardware: compare GPUs, precisions and step counts; sweep a grid; price a workload.
+
+``compare`` -> :class:`Comparison`, ``predict_grid`` -> :class:`PredictionGrid`, ``plan`` ->
+:class:`PlanResult`: each keeps its dataclasses and has ``.to_frame()`` (pandas; the columns,
+with their units, are documented in :data:`scaling.app.frames.COLUMNS`). Every row carries the
+memory verdict of profilers/flops/memory.py (``fits_memory``); options that do not fit are kept
+but ranked after those that do.
 
 A workload file (YAML)::
 
@@ -20,55 +26,235 @@ Errors name the file and line: ``workload.yaml:7: job 2: `frames` 80 is not acce
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from scaling.errors import ScalingError, WorkloadError
+import pandas as pd
+
+from profilers.flops.memory import GiB, MemoryProfile, memory_profile
+from scaling.errors import InvalidSettingError, ScalingError, WorkloadError
 from scaling.hardware import GPUSpec, resolve_gpu
+from scaling.registry import ModelSpec, resolve_model
 from scaling.app.estimate import Estimate, predict
+from scaling.app.frames import estimate_record, memory_verdict, records_frame
 
 JOB_KEYS = {"model", "res", "frames", "seconds", "steps", "guidance", "cfg", "batch", "batch_size",
             "outputs_per_prompt", "precision", "count", "name"}
 TOP_KEYS = {"jobs", "gpus", "regions", "intensity", "precision", "pue", "law"}
+DEFAULT_GPUS = ["a100", "a6000", "l40s", "h100", "h200"]
+def _memory_for(est: Estimate, spec: ModelSpec | None = None) -> MemoryProfile:
+    return memory_profile(est.setting, spec=spec, gpu=est.gpu)
 
+
+def _load(law: Any):
+    from fits.law_file import load_law
+
+    return load_law(law) if law is None or isinstance(law, (str, Path)) else law
+
+
+# -- compare ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CompareRow:
     label: str
     estimate: Estimate
+    memory: MemoryProfile | None = None
+    rank: int | None = None             # None: does not fit in the GPU's memory (not ranked)
+    region: str | None = None
+
+    @property
+    def fits_memory(self) -> bool:
+        return memory_verdict(self.memory) != "does not fit"
+
+    @property
+    def energy_per_output_j(self) -> float:
+        return self.estimate.energy_j / self.estimate.setting.n_outputs
+
+    def to_record(self) -> dict[str, Any]:
+        return {"label": self.label, "rank": self.rank, **estimate_record(self.estimate, self.memory, self.region)}
 
 
-def compare(model: str, *, gpus: list[str] | None = None, precisions: list[str] | None = None,
+@dataclass(frozen=True)
+class Comparison(Sequence):
+    """Rows of :func:`compare`: those that fit in memory first, ranked by energy per output, then
+    those that do not (``rank`` None). Iterates and indexes like the list it used to be."""
+
+    rows: tuple[CompareRow, ...] = ()
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def fitting(self) -> list[CompareRow]:
+        return [r for r in self.rows if r.fits_memory]
+
+    @property
+    def not_fitting(self) -> list[CompareRow]:
+        return [r for r in self.rows if not r.fits_memory]
+
+    @property
+    def best(self) -> CompareRow | None:
+        """The first-ranked option (least energy per output among those that fit), or None."""
+        return next(iter(self.fitting), None)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per option; columns in :data:`COLUMNS`."""
+        return records_frame([r.to_record() for r in self.rows])
+
+
+def rank_rows(rows: Iterable[CompareRow]) -> Comparison:
+    """Fitting rows first, by energy per output (ranks 1..k); the others after, unranked."""
+    ordered = sorted(rows, key=lambda r: (not r.fits_memory, r.energy_per_output_j))
+    out, k = [], 0
+    for r in ordered:
+        k += r.fits_memory
+        out.append(CompareRow(r.label, r.estimate, r.memory, k if r.fits_memory else None, r.region))
+    return Comparison(tuple(out))
+
+
+def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions: list[str] | None = None,
             step_counts: list[int] | None = None, law: Any = None, region: str | None = None,
-            intensity: float | None = None, pue: float = 1.0, **setting_kwargs: Any) -> list[CompareRow]:
-    """Predict ``model`` across GPUs x precisions x step counts; rows ranked by energy.
+            intensity: float | None = None, pue: float = 1.0, **setting_kwargs: Any) -> Comparison:
+    """Predict ``model`` across GPUs x precisions x step counts.
 
-    ``setting_kwargs`` fix the rest of the setting (res, frames, ..., and ``precision`` /
-    ``steps`` when they are not compared)."""
-    from fits.law_file import load_law
-
-    law_obj = load_law(law) if law is None or isinstance(law, (str, Path)) else law
-    gpus = gpus or ["a100", "a6000", "l40s", "h100", "h200"]
+    Returns a :class:`Comparison`: the options that fit in the GPU's memory first, ranked by
+    energy per output, then those that do not fit (kept, unranked). ``setting_kwargs`` fix the
+    rest of the setting (res, frames, ..., and ``precision`` / ``steps`` when they are not
+    compared)."""
+    law_obj = _load(law)
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+    gpus = gpus or DEFAULT_GPUS
     fixed_precision = setting_kwargs.pop("precision", None)
     fixed_steps = setting_kwargs.pop("steps", None)
     rows = []
     for g in gpus:
         for p in precisions or [fixed_precision]:
             for st in step_counts or [fixed_steps]:
-                est = predict(model, gpu=g, law=law_obj, region=region, intensity=intensity, pue=pue,
+                est = predict(spec, gpu=g, law=law_obj, region=region, intensity=intensity, pue=pue,
                               precision=p, steps=st, **setting_kwargs)
                 label = " ".join(x for x in (est.gpu, est.precision if precisions else "",
                                              f"{est.setting.steps} steps" if step_counts else "") if x)
-                rows.append(CompareRow(label, est))
-    return sorted(rows, key=lambda r: r.estimate.energy_j)
+                rows.append(CompareRow(label, est, _memory_for(est, spec), region=region))
+    return rank_rows(rows)
 
+
+# -- a grid of predictions -------------------------------------------------------------------------
+
+GRID_AXES = ("res", "height", "width", "frames", "seconds", "steps", "guidance", "cfg", "batch_size",
+             "outputs_per_prompt", "precision")
+AXIS_MODALITIES = {"res": ("image", "video"), "height": ("image", "video"), "width": ("image", "video"),
+                   "frames": ("video",), "seconds": ("audio",)}
+"""Axes that apply to some modalities only; a grid leaves them out for the other models."""
+
+
+@dataclass(frozen=True)
+class GridRow:
+    estimate: Estimate
+    memory: MemoryProfile | None = None
+    region: str | None = None
+
+    @property
+    def fits_memory(self) -> bool:
+        return memory_verdict(self.memory) != "does not fit"
+
+    def to_record(self) -> dict[str, Any]:
+        return estimate_record(self.estimate, self.memory, self.region)
+
+
+@dataclass(frozen=True)
+class PredictionGrid(Sequence):
+    """Rows of :func:`predict_grid`, in grid order (models, then GPUs, regions and the axes)."""
+
+    rows: tuple[GridRow, ...] = ()
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def estimates(self) -> list[Estimate]:
+        return [r.estimate for r in self.rows]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per prediction; columns in :data:`COLUMNS`."""
+        return records_frame([r.to_record() for r in self.rows])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, range)) else [value]
+
+
+def predict_grid(models: str | ModelSpec | Iterable[str | ModelSpec], *, gpus: Iterable[str] | str | None = None,
+                 regions: Iterable[str | None] | str | None = None, law: Any = None, intensity: float | None = None,
+                 pue: float = 1.0, count: int = 1, attention: str | None = None, **axes: Any) -> PredictionGrid:
+    """Predict every combination of ``models`` x ``gpus`` x ``regions`` x the setting ``axes``.
+
+    Each axis (``res``, ``frames``, ``seconds``, ``steps``, ``precision``, ``batch_size``, ...) is
+    a value or a list of values; ``None`` in a list means the model's default. ``res``/``height``/
+    ``width`` apply to image and video models, ``frames`` to video and ``seconds`` to audio: a grid
+    over models of several modalities leaves an axis out for the models it does not apply to.
+    A value a model does not accept raises its :class:`scaling.errors.InvalidSettingError`.
+
+    ``scaling.predict_grid(["sdxl", "flux-dev"], gpus=["a100", "h100"], steps=[20, 28, 50]).to_frame()``
+    """
+    unknown = sorted(set(axes) - set(GRID_AXES))
+    if unknown:
+        raise InvalidSettingError(f"grid axis `{unknown[0]}` is unknown: use {', '.join(GRID_AXES)}")
+    law_obj = _load(law)
+    specs = [m if isinstance(m, ModelSpec) else resolve_model(m)
+             for m in ([models] if isinstance(models, (str, ModelSpec)) else list(models))]
+    gpu_list = _as_list(gpus) if gpus is not None else DEFAULT_GPUS
+    region_list = _as_list(regions) if regions is not None else [None]
+    rows = []
+    for spec in specs:
+        names = [a for a in axes if spec.modality in AXIS_MODALITIES.get(a, (spec.modality,))]
+        for g in gpu_list:
+            gpu = resolve_gpu(g)
+            for region in region_list:
+                for values in itertools.product(*(_as_list(axes[a]) for a in names)):
+                    kw = {a: v for a, v in zip(names, values) if v is not None}
+                    est = predict(spec, gpu=gpu, law=law_obj, region=region, intensity=intensity, pue=pue,
+                                  count=count, attention=attention, **kw)
+                    rows.append(GridRow(est, _memory_for(est, spec), region))
+    return PredictionGrid(tuple(rows))
+
+
+# -- plan ------------------------------------------------------------------------------------------
 
 @dataclass
 class PlanResult:
-    candidates: list[dict[str, Any]]     # one per (gpu, region): totals
-    jobs: list[dict[str, Any]]           # per job and candidate
+    candidates: list[dict[str, Any]]     # one per option (gpu [, precision, steps scale], region): totals
+    jobs: list[dict[str, Any]]           # per job and option
     pareto: list[str] = field(default_factory=list)
+    interval: float = 0.9
+
+    @property
+    def fitting(self) -> list[dict[str, Any]]:
+        return [c for c in self.candidates if c["fits_memory"]]
+
+    @property
+    def not_fitting(self) -> list[dict[str, Any]]:
+        return [c for c in self.candidates if not c["fits_memory"]]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per option (the workload's totals), fitting options first, ranked by kWh; the
+        lo/hi columns sum the jobs' bounds (wider than a joint interval: errors taken as fully
+        correlated)."""
+        df = records_frame([dict(c, pareto=c["option"] in self.pareto) for c in self.candidates])
+        df["jobs_not_fitting"] = df["jobs_not_fitting"].map("; ".join)
+        return df
+
+    def jobs_frame(self) -> pd.DataFrame:
+        """One row per job and option; columns in :data:`COLUMNS`."""
+        return records_frame(self.jobs)
 
 
 def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
@@ -124,48 +310,77 @@ def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
     return data, lines
 
 
-def plan(path: str | Path, law: Any = None) -> PlanResult:
-    """Price every job of a workload on every candidate GPU and region."""
-    from fits.law_file import load_law
+def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, regions: list[str] | None = None,
+         precisions: list[str] | None = None, step_scales: list[float] | None = None,
+         pue: float | None = None) -> PlanResult:
+    """Price every job of a workload on every option: GPU x precision x steps scale x region.
 
+    ``gpus``, ``regions`` and ``pue`` replace the file's; ``precisions`` sets every job's
+    precision (default: each job's, or the file's); ``step_scales`` multiplies each job's steps
+    (its own, or the model's default; rounded, at least 1). An option where a job does not fit
+    in the GPU's memory is kept, marked ``fits_memory=False`` and ranked after those that fit;
+    the Pareto set is taken over the options that fit."""
     data, lines = load_workload(path)
-    law_obj = load_law(law or data.get("law"))
-    gpus = [resolve_gpu(g) for g in (data.get("gpus") or ["h100", "a100"])]
-    regions = data.get("regions") or [None]
+    law_obj = _load(law or data.get("law"))
+    gpu_specs = [resolve_gpu(g) for g in (gpus or data.get("gpus") or ["h100", "a100"])]
+    regions = regions or data.get("regions") or [None]
     intensity = data.get("intensity")
-    pue = data.get("pue", 1.0)
+    pue = data.get("pue", 1.0) if pue is None else pue
+    scales = list(step_scales or [1.0])
+    for s in scales:
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
+            raise WorkloadError(f"steps scale {s!r}: it must be a positive number (1 = the job's own steps)")
     candidates, per_job = [], []
-    for gpu in gpus:
-        for region in regions:
-            tot = {"gpu": gpu.key, "gpu_name": gpu.name, "region": region or "-", "kwh": 0.0, "kwh_lo": 0.0,
-                   "kwh_hi": 0.0, "gpu_hours": 0.0, "co2e_kg": 0.0, "co2e_kg_lo": 0.0, "co2e_kg_hi": 0.0,
-                   "gpu_measured": True}
-            for i, job in enumerate(data["jobs"]):
-                est = _predict_job(job, gpu, region, intensity, pue, law_obj, data, path, lines.get(i, 1), i)
-                lo, hi = est.fleet_kwh_interval
-                clo, chi = est.fleet_co2e_kg_interval
-                tot["kwh"] += est.fleet_kwh
-                tot["kwh_lo"] += lo
-                tot["kwh_hi"] += hi
-                tot["gpu_hours"] += est.fleet_gpu_hours
-                tot["co2e_kg"] += est.fleet_co2e_kg
-                tot["co2e_kg_lo"] += clo
-                tot["co2e_kg_hi"] += chi
-                tot["gpu_measured"] &= est.gpu_measured
-                per_job.append({"job": job.get("name") or f"{i + 1}: {est.model_id}", "gpu": gpu.key,
-                                "region": region or "-", "count": est.count, "kwh": est.fleet_kwh,
-                                "gpu_hours": est.fleet_gpu_hours, "co2e_kg": est.fleet_co2e_kg})
-            candidates.append(tot)
-    candidates.sort(key=lambda c: c["kwh"])
-    return PlanResult(candidates=candidates, jobs=per_job, pareto=pareto_labels(candidates))
+    for gpu, precision, scale, region in itertools.product(gpu_specs, precisions or [None], scales, regions):
+        option = _option_label(gpu.key, precision, scale if step_scales else None, region)
+        tot = {"option": option, "gpu": gpu.key, "gpu_name": gpu.name, "precision": precision or "as in the file",
+               "steps_scale": float(scale), "region": region or "-", "kwh": 0.0, "kwh_lo": 0.0, "kwh_hi": 0.0,
+               "gpu_hours": 0.0, "gpu_hours_lo": 0.0, "gpu_hours_hi": 0.0, "co2e_kg": 0.0, "co2e_kg_lo": 0.0,
+               "co2e_kg_hi": 0.0, "gpu_measured": True, "extrapolated": False, "fits_memory": True,
+               "gpu_memory_gib": gpu.memory_byte / GiB, "memory_need_gib": 0.0, "jobs_not_fitting": []}
+        for i, job in enumerate(data["jobs"]):
+            est = _predict_job(job, gpu, region, intensity, pue, law_obj, data, path, lines.get(i, 1), i,
+                               precision=precision, steps_scale=scale)
+            rec = estimate_record(est, _memory_for(est), region or "-")
+            name = job.get("name") or f"{i + 1}: {est.model_id}"
+            for k in ("kwh", "kwh_lo", "kwh_hi", "gpu_hours", "gpu_hours_lo", "gpu_hours_hi", "co2e_kg",
+                      "co2e_kg_lo", "co2e_kg_hi"):
+                tot[k] += rec[k]
+            tot["gpu_measured"] &= est.gpu_measured
+            tot["extrapolated"] |= rec["extrapolated"]
+            tot["memory_need_gib"] = max(tot["memory_need_gib"], rec["memory_need_gib"] or 0.0)
+            if not rec["fits_memory"]:
+                tot["fits_memory"] = False
+                tot["jobs_not_fitting"].append(name)
+            per_job.append({"job": name, "option": option, "steps_scale": float(scale), **rec})
+        candidates.append(tot)
+    candidates.sort(key=lambda c: (not c["fits_memory"], c["kwh"]))
+    k = 0
+    for c in candidates:
+        k += c["fits_memory"]
+        c["rank"] = k if c["fits_memory"] else None
+    interval = per_job[0]["interval"] if per_job else 0.9
+    return PlanResult(candidates=candidates, jobs=per_job,
+                      pareto=pareto_labels([c for c in candidates if c["fits_memory"]]), interval=interval)
 
 
-def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path, line, i) -> Estimate:
+def _option_label(gpu: str, precision: str | None, scale: float | None, region: str | None) -> str:
+    parts = [gpu] + ([precision] if precision else []) + ([f"x{scale:g} steps"] if scale is not None else [])
+    return " ".join(parts) + f"@{region or '-'}"
+
+
+def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path, line, i, *,
+                 precision: str | None = None, steps_scale: float = 1.0) -> Estimate:
     kw = {k: v for k, v in job.items() if k not in ("model", "count", "name", "batch")}
     if "batch" in job:
         kw["batch_size"] = job["batch"]
     kw.setdefault("precision", data.get("precision"))
+    if precision:
+        kw["precision"] = precision
     try:
+        if steps_scale != 1.0:
+            base = job.get("steps") or resolve_model(job["model"]).defaults["steps"]
+            kw["steps"] = max(1, round(base * steps_scale))
         return predict(job["model"], gpu=gpu, law=law_obj, region=region, intensity=intensity, pue=pue,
                        count=job.get("count", 1), **kw)
     except WorkloadError:
@@ -183,5 +398,5 @@ def pareto_labels(candidates: list[dict[str, Any]]) -> list[str]:
         dominated = any(o is not c and o["kwh"] <= c["kwh"] and o["gpu_hours"] <= c["gpu_hours"]
                         and (o["kwh"] < c["kwh"] or o["gpu_hours"] < c["gpu_hours"]) for o in candidates)
         if not dominated:
-            out.append(f"{c['gpu']}@{c['region']}")
+            out.append(c.get("option") or f"{c['gpu']}@{c['region']}")
     return out

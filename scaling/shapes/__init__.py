@@ -14,86 +14,63 @@ FLOP per generation of a call = FLOP(one sample) x batch x calls: every counted 
 in the batch. CFG is counted as two denoiser passes per step whether diffusers concatenates
 them into one batch of 2 or makes two calls.
 
-Families live in ``_image.py``, ``_video.py`` and ``_audio.py``, one function per family.
+The families live in ``_image.py``, ``_video.py`` and ``_audio.py``, one function per family,
+written with the helpers of ``_common.py``; :data:`FAMILIES` below is the one table from a
+registry family name to its shape function.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping
-
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
+from scaling.shapes import _audio, _image, _video
+from scaling.shapes._common import (
+    ComponentCall,
+    Monomial,
+    ShapeFn,
+    denoiser_calls_per_generation,
+    poly,
+    text_encoder_calls,
+)
 
-Monomial = tuple[tuple[str, int], ...]
-"""A monomial as ((feature, power), ...); () is the constant term."""
-
-
-@dataclass(frozen=True)
-class ComponentCall:
-    component: str              # diffusers attribute name: transformer, unet, vae, text_encoder_2, ...
-    role: str                   # text_encoder | denoiser | decoder | vocoder
-    dims: Mapping[str, int]     # sizes of one call for one sample
-    features: Mapping[str, int] # closed-form variables
-    basis: tuple[Monomial, ...] # closed-form monomials
-    batch: int                  # samples per call
-    calls: int                  # calls per generation
-    label: str = ""             # a sub-call of a component (e.g. "prefill", "decode")
-    description: str = ""       # human-readable shape, e.g. "latent 16x21x60x104"
-
-    @property
-    def key(self) -> str:
-        return f"{self.component}:{self.label}" if self.label else self.component
+__all__ = ["FAMILIES", "ComponentCall", "Monomial", "ShapeFn", "component_calls", "denoiser_calls_per_generation",
+           "poly", "text_encoder_calls"]
 
 
-def poly(*names_and_max: tuple[str, int]) -> tuple[Monomial, ...]:
-    """All monomials with each feature's power from 0 to its max: poly(("L", 2)) -> 1, L, L^2."""
-    out: list[Monomial] = [()]
-    for name, max_power in names_and_max:
-        out = [m + ((name, p),) if p else m for m in out for p in range(max_power + 1)]
-    return tuple(sorted(set(out), key=lambda m: (sum(p for _, p in m), m)))
+class _FamilyTable(dict):
+    """A dict whose missing family raises a one-line NotImplementedError naming the families it has."""
+
+    def __missing__(self, family: str):
+        raise NotImplementedError(f"no shape function for family {family!r}: the families with shapes are "
+                                  f"{', '.join(self)}")
 
 
-ShapeFn = Callable[[ModelSpec, GenerationSetting], list[ComponentCall]]
-_FAMILIES: dict[str, ShapeFn] = {}
-
-
-def family(*names: str):
-    def register(fn: ShapeFn) -> ShapeFn:
-        for n in names:
-            _FAMILIES[n] = fn
-        return fn
-    return register
+FAMILIES: dict[str, ShapeFn] = _FamilyTable({
+    # image (_image.py)
+    "sd": _image.stable_diffusion,
+    "sdxl": _image.stable_diffusion_xl,
+    "sd3": _image.stable_diffusion_3,
+    "flux": _image.flux,
+    "qwen": _image.qwen_image,
+    "pixart": _image.pixart,
+    # video (_video.py)
+    "wan": _video.wan,
+    "cogvideox": _video.cogvideox,
+    "ltx": _video.ltx,
+    "mochi": _video.mochi,
+    "hunyuan": _video.hunyuan,
+    "animatediff": _video.animatediff,
+    # audio (_audio.py)
+    "audioldm": _audio.audioldm,
+    "musicldm": _audio.audioldm,
+    "audioldm2": _audio.audioldm2,
+    "tango": _audio.tango,
+    "stable-audio": _audio.stable_audio,
+})
+"""Registry family -> shape function. ``FAMILIES[spec.family](spec, setting)`` is
+:func:`component_calls`."""
 
 
 def component_calls(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """Every component call of one generation, in pipeline order."""
-    from scaling.shapes import _audio, _image, _video  # noqa: F401  (register families)
-
-    try:
-        fn = _FAMILIES[spec.family]
-    except KeyError:
-        raise NotImplementedError(f"no shape function for family {spec.family!r} ({spec.id})") from None
-    return fn(spec, setting)
-
-
-def text_encoder_calls(spec: ModelSpec, setting: GenerationSetting, names: list[str] | None = None,
-                       negative: bool | None = None) -> list[ComponentCall]:
-    """Text encoders: one call per prompt batch, a second one for the negative prompt under CFG."""
-    names = names if names is not None else [n for n, c in spec.components.items() if c.role == "text_encoder"]
-    negative = setting.cfg if negative is None else negative
-    out = []
-    for name in names:
-        T = spec.text_tokens.get(name)
-        if T is None:
-            raise NotImplementedError(f"{spec.id}: no text token count for {name}")
-        out.append(ComponentCall(
-            component=name, role="text_encoder", dims={"T": T}, features={"T": T}, basis=((),),
-            batch=setting.batch_size, calls=2 if negative else 1,
-            description=f"{T} tokens" + (" (prompt + negative prompt)" if negative else ""),
-        ))
-    return out
-
-
-def denoiser_calls_per_generation(setting: GenerationSetting) -> int:
-    return setting.steps * (2 if setting.cfg else 1)
+    return FAMILIES[spec.family](spec, setting)

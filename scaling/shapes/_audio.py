@@ -26,7 +26,7 @@ import math
 from scaling.errors import InvalidSettingError
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
-from scaling.shapes import ComponentCall, Monomial, denoiser_calls_per_generation, family, poly, text_encoder_calls
+from scaling.shapes._common import ComponentCall, Monomial, denoiser_calls_per_generation, poly, text_encoder_calls
 
 UNET_LEVELS = ("T", "T2", "T4", "T8")
 """Latent frames at each UNet level: T, ceil(T/2), ceil(T/4), ceil(T/8)."""
@@ -86,7 +86,6 @@ def _decoder_and_vocoder(spec: ModelSpec, setting: GenerationSetting, mel: int, 
     ]
 
 
-@family("audioldm", "musicldm")
 def audioldm(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """AudioLDM / MusicLDM: CLAP text embedding (512-d) enters the UNet as ``class_labels``
     (``class_embed_type="simple_projection"``, concatenated to the time embedding); the UNet is
@@ -111,7 +110,6 @@ def audioldm(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]
     ]
 
 
-@family("audioldm2")
 def audioldm2(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """AudioLDM 2: CLAP text features (1 token) and Flan-T5 (``L`` tokens) are projected and
     framed by learnt SOS/EOS embeddings (``L + 5`` tokens), from which GPT-2 generates
@@ -162,7 +160,6 @@ def audioldm2(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall
     return calls
 
 
-@family("tango")
 def tango(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """Tango / Tango 2 (declare-lab code, ``AudioDiffusion.inference``): Flan-T5-large padded to
     the longest prompt, negative prompt "" padded to the same length under CFG; the UNet
@@ -186,7 +183,6 @@ def tango(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     ]
 
 
-@family("stable-audio")
 def stable_audio(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """Stable Audio Open: T5-base over ``model_max_length`` tokens (padding="max_length");
     without a negative prompt the pipeline does NOT encode one: the unconditional branch gets

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
-from scaling.shapes import ComponentCall, denoiser_calls_per_generation, family, poly, text_encoder_calls
+from scaling.shapes._common import ComponentCall, denoiser_calls_per_generation, poly, text_encoder_calls
 
 
 def _latent(spec: ModelSpec, setting: GenerationSetting, height: int | None = None,
@@ -71,7 +71,6 @@ def _unet_call(spec: ModelSpec, setting: GenerationSetting, T: int, extra: str =
                          description=f"latent {C}x{h}x{w}, cross-attention to {T} tokens{extra}")
 
 
-@family("sd")
 def stable_diffusion(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """StableDiffusionPipeline: CLIP (prompt, and the empty negative prompt under CFG), UNet, VAE."""
     h, w = _latent(spec, setting)
@@ -82,7 +81,6 @@ def stable_diffusion(spec: ModelSpec, setting: GenerationSetting) -> list[Compon
     ]
 
 
-@family("sdxl")
 def stable_diffusion_xl(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """StableDiffusionXLPipeline.
 
@@ -125,7 +123,6 @@ def _transformer_call(spec: ModelSpec, setting: GenerationSetting, h: int, w: in
                          description=f"latent {C}x{h}x{w}, {L} image tokens, {what}")
 
 
-@family("sd3")
 def stable_diffusion_3(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """StableDiffusion3Pipeline.
 
@@ -144,7 +141,6 @@ def stable_diffusion_3(spec: ModelSpec, setting: GenerationSetting) -> list[Comp
     ]
 
 
-@family("flux")
 def flux(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """FluxPipeline.
 
@@ -179,7 +175,6 @@ def qwen_text_tokens(spec: ModelSpec) -> tuple[int, int]:
     return T_enc, min(T_enc - drop, cap)
 
 
-@family("qwen")
 def qwen_image(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """QwenImagePipeline.
 
@@ -271,7 +266,6 @@ def pixart_bin(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
     return bins[closest]
 
 
-@family("pixart")
 def pixart(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """PixArtSigmaPipeline.
 

@@ -12,7 +12,7 @@ from math import ceil
 
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
-from scaling.shapes import ComponentCall, Monomial, denoiser_calls_per_generation, family, poly, text_encoder_calls
+from scaling.shapes._common import ComponentCall, Monomial, denoiser_calls_per_generation, poly, text_encoder_calls
 
 
 def _latent(spec: ModelSpec, setting: GenerationSetting) -> tuple[int, int, int]:
@@ -33,7 +33,6 @@ def _vae_call(spec: ModelSpec, setting: GenerationSetting, f: int, h: int, w: in
     )
 
 
-@family("wan")
 def wan(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     f, h, w = _latent(spec, setting)
     C = spec.pipeline["latent_channels"]
@@ -66,7 +65,6 @@ def cogvideox_vae_chunks(f: int, frame_batch: int = 2) -> dict[str, int]:
     return {f"c{k}": sizes.count(k) for k in (1, 2, 3)}
 
 
-@family("cogvideox")
 def cogvideox(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """CogVideoXPipeline: T5 (226 tokens, negative prompt "" encoded under CFG), the transformer
     on ``226 + f*(h/2)*(w/2)`` tokens in joint attention (5b: rotary embeddings from the
@@ -101,7 +99,6 @@ def cogvideox(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall
 
 # -- LTX-Video --------------------------------------------------------------------------------
 
-@family("ltx")
 def ltx(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """LTXPipeline: T5 (128 tokens, negative prompt encoded under CFG), the transformer on
     packed latent tokens ``f*h*w`` (patch 1) with cross-attention to 128 text tokens and RoPE
@@ -124,7 +121,6 @@ def ltx(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
 
 # -- Mochi ------------------------------------------------------------------------------------
 
-@family("mochi")
 def mochi(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """MochiPipeline: T5 (256 tokens, negative prompt encoded under CFG), the transformer on
     ``f*(h/2)*(w/2)`` video tokens + the prompt's text tokens in joint attention, the VAE decoding
@@ -164,7 +160,6 @@ def hunyuan_vae_tiles(f: int, min_frames: int = 4, stride: int = 3) -> dict[str,
     return {f"t{k}": sizes.count(k) for k in range(1, min_frames + 2)}
 
 
-@family("hunyuan")
 def hunyuan(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """HunyuanVideoPipeline: Llama on the chat template + prompt (256 + 95 template tokens, the
     template part cropped afterwards), CLIP (77 tokens, pooled), the transformer on
@@ -218,7 +213,6 @@ def unet_levels(h: int, w: int, levels: int = 4) -> dict[str, int]:
     return out
 
 
-@family("animatediff")
 def animatediff(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """AnimateDiffPipeline: CLIP (77 tokens, negative prompt encoded under CFG), the
     ``UNetMotionModel`` built from the SD1.5 UNet and the motion adapter (frames are the batch

@@ -15,6 +15,7 @@ import math
 import threading
 import time
 import weakref
+from contextlib import ExitStack
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -317,6 +318,11 @@ class CompositeMeter(MeterBase):
         self.notes = tuple(notes)
         self.name = "+".join(p.name for p in self.parts)
 
+    @property
+    def resolution_s(self) -> float:
+        """As coarse as the coarsest part (a part that states none resolves any window)."""
+        return max(float(getattr(p, "resolution_s", 0.0)) for p in self.parts)
+
     def begin_window(self, key: str) -> None:
         self._check_usable()
         if key in self._open:
@@ -333,7 +339,7 @@ class CompositeMeter(MeterBase):
             for p in begun:
                 try:
                     p.end_window(key)
-                except Exception:  # noqa: BLE001 - best effort undo, the first error wins
+                except MeterError:  # undoing what began; the error that stopped it is the news
                     pass
             raise
         self._open[key] = self._clock()
@@ -354,12 +360,17 @@ class CompositeMeter(MeterBase):
         if self._closed:
             return
         self._closed = True
-        errors = []
-        for p in self.parts:
+        errors: list[str] = []
+
+        def close(p: Meter) -> None:
             try:
                 p.close()
-            except Exception as e:  # noqa: BLE001 - close them all, then report
+            except MeterError as e:  # close them all, then report
                 errors.append(f"{p.name}: {e}")
+
+        with ExitStack() as stack:  # every part closes even if one raises something else
+            for p in reversed(self.parts):
+                stack.callback(close, p)
         if errors:
             raise MeterError("could not close every meter: " + "; ".join(errors))
 
@@ -372,8 +383,9 @@ class SleepLoop:
     """A daemon thread that calls ``fn`` every ``interval_s`` until stopped.
 
     Sleep-based (``Event.wait``), scheduled on a fixed grid so it does not drift; when it
-    falls behind it skips ahead instead of bursting. Exceptions stop the loop and are
-    kept in ``error`` for the owner to report.
+    falls behind it skips ahead instead of bursting. An exception stops the loop and is
+    kept in ``error``: the owner raises it at its next window boundary (mapped to a
+    :class:`MeterError` when it is the vendor's, as it is otherwise).
     """
 
     def __init__(self, fn: Callable[[], None], interval_s: float, name: str) -> None:
@@ -415,7 +427,7 @@ class SleepLoop:
                     next_t = now + interval
         except _OwnerGone:
             pass
-        except BaseException as e:  # noqa: BLE001 - handed to the owner
+        except Exception as e:  # noqa: BLE001 - a thread's error: handed to the owner, who raises it
             self.error = e
 
     def stop(self) -> None:

@@ -25,9 +25,12 @@ import logging
 import threading
 import time
 
-from scaling.errors import MeterError
+from scaling.errors import MeterError, MissingMeterDependencyError, UnknownCountryError
 
 from .base import J_PER_KWH, Clock, Measurement, MeterBase
+
+#: RAPL counters, which CodeCarbon reads where it can, update about every millisecond.
+CODECARBON_RESOLUTION_S = 0.001
 
 #: CodeCarbon CPU modes that read hardware energy counters (RAPL or its Windows driver).
 MEASURED_CPU_MODES = frozenset({"intel_rapl", "windows_emi", "intel_power_gadget"})
@@ -45,15 +48,16 @@ def _known_countries() -> dict:
 def check_country_iso_code(country_iso_code: str) -> str:
     """The upper-cased code if CodeCarbon's offline energy-mix table knows it.
 
-    Raises MeterError for an unknown code, or when CodeCarbon is not installed.
+    Raises :class:`~scaling.errors.UnknownCountryError` for an unknown code, and
+    :class:`~scaling.errors.MissingMeterDependencyError` when CodeCarbon is not installed.
     """
     try:
         known = _known_countries()
     except ImportError as e:
-        raise MeterError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
+        raise MissingMeterDependencyError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
     code = str(country_iso_code).upper()
     if code not in known:
-        raise MeterError(
+        raise UnknownCountryError(
             f"`country_iso_code`={country_iso_code!r} is not in CodeCarbon's energy-mix "
             "table; pass a three-letter ISO code such as 'USA', 'FRA' or 'DEU'"
         )
@@ -75,12 +79,16 @@ class CodeCarbonMeter(MeterBase):
 
     Raises
     ------
+    MissingMeterDependencyError
+        CodeCarbon is not installed.
+    UnknownCountryError
+        The country code is unknown.
     MeterError
-        CodeCarbon is not installed, the country code is unknown, or the tracker
-        did not start.
+        The tracker did not start, or this CodeCarbon lacks what the meter reads.
     """
 
     name = "codecarbon"
+    resolution_s = CODECARBON_RESOLUTION_S
 
     def __init__(
         self,
@@ -93,7 +101,7 @@ class CodeCarbonMeter(MeterBase):
         try:
             from codecarbon import OfflineEmissionsTracker
         except ImportError as e:
-            raise MeterError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
+            raise MissingMeterDependencyError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
         code = check_country_iso_code(country_iso_code)
         if tracking_mode not in ("machine", "process"):
             raise MeterError(f"`tracking_mode`={tracking_mode!r}: pass 'machine' or 'process'")
@@ -144,7 +152,9 @@ class CodeCarbonMeter(MeterBase):
             tr._ensure_emissions_engine()
             kg = tr._emissions.get_private_infra_emissions(Energy.from_energy(kWh=1.0), tr._geo)
             return float(kg) * 1000.0
-        except Exception:  # noqa: BLE001 - intensity is optional; energy still counts
+        # private API drift (AttributeError) or a table without this country (KeyError,
+        # ValueError): the intensity is optional, the energy still counts
+        except (AttributeError, KeyError, ValueError):
             entry = _known_countries().get(self.country_iso_code, {})
             value = entry.get("carbon_intensity")
             return float(value) if value is not None else None
@@ -193,5 +203,5 @@ def _version() -> str:
         from codecarbon import __version__
 
         return f"codecarbon {__version__}"
-    except Exception:  # noqa: BLE001
+    except ImportError:
         return "codecarbon (unknown version)"

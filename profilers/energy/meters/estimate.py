@@ -43,6 +43,7 @@ class EstimateMeter(MeterBase):
     """
 
     name = "estimate"
+    resolution_s = 0.0  # time x power: any window, however short
 
     def __init__(
         self,

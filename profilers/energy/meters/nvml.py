@@ -29,22 +29,27 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from scaling.errors import MeterError, NoGPUError
+from scaling.errors import MeterError, MissingMeterDependencyError, NoGPUError
 
 from .base import J_PER_MJ, W_PER_MW, Clock, CounterAccumulator, Measurement, MeterBase, SleepLoop
 
 #: NVML's energy counter is an unsigned 64-bit integer of millijoules.
 NVML_ENERGY_MODULUS_MJ = 2**64
 
+#: How often NVML's total-energy counter changes value. Conservative: reported update
+#: periods are 20 to 100 ms depending on the GPU generation.
+NVML_COUNTER_RESOLUTION_S = 0.1
+
 _INSTALL_HINT = "install nvidia-ml-py (`pip install 'diffusion-energy-scaling[gpu]'`)"
 
 
 def load_pynvml() -> ModuleType:
-    """Import ``pynvml`` (from ``nvidia-ml-py``), or raise a :class:`MeterError` saying how."""
+    """Import ``pynvml`` (from ``nvidia-ml-py``), or raise a
+    :class:`~scaling.errors.MissingMeterDependencyError` saying how."""
     try:
         import pynvml
     except ImportError as e:
-        raise MeterError(f"cannot import pynvml ({e}); {_INSTALL_HINT}") from e
+        raise MissingMeterDependencyError(f"cannot import pynvml ({e}); {_INSTALL_HINT}") from e
     return pynvml
 
 
@@ -130,6 +135,8 @@ class NvmlMeter(MeterBase):
     ------
     NoGPUError
         NVML cannot start, or no (requested) GPU is visible to this process.
+    MissingMeterDependencyError
+        ``pynvml`` is not installed.
     MeterError
         A GPU offers neither the energy counter nor power readings.
     """
@@ -148,6 +155,8 @@ class NvmlMeter(MeterBase):
         env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(clock)
+        self._loop: SleepLoop | None = None  # set first: close() runs on a half-built meter too
+        self._initialised = False
         if not (0.01 <= sample_interval_s <= 0.1):
             raise MeterError(
                 f"`sample_interval_s`={sample_interval_s!r}: NVML power is sampled every "
@@ -156,8 +165,6 @@ class NvmlMeter(MeterBase):
         self.sample_interval_s = float(sample_interval_s)
         self._nvml = nvml if nvml is not None else load_pynvml()
         self._lock = threading.Lock()
-        self._loop: SleepLoop | None = None
-        self._initialised = False
         env = os.environ if env is None else env
         self.devices, self._setup_notes = self._discover(gpu_indices, env)
         try:
@@ -314,6 +321,14 @@ class NvmlMeter(MeterBase):
             self._trace_e[i][n] = c.total if c is not None else 0
         self._trace_n = n + 1
 
+    @property
+    def resolution_s(self) -> float:
+        """The shortest window this meter resolves: the counter's update period where every
+        GPU has the counter, else twice the power sampling period."""
+        if self.devices and all(d.has_counter for d in self.devices):
+            return NVML_COUNTER_RESOLUTION_S
+        return 2.0 * self.sample_interval_s
+
     # -- windows -------------------------------------------------------------------
     def _snapshot(self):
         self._raise_sampler_error()
@@ -379,6 +394,8 @@ class NvmlMeter(MeterBase):
         loop = self._loop
         if loop is not None and loop.error is not None:
             err = loop.error
+            if not isinstance(err, self._nvml.NVMLError):
+                raise err  # not NVML's doing: a bug in the sampler, shown as it is
             raise MeterError(
                 f"the NVML power sampler stopped: {type(err).__name__}: {_text(err)}; "
                 "check the GPU with `nvidia-smi`, then create a new meter"
@@ -421,8 +438,5 @@ class NvmlMeter(MeterBase):
                 pass
 
     def __del__(self) -> None:  # a forgotten meter must not leave its thread sampling
-        try:
-            if not self._closed:
-                self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+        if not self._closed:
+            self.close()

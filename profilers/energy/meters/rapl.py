@@ -23,6 +23,8 @@ from scaling.errors import MeterError
 from .base import J_PER_UJ, Clock, CounterAccumulator, Measurement, MeterBase, SleepLoop
 
 POWERCAP_ROOT = "/sys/class/powercap"
+#: RAPL counters update about every millisecond.
+RAPL_RESOLUTION_S = 0.001
 _PKG = re.compile(r"^intel-rapl:(\d+)$")
 _SUB = re.compile(r"^intel-rapl:(\d+):(\d+)$")
 
@@ -99,6 +101,7 @@ class RaplMeter(MeterBase):
     """
 
     name = "rapl"
+    resolution_s = RAPL_RESOLUTION_S
 
     def __init__(
         self,
@@ -109,13 +112,13 @@ class RaplMeter(MeterBase):
         start_poller: bool = True,
     ) -> None:
         super().__init__(clock)
+        self._loop: SleepLoop | None = None  # set first: close() runs on a half-built meter too
         self.zones = find_rapl_zones(root)
         self._lock = threading.Lock()
         self._counters = [
             CounterAccumulator(_read_int(z.path / "energy_uj"), z.max_energy_range_uj, resettable=False)
             for z in self.zones
         ]
-        self._loop: SleepLoop | None = None
         if start_poller:
             self._loop = SleepLoop.calling(self.poll, poll_interval_s, "rapl-poller")
             self._loop.start()
@@ -129,6 +132,8 @@ class RaplMeter(MeterBase):
     def _snapshot(self):
         loop = self._loop
         if loop is not None and loop.error is not None:
+            if not isinstance(loop.error, MeterError):
+                raise loop.error  # not a counter read (those are MeterErrors): a bug, shown as it is
             raise MeterError(f"the RAPL poller stopped: {loop.error}; create a new meter") from loop.error
         self.poll()
         with self._lock:
@@ -174,9 +179,6 @@ class RaplMeter(MeterBase):
         if self._loop is not None:
             self._loop.stop()
 
-    def __del__(self) -> None:
-        try:
-            if not self._closed:
-                self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+    def __del__(self) -> None:  # a forgotten meter must not leave its thread polling
+        if not self._closed:
+            self.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -198,6 +199,11 @@ class ReplayMeter(MeterBase):
             label = Path(tr.source).name if tr.source else f"trace {k}"
             kind = "SYNTHETIC trace, not a recording" if tr.synthetic else "recorded trace"
             self._notes.append(f"cuda:{k} replays {kind} {label}")
+
+    @property
+    def resolution_s(self) -> float:
+        """The coarsest median row spacing of the traces."""
+        return max(statistics.median(b - a for a, b in zip(tr.t_s, tr.t_s[1:])) for tr in self.traces.values())
 
     def _snapshot(self) -> float:
         return self._clock() - self._origin

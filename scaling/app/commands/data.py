@@ -8,14 +8,17 @@
     scaling data policies
 
 A SOURCE is a public energy CSV, a runs table (parquet or CSV) or a CodeCarbon
-``emissions.csv`` (with ``--setting model=ID,steps=N,...``). Every source is read and checked
-before anything is written; the output is written atomically, so bad input leaves no file
-(and an existing one untouched).
+``emissions.csv`` (with ``--setting model=ID,steps=N,...``). A quality-metrics table (e.g.
+``datasets/public/diffused_responsibility_quality.csv``) holds no energies: ``import`` skips
+it with a one-line note, so ``scaling data import datasets/public/*.csv`` works; ``inspect``
+shows it. Every source is read and checked before anything is written; the output is written
+atomically, so bad input leaves no file (and an existing one untouched).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
     imp = sub.add_parser("import", help="import measurement files into a runs table (parquet)")
-    imp.add_argument("sources", nargs="+", metavar="SOURCE", help="public energy CSV, runs table or emissions.csv")
+    imp.add_argument("sources", nargs="+", metavar="SOURCE", help="public energy CSV, runs table or emissions.csv "
+                     "(a quality-metrics table is skipped with a note)")
     imp.add_argument("--out", required=True, help="runs table to write (.parquet, or .csv)")
     imp.add_argument("--policy", action="append", default=[], metavar="NAME=ACTION",
                      help="override a flag policy, e.g. first_call=mark (see `scaling data policies`)")
@@ -99,20 +103,28 @@ def run(args) -> int:
 def _import(args) -> int:
     import pandas as pd
 
-    from scaling.app.importers import ImportReport, import_file, parse_policy_args
-    from scaling.runs import append_runs, validate_runs, write_runs
+    from scaling.app.importers import ImportReport, import_file, parse_policy_args, sniff
+    from scaling.runs import append_runs, count_runs, validate_runs, write_runs
 
     policy = parse_policy_args(args.policy)
     setting = parse_setting(args.setting)
     out = Path(args.out)
-    results = [import_file(src, policy, setting=setting, phase=args.phase, flops=args.flops) for src in args.sources]
+    quality = [src for src in args.sources if sniff(src) == "quality"]
+    sources = [src for src in args.sources if src not in quality]
+    if not sources:
+        raise DataError(f"{', '.join(quality)}: quality-metrics tables only, no energies to import (rule: at least "
+                        "one SOURCE with energies; `scaling data inspect FILE` shows a quality table)")
+    for src in quality:
+        print(f"scaling data: note: skipped {src}: a quality-metrics table, not energy runs (`scaling data inspect` "
+              "shows it, `scaling pareto --quality-table` joins it)", file=sys.stderr)
+    results = [import_file(src, policy, setting=setting, phase=args.phase, flops=args.flops) for src in sources]
     tables = [r.runs for r in results if len(r.runs)]
     runs = pd.concat(tables, ignore_index=True) if tables else results[0].runs
     runs = validate_runs(runs, f"{out} (combined sources)")
     report = ImportReport.combine([r.report for r in results], runs)
     if args.append:
-        combined = append_runs(runs, out)
-        summary = f"appended {len(runs)} rows to {out} ({len(combined)} rows now)"
+        append_runs(runs, out)
+        summary = f"appended {len(runs)} rows to {out} ({count_runs(out)} rows now)"
     else:
         write_runs(runs, out, report=report.to_dict())
         summary = f"wrote {len(runs)} rows to {out}"
@@ -123,14 +135,12 @@ def _import(args) -> int:
 
 
 def _inspect(args) -> int:
-    from scaling.app.importers import import_file, parse_policy_args, sniff, summarize_runs
+    from scaling.app.importers import import_file, import_quality, parse_policy_args, sniff, summarize_runs
     from scaling.runs import read_metadata, read_runs
 
     path = Path(args.file)
     kind = sniff(path)
     if kind == "quality":
-        from scaling.app.importers import import_quality
-
         q = import_quality(path, parse_policy_args(args.policy))
         print(f"{path}: quality table, {len(q)} rows")
         for (model, metric), g in q.groupby(["model", "metric"]):

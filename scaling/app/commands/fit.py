@@ -55,7 +55,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from fits.default_law import fit_runs
+    from fits.fit_runs import fit_runs
 
     result = fit_runs(
         data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,

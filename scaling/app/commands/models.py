@@ -28,7 +28,7 @@ def _defaults(spec) -> str:
 
 
 def run(args) -> int:
-    from profilers.flops.closed_form import has_table, parameter_counts
+    from profilers.flops.profile import has_table, parameter_counts
     from scaling.registry import list_models
 
     specs = list_models(include_variants=args.variants)
