@@ -4,15 +4,18 @@ Appends ``--calls`` measured calls (default 1,000), one ``append_runs`` each, to
 table, as the runner does after every call: one ``total`` row and three phase rows
 (``text_encoder``, ``denoiser``, ``decoder``) per call, every column the runner fills. It
 prints the median time of an append at 10, 100 and 1,000 rows already in the table (and at
-the end), split into the validation of the new rows (a constant) and the rest.
+the end), the least-squares trend of the append time over all appends (ms per 1,000 rows
+already there: about 0 when appends are flat), and the cost of validating one call's rows,
+which every append pays either way.
 
 For comparison it times the old one-file append at the same sizes: read and validate the
 whole table, concatenate, validate again, rewrite the file (what ``scaling.runs`` did before
 part files; ``--no-old`` skips it). Then the time of a full read of the appended table (base
 and every part), of ``read_run_keys`` (resume), of ``count_runs``, of ``compact_runs`` and
-of a full read of the compacted file.
+of a full read of the compacted file. Last, the same appends to a table that already holds
+``--big`` rows (default 100,000) in one file, as a table written before part files was.
 
-    python benchmarks/bench_runs_append.py [--calls 1000] [--repeats 9] [--no-old] [--dir DIR]
+    python benchmarks/bench_runs_append.py [--calls 1000] [--repeats 9] [--big 100000] [--no-old] [--dir DIR]
 
 Timings are wall time on this machine (fsync included: the disk matters); nothing asserts
 on them.
@@ -30,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from scaling.runs import (  # noqa: E402
@@ -86,11 +90,44 @@ def _timed(fn, repeats: int = 3) -> float:
     return statistics.median(out)
 
 
+def _big_table(folder: Path, n_rows: int, repeats: int, old: bool) -> None:
+    """Appends to a table whose base file already holds ``n_rows`` rows (one file, as written before parts)."""
+    import shutil
+
+    big = folder / "big.parquet"
+    calls = n_rows // len(PHASES)
+    write_runs(pd.DataFrame([r for i in range(calls) for r in call_rows(2_000_000 + i)]), big)
+    shutil.copy(big, folder / "big-old.parquet")
+    t0 = time.perf_counter()
+    append_runs(call_rows(3_000_000), big)
+    first = time.perf_counter() - t0
+    times = []
+    for k in range(repeats):
+        rows = call_rows(3_000_001 + k)
+        t0 = time.perf_counter()
+        append_runs(rows, big)
+        times.append(time.perf_counter() - t0)
+    line = (f"{calls * len(PHASES)} rows in a one-file base: the first append (builds keys.sqlite from the key "
+            f"columns) {first * 1e3:.0f} ms, then {_ms(times).strip()} ms per append")
+    if old:
+        olds = []
+        for k in range(min(repeats, 3)):
+            rows = call_rows(4_000_000 + k)
+            t0 = time.perf_counter()
+            old_append(rows, folder / "big-old.parquet")
+            olds.append(time.perf_counter() - t0)
+        line += f"; old one-file rewrite {_ms(olds).strip()} ms per append"
+    print(line)
+    t_keys = _timed(lambda: read_run_keys(big))
+    print(f"read_run_keys of that table ({count_runs(big)} rows): {t_keys * 1e3:.0f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=1000, help="calls appended one by one (4 rows each)")
     ap.add_argument("--repeats", type=int, default=9, help="appends timed at each checkpoint (median)")
     ap.add_argument("--no-old", action="store_true", help="skip the one-file rewrite comparison")
+    ap.add_argument("--big", type=int, default=100_000, help="also append to a table of this many rows (0: skip)")
     ap.add_argument("--dir", type=Path, default=None, help="folder for the tables (default: a temporary one)")
     args = ap.parse_args(argv)
     tmp = tempfile.TemporaryDirectory() if args.dir is None else None
@@ -116,14 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     sizes.append(per_append[-args.repeats][0])
     print(f"runs table: {args.calls} calls appended one by one, {rows_per_call} rows each ({n_rows} rows), "
           f"{t_all:.1f} s in all; {read_metadata(path)['parts']} part files")
-    print(f"validating one call's rows (in every append, either way): {validate_s * 1e3:.1f} ms\n")
-    head = "rows already there | append, parts (ms) | of which not validation (ms)"
+    print(f"validating one call's rows, part of every append either way: {validate_s * 1e3:.1f} ms")
+    slope = np.polyfit([n for n, _ in per_append], [t for _, t in per_append], 1)[0]
+    print(f"least-squares trend over all {args.calls} appends: {slope * 1e6:+.2f} ms per 1,000 rows already there\n")
+    head = "rows already there | append, parts (ms)"
     if not args.no_old:
         head += " | old one-file rewrite (ms)"
     print(head)
+    old_points = []
     for size in sizes:
         window = [s for n, s in per_append if n >= size][: args.repeats]
-        line = f"{size:>18} | {_ms(window):>18} | {statistics.median(window) * 1e3 - validate_s * 1e3:>28.1f}"
+        line = f"{size:>18} | {_ms(window):>18}"
         if not args.no_old:
             old_path = folder / f"old-{size}.parquet"
             calls = -(-size // rows_per_call)  # the same rows as the new table had at that size, or a call more
@@ -134,8 +174,15 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 old_append(rows, old_path)
                 times.append(time.perf_counter() - t0)
+            old_points.append((calls * rows_per_call, statistics.median(times)))
             line += f" | {_ms(times):>25}"
         print(line)
+    if len(old_points) > 1:
+        old_slope = np.polyfit(*zip(*old_points), 1)[0]
+        print(f"old one-file rewrite trend: {old_slope * 1e6:+.2f} ms per 1,000 rows already there")
+
+    if args.big:
+        _big_table(folder, args.big, args.repeats, not args.no_old)
 
     print()
     t_read = _timed(lambda: read_runs(path))

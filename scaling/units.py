@@ -31,21 +31,14 @@ def j_to_kwh(energy_j: float) -> float:
 class Interval:
     """A predicted value and its interval, ``lo <= value <= hi``, all in one unit.
 
-    ``level`` is the interval's coverage (0.9 for a 90% interval).
+    ``level`` is the interval's coverage (0.9 for a 90% interval). A plain record: the law that
+    makes one has checked its numbers (finite, ordered), so it is not checked again here.
     """
 
     value: float
     lo: float
     hi: float
     level: float = 0.9
-
-    def __post_init__(self):
-        for name in ("value", "lo", "hi"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise TypeError(f"Interval.{name} must be a number, got {type(v).__name__}")
-        if not (0.0 < self.level < 1.0):
-            raise ValueError(f"Interval.level {self.level!r}: it must lie strictly between 0 and 1")
 
     @property
     def finite(self) -> bool:

@@ -604,6 +604,24 @@ def test_read_run_keys_comes_from_the_index_only_when_it_matches_the_files(tmp_p
     assert len(read_run_keys(path)) == 24 and calls
 
 
+def test_extra_columns_across_parts_read_back_and_a_type_clash_is_refused_before_writing(tmp_path):
+    path = tmp_path / "runs.parquet"
+    append_runs(_call(0), path)
+    append_runs([{**r, "experiment": "sweep-a", "attempt": 1} for r in _call(1)], path)
+    append_runs([{**r, "attempt": 2.5} for r in _call(2)], path)   # a number with a number: promoted
+    before = _snapshot(path)
+    with pytest.raises(DataError, match=r"appended rows\): an extra column has another type than in the table"):
+        append_runs([{**r, "attempt": "third"} for r in _call(3)], path)
+    assert _snapshot(path) == before
+    back = read_runs(path)
+    assert list(back.columns[-2:]) == ["experiment", "attempt"]
+    assert back["experiment"].isna().tolist() == [True] * 4 + [False] * 4 + [True] * 4
+    assert set(back["experiment"].dropna()) == {"sweep-a"}
+    assert back["attempt"].tolist()[4:] == [1.0] * 4 + [2.5] * 4
+    compact_runs(path)
+    pd.testing.assert_frame_equal(read_runs(path), back)
+
+
 def test_parts_without_their_base_are_refused_not_dropped(tmp_path):
     path = tmp_path / "runs.parquet"
     append_runs(_call(0), path)

@@ -77,6 +77,7 @@ from scaling.precision import UNQUANTISED_BYTE, UNQUANTISED_PRECISIONS, WEIGHT_B
 __all__ = [
     "DEFAULT_CPU_POWER_W",
     "METER_KINDS",
+    "RECORDED_FAILURES",
     "RUNNER_SOURCE",
     "ModelTooLargeError",
     "Protocol",

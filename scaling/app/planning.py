@@ -45,6 +45,8 @@ JOB_KEYS = {"model", "res", "frames", "seconds", "steps", "guidance", "cfg", "ba
             "outputs_per_prompt", "precision", "count", "name"}
 TOP_KEYS = {"jobs", "gpus", "regions", "intensity", "precision", "pue", "law"}
 DEFAULT_GPUS = ["a100", "a6000", "l40s", "h100", "h200"]
+
+
 def _memory_for(est: Estimate, spec: ModelSpec | None = None) -> MemoryProfile:
     return memory_profile(est.setting, spec=spec, gpu=est.gpu)
 
@@ -104,7 +106,7 @@ class Comparison(Sequence):
         return next(iter(self.fitting), None)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per option; columns in :data:`COLUMNS`."""
+        """One row per option; columns in :data:`scaling.app.frames.COLUMNS`."""
         return records_frame([r.to_record() for r in self.rows])
 
 
@@ -184,7 +186,7 @@ class PredictionGrid(Sequence):
         return [r.estimate for r in self.rows]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per prediction; columns in :data:`COLUMNS`."""
+        """One row per prediction; columns in :data:`scaling.app.frames.COLUMNS`."""
         return records_frame([r.to_record() for r in self.rows])
 
 
@@ -253,7 +255,7 @@ class PlanResult:
         return df
 
     def jobs_frame(self) -> pd.DataFrame:
-        """One row per job and option; columns in :data:`COLUMNS`."""
+        """One row per job and option; columns in :data:`scaling.app.frames.COLUMNS`."""
         return records_frame(self.jobs)
 
 

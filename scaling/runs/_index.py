@@ -5,7 +5,8 @@ wants the keys without opening every part. The index is a SQLite database (``key
 in the table's parts folder; the standard library's ``sqlite3``) holding every key once
 (a unique constraint, so a look-up costs the same at row 10 as at row 100,000), in table
 order, and the parts it has read: sequence number, file identity (inode, size, modification
-time) and schema version.
+time) and schema version, and the arrow types of the table's extra columns (so that an append
+cannot add a column type that a read could not merge).
 
 It is a cache, never the record: the parquet files are.
 
@@ -25,10 +26,10 @@ import contextlib
 import re
 import sqlite3
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from scaling.errors import DataError
-from scaling.runs._schema import KEY_COLUMNS, SCHEMA_VERSION, _checked_version, _refuse_newer
+from scaling.runs._schema import COLUMNS, KEY_COLUMNS, SCHEMA_VERSION, _checked_version, _refuse_newer
 
 INDEX_NAME = "keys.sqlite"
 _FORMAT = "1"
@@ -68,15 +69,46 @@ def fingerprint(path: Path) -> str:
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def read_file_keys(path: Path) -> tuple[list[Key], int]:
-    """The keys of one parquet file (its three key columns only) and its schema version."""
+def read_file_keys(path: Path) -> tuple[list[Key], int, Any]:
+    """The keys of one parquet file (its three key columns only), its schema version and the
+    arrow schema of its extra (non-schema) columns."""
     import pyarrow.parquet as pq
 
-    t = pq.read_table(path, columns=list(KEY_COLUMNS))
-    version = _checked_version(path, t.schema.metadata)
+    with pq.ParquetFile(path) as f:
+        schema = f.schema_arrow
+        version = _checked_version(path, schema.metadata)
+        t = f.read(columns=list(KEY_COLUMNS))
     run_id, phase = t.column("run_id").to_pylist(), t.column("phase").to_pylist()
     repeat = t.column("repeat").fill_null(-1).to_pylist()
-    return list(zip(run_id, phase, (int(r) for r in repeat))), version
+    return list(zip(run_id, phase, (int(r) for r in repeat))), version, extra_schema(schema)
+
+
+def extra_schema(schema):
+    """The fields of an arrow schema that are not runs-table columns (kept, untyped by the schema)."""
+    import pyarrow as pa
+
+    return pa.schema([f for f in schema if f.name not in COLUMNS])
+
+
+def unify_extras(a, b, where: Path):
+    """Extra columns of the table and of a new file together; one name with two types is a DataError."""
+    import pyarrow as pa
+
+    try:
+        return pa.unify_schemas([a, b], promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise DataError(f"{where}: an extra column has another type than in the table "
+                        f"({str(exc).splitlines()[0]}) (rule: one type per column)") from exc
+
+
+def _dump(schema) -> str:
+    return schema.serialize().to_pybytes().hex()
+
+
+def _load(text: str):
+    import pyarrow as pa
+
+    return pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(text)))
 
 
 def keys_of(run_id: Sequence, phase: Sequence, repeat: Sequence) -> list[Key]:
@@ -92,6 +124,8 @@ class KeyIndex:
     def __init__(self, con: sqlite3.Connection, last_seq: int):
         self._con = con
         self.last_seq = last_seq
+        self.extras = _load(dict(con.execute("SELECT k, v FROM meta").fetchall())["extras"])
+        """Arrow schema of the table's extra columns (those not in the runs schema)."""
 
     def first_present(self, keys: Sequence[Key]) -> int | None:
         """Position in ``keys`` of the first key the table already holds, else None."""
@@ -101,9 +135,10 @@ class KeyIndex:
                 return i
         return None
 
-    def add(self, seq: int, part: Path, keys: Sequence[Key]) -> None:
-        """Record the part ``seq`` just written and its keys (one transaction)."""
-        _add(self._con, seq, part, keys, SCHEMA_VERSION)
+    def add(self, seq: int, part: Path, keys: Sequence[Key], extras) -> None:
+        """Record the part ``seq`` just written, its keys and extra columns (one transaction)."""
+        self.extras = unify_extras(self.extras, extras, part)
+        _add(self._con, seq, part, keys, SCHEMA_VERSION, self.extras)
         self._con.commit()
         self.last_seq = seq
 
@@ -116,23 +151,27 @@ def _insert_keys(con: sqlite3.Connection, keys: Sequence[Key], path: Path) -> No
                         "table with scaling.runs.read_runs to see which row") from exc
 
 
-def _add(con: sqlite3.Connection, seq: int, part: Path, keys: Sequence[Key], version: int) -> None:
+def _add(con: sqlite3.Connection, seq: int, part: Path, keys: Sequence[Key], version: int, extras) -> None:
     _insert_keys(con, keys, part)
     con.execute("INSERT INTO parts VALUES (?, ?, ?)", (seq, fingerprint(part), version))
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('extras', ?)", (_dump(extras),))
 
 
 def _rebuild(con: sqlite3.Connection, base: Path, folder: Path, through: int) -> int:
     for table in ("keys", "parts", "meta"):
         con.execute(f"DELETE FROM {table}")
-    _insert_keys(con, read_file_keys(base)[0], base)
+    keys, _, extras = read_file_keys(base)
+    _insert_keys(con, keys, base)
     last = through
     for seq, part in list_parts(folder):
         if seq > through:
-            keys, version = read_file_keys(part)
-            _add(con, seq, part, keys, version)
+            keys, version, more = read_file_keys(part)
+            extras = unify_extras(extras, more, part)
+            _add(con, seq, part, keys, version, extras)
             last = seq
-    con.executemany("INSERT INTO meta VALUES (?, ?)",
-                    [("format", _FORMAT), ("base", fingerprint(base)), ("through", str(through))])
+    con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("format", _FORMAT), ("base", fingerprint(base)), ("through", str(through)),
+                     ("extras", _dump(extras))])
     con.commit()
     return last
 
@@ -142,7 +181,7 @@ def _sync(con: sqlite3.Connection, base: Path, folder: Path, through: int) -> in
     last_row = con.execute("SELECT seq, file FROM parts ORDER BY seq DESC LIMIT 1").fetchone()
     last = last_row[0] if last_row else through
     stale = (state.get("format") != _FORMAT or state.get("base") != fingerprint(base)
-             or state.get("through") != str(through) or last < through)
+             or state.get("through") != str(through) or "extras" not in state or last < through)
     if not stale and last_row:
         part = folder / part_name(last)
         stale = not part.is_file() or fingerprint(part) != last_row[1]
@@ -150,9 +189,12 @@ def _sync(con: sqlite3.Connection, base: Path, folder: Path, through: int) -> in
         return _rebuild(con, base, folder, through)
     while (folder / part_name(last + 1)).is_file():  # renamed by a writer that stopped before the index
         last += 1
-        keys, version = read_file_keys(folder / part_name(last))
-        _add(con, last, folder / part_name(last), keys, version)
+        part = folder / part_name(last)
+        keys, version, more = read_file_keys(part)
+        extras = unify_extras(_load(state["extras"]), more, part)
+        _add(con, last, part, keys, version, extras)
         con.commit()
+        state["extras"] = _dump(extras)
     return last
 
 

@@ -40,7 +40,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from scaling.errors import DataError
-from scaling.runs._index import drop_index, fingerprint, indexed_keys, keys_of, list_parts, open_index, part_name
+from scaling.runs._index import (
+    drop_index,
+    extra_schema,
+    fingerprint,
+    indexed_keys,
+    keys_of,
+    list_parts,
+    open_index,
+    part_name,
+    unify_extras,
+)
 from scaling.runs._io import _atomic_path, _fsync_dir, _is_csv, _lock, from_csv, to_csv
 from scaling.runs._schema import _META_REPORT, _META_VERSION, COLUMNS, KEY_COLUMNS, SCHEMA_VERSION, _checked_version
 from scaling.runs._validate import _coerce, _duplicate, validate_runs
@@ -241,13 +251,11 @@ def count_runs(path: str | os.PathLike) -> int:
 # writing
 # --------------------------------------------------------------------------------------------
 
-def _write_parquet(df: pd.DataFrame, path: Path, report: Mapping[str, Any] | None, *,
-                   through: int | None = None) -> None:
-    """Write validated rows to ``path`` atomically, with the schema version (and ``through``)."""
+def _to_arrow(df: pd.DataFrame, report: Mapping[str, Any] | None, through: int | None):
+    """Validated rows as an arrow table with the schema version (and report, ``through``) in its metadata."""
     import json
 
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
@@ -256,9 +264,20 @@ def _write_parquet(df: pd.DataFrame, path: Path, report: Mapping[str, Any] | Non
         meta[_META_REPORT] = json.dumps(report, default=str).encode()
     if through is not None:
         meta[_META_THROUGH] = str(through).encode()
-    table = table.replace_schema_metadata(meta)
+    return table.replace_schema_metadata(meta)
+
+
+def _write_table(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
     with _atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, report: Mapping[str, Any] | None, *,
+                   through: int | None = None) -> None:
+    """Write validated rows to ``path`` atomically, with the schema version (and ``through``)."""
+    _write_table(_to_arrow(df, report, through), path)
 
 
 def _drop_parts(path: Path, through: int | None) -> None:
@@ -334,11 +353,14 @@ def append_runs(rows: pd.DataFrame | Iterable[Mapping[str, Any]], path: str | os
             if i is not None:
                 raise _duplicate(source, i + 1, new["run_id"].iloc[i], new["phase"].iloc[i], new["repeat"].iloc[i],
                                  ": it is already in the table")
+            table = _to_arrow(new, None, None)
+            extras = extra_schema(table.schema)
+            unify_extras(index.extras, extras, Path(source))  # refused before anything is written
             seq = index.last_seq + 1
             part = folder / part_name(seq)
-            _write_parquet(new, part, None)
+            _write_table(table, part)
             _fsync_dir(folder)
-            index.add(seq, part, keys)
+            index.add(seq, part, keys, extras)
     return new
 
 

@@ -100,6 +100,7 @@ class CodeCarbonMeter(MeterBase):
         super().__init__(clock)
         try:
             from codecarbon import OfflineEmissionsTracker
+            from codecarbon.external.hardware import CPU
         except ImportError as e:
             raise MissingMeterDependencyError(f"cannot import codecarbon ({e}); {_INSTALL_HINT}") from e
         code = check_country_iso_code(country_iso_code)
@@ -138,7 +139,7 @@ class CodeCarbonMeter(MeterBase):
             scheduler.stop()  # the 1 s power monitor keeps running, as it should
         self._tracker = tracker
         self.cpu_mode = next(
-            (getattr(h, "_mode", None) for h in tracker._hardware if type(h).__name__ == "CPU"), None
+            (getattr(h, "_mode", None) for h in tracker._hardware if isinstance(h, CPU)), None
         )
         self.cpu_measured = self.cpu_mode in MEASURED_CPU_MODES
         self.carbon_intensity_g_per_kwh = self._carbon_intensity()
