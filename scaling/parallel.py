@@ -168,7 +168,7 @@ def check_plan(plan: ParallelPlan, *, heads: int, seq_len: int, cfg: bool, n_gpu
         raise InvalidSettingError(f"ulysses x ring = {plan.sequence_degree} does not divide the length {seq_len} the engine "
                                   f"cuts into equal shards (the latent's patch rows): use a product in {options}")
     if plan.cfg == 2 and not cfg:
-        raise InvalidSettingError(f"parallel degree cfg=2 needs classifier-free guidance: this setting runs one denoiser "
+        raise InvalidSettingError("parallel degree cfg=2 needs classifier-free guidance: this setting runs one denoiser "
                                   "pass per step (use cfg=1, or a guidance scale > 1)")
     return plan
 
