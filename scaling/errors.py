@@ -18,6 +18,10 @@ it to stderr and exits with status 2.
     ├── ProfilerError          a FLOP count that cannot be trusted or cannot be made
     │   └── AttentionNotCountedError  attention modules ran but 0 attention FLOP were counted:
     │                                 a bug, never a result
+    ├── OutputError            an output path that must not or cannot be written (one of the inputs,
+    │   │                      a folder, a device, a read-only folder, a full disk)
+    │   └── TableBusyError     a runs table another sweep or measure is writing (its lock is held)
+    ├── UnsafeWeightsError     a --weights folder whose weights are pickled (loading them can run code)
     ├── MissingDependencyError an optional package (an extra) that a command needs is not installed
     │   └── MissingMeterDependencyError  also a MeterError: a meter's package (pynvml, codecarbon)
     └── MeterError             a meter that cannot measure here (no GPU, no counter, no permission)
@@ -94,3 +98,18 @@ class UnknownCountryError(MeterError):
 class MissingMeterDependencyError(MeterError, MissingDependencyError):
     """A meter's optional package (``pynvml``, ``codecarbon``) is not installed: both a meter
     that cannot measure here and a missing extra."""
+
+
+class OutputError(ScalingError):
+    """An output path that must not be written (one of the command's inputs, a folder, a device
+    or FIFO, an empty path) or cannot be (a read-only folder, a full disk): checked before any
+    work where it can be, and an ``OSError`` while writing becomes this, naming the path."""
+
+
+class TableBusyError(OutputError):
+    """A runs table that another sweep or measure is writing right now (its lock is held)."""
+
+
+class UnsafeWeightsError(ScalingError):
+    """A ``--weights`` folder with pickled weights only (``.bin``, ``.pt``, ``.ckpt``): loading
+    them can run code; refused unless ``--allow-pickle`` is given."""

@@ -1,8 +1,11 @@
 """The ``scaling`` command line: a thin layer over the library.
 
 Each subcommand lives in ``scaling/app/commands/<name>.py`` with two functions,
-``add_parser(subparsers)`` and ``run(args) -> int``. Errors of the toolkit
-(:class:`scaling.errors.ScalingError`) become one line on stderr and exit status 2.
+``add_parser(subparsers)`` and ``run(args) -> int``. Every refusal is one line on stderr and
+exit status 2, with no traceback: the toolkit's errors (:class:`scaling.errors.ScalingError`),
+argparse's own (an unknown flag, a missing argument, a number out of range: :class:`Parser`
+prints one line instead of the usage block; the numbers are checked by
+``scaling/app/commands/_types.py``) and an ``OSError`` on a file (a read-only folder, a full disk).
 """
 
 from __future__ import annotations
@@ -19,8 +22,29 @@ COMMANDS = ("models", "gpus", "profile", "predict", "compare", "plan", "report",
             "measure", "sweep", "pareto")
 
 
+class UsageError(Exception):
+    """A command line argparse refused: ``prog`` and the one-line message."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+        self.message = message
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``scaling CMD: error: ...``), not a usage block.
+
+    ``error`` raises :class:`UsageError`; :func:`main` prints it and returns 2. Subparsers are of
+    this class too (argparse gives them the parent's class).
+    """
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        hint = f" (see `{self.prog} --help`)"
+        raise UsageError(self.prog, " ".join(str(message).split()) + hint)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="scaling", description="Predict, measure and explain the energy of diffusion-model inference.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -36,28 +60,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse(prog: str, message: str) -> int:
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE") and argv is None:  # `scaling models | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _refuse(exc.prog, exc.message)
+    except SystemExit as exc:  # --help, --version: printed, status 0
+        return exc.code if isinstance(exc.code, int) else 0
     if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
+        return _refuse("scaling", f"no command given: use one of {', '.join(COMMANDS)} (see `scaling --help`)")
+    prog = f"scaling {args.command}"
     try:
         return int(args._run(args) or 0)
+    except UsageError as exc:  # a command that refuses its arguments the argparse way
+        return _refuse(exc.prog, exc.message)
     except ScalingError as exc:
-        print(f"scaling {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(prog, str(exc))
     except ModuleNotFoundError as exc:
         from scaling.extras import EXTRA_OF, missing_message
 
         if (exc.name or "").split(".")[0] not in EXTRA_OF:
             raise
-        print(f"scaling {args.command}: error: {missing_message(exc.name)}", file=sys.stderr)
-        return 2
+        return _refuse(prog, missing_message(exc.name))
+    except OSError as exc:  # a file the OS refused (a read-only folder, a full disk, a folder as a file)
+        if isinstance(exc, BrokenPipeError):  # `scaling models | head` in process: the reader left
+            return 0
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _refuse(prog, f"{where}{(exc.strerror or str(exc) or type(exc).__name__).rstrip('.').lower()}")
     except KeyboardInterrupt:
-        print(f"scaling {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

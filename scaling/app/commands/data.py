@@ -109,6 +109,7 @@ def _import(args) -> int:
     policy = parse_policy_args(args.policy)
     setting = parse_setting(args.setting)
     out = Path(args.out)
+    check_output(out, inputs=args.sources)  # before any work: never over a source
     quality = [src for src in args.sources if sniff(src) == "quality"]
     sources = [src for src in args.sources if src not in quality]
     if not sources:
@@ -161,6 +162,7 @@ def _inspect(args) -> int:
 def _export(args) -> int:
     from scaling.runs import read_runs, to_csv
 
+    check_output(args.out, inputs=[args.file])  # never over the table it reads
     runs = read_runs(args.file)
     out = to_csv(runs, args.out)
     print(f"wrote {len(runs)} rows to {out}")

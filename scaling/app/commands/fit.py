@@ -57,6 +57,8 @@ def add_parser(sub):
 def run(args) -> int:
     from fits.fit_runs import fit_runs
 
+    for out in (args.out, args.report):  # before the fit: never over the data, nor over each other
+        out and check_output(out, inputs=[args.data, *(o for o in (args.out, args.report) if o is not out)])
     result = fit_runs(
         data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
         drop_unresolved=not args.strict, n_splits=args.n_splits,

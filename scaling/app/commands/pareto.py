@@ -28,6 +28,7 @@ def run(args) -> int:
         from scaling.extras import require
 
         require("plotly", what="--plot")
+        check_output(args.plot, inputs=[args.data, args.quality_table])
     runs = read_runs(args.data)
     if args.quality_table:
         from scaling.app.importers import import_quality
@@ -40,7 +41,7 @@ def run(args) -> int:
     if args.plot:
         from scaling._files import write_text_atomic
 
-        write_text_atomic(args.plot, pareto_figure(res).to_html(include_plotlyjs=True))
+        write_text_atomic(args.plot, pareto_figure(res).to_html(include_plotlyjs=True), inputs=[args.data, args.quality_table])
     pts = res.points
     if args.json:
         print(dump_json(pts.to_dict(orient="records")))
