@@ -24,8 +24,14 @@ What it does, in order:
 5. Fit the winner on every setting for energy (``energy_gpu_j``) and, with the time prior of
    the same regime, for time (``duration_s``); coefficient intervals (statsmodels OLS or the
    asymptotic NLS covariance) and a bootstrap over settings (fixed seed).
-6. Write the law JSON (:func:`law_document`): coefficients, covariance, intervals, the
-   validation table, the targets of the issue, provenance (file names and sha256) and versions.
+6. Measure the out-of-split residual spread of the winner (:func:`residual_spread`): the
+   variance of the log residuals of leave-one-GPU-out, leave-one-model-out and
+   leave-one-family-out predictions, for energy and time. The predict path widens an interval
+   with them when it extrapolates (a GPU, a model or a family outside the data; see
+   :mod:`fits.law_file`).
+7. Write the law JSON (:func:`law_document`): coefficients, covariance, intervals, the
+   validation table, the residual spreads, the targets of the issue, provenance (file names and
+   sha256) and versions.
 
 Per-component energies. The public data measures whole calls (``phase == total``), so the
 default law is a law of the total; a component's energy is the total's split by its FLOP share,
@@ -65,6 +71,7 @@ __all__ = [
     "law_document",
     "law_part",
     "main",
+    "residual_spread",
     "select_form",
     "time_law_for",
     "write_law",
@@ -88,6 +95,15 @@ COMPONENT_METHODS = {
 }
 
 VALIDATION_SPLITS = ("in_sample", "config_kfold", "model_out", "gpu_out")
+
+#: The splits whose out-of-fold residual spread the law file stores (``residual_spread``).
+SPREAD_SPLITS = ("gpu_out", "model_out", "family_out")
+
+SPREAD_METHOD = ("sigma2: mean of the squared log residuals log(y) - log(median prediction) of the held-out "
+                 "settings, each predicted by the law form refitted without its group (leave-one-group-out over "
+                 "GPU registry keys, public model ids, registry model families); bias: their mean. It holds the "
+                 "fold fits' parameter error as well as the noise. The predict path widens a log-space interval "
+                 "by the excess over the in-sample sigma2 (see fits/law_file.py)")
 
 
 def default_law_path() -> Path:
@@ -202,7 +218,8 @@ def fit_default(folder: str | Path | None = None, form: str | None = None, valid
 def law_document(energy, time, *, form: str, name: str, description: str, X, y, X_time, y_time, settings,
                  component_method: str = "flop_share", table=None, targets=None, bootstrap=None,
                  provenance=None, excluded=None, selection: str | None = None, groups=None,
-                 component_laws: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
+                 component_laws: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None,
+                 spread: Mapping[str, Any] | None = None) -> dict:
     """The JSON document of a fitted law (what ``fits.load_law`` reads).
 
     ``energy`` / ``time`` are fitted laws of :mod:`fits.laws` (``time`` may be None).
@@ -235,6 +252,8 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
         doc["component_laws"] = {role: part(law, Xr, yr) for role, (law, Xr, yr) in component_laws.items()}
     if groups:
         doc["groups"] = groups
+    if spread is not None:
+        doc["residual_spread"] = spread
     if bootstrap is not None:
         doc["bootstrap"] = bootstrap
     if table is not None:
@@ -296,9 +315,88 @@ def training_summary(settings, excluded) -> dict:
         "models": uniq("model"),
         "model_keys": uniq("model_key"),
         "modalities": uniq("modality"),
+        "families": sorted(set(model_families(settings))) if "model_key" in settings.columns else [],
+        "gpu_precisions": sorted({(str(g), str(p)) for g, p in zip(settings["gpu_key"], settings["precision"])
+                                  if isinstance(g, str) and isinstance(p, str)})
+        if {"gpu_key", "precision"} <= set(settings.columns) else [],
         "flop_range": [float(settings["flop"].min()), float(settings["flop"].max())] if len(settings) else None,
         "steps_range": [int(settings["steps"].min()), int(settings["steps"].max())] if len(settings) else None,
         "excluded": excluded or {},
+    }
+
+
+def model_families(settings) -> list[str]:
+    """The registry family of each row's model (``model_key``); ``?`` where it does not resolve."""
+    from scaling.errors import UnknownModelError
+    from scaling.registry import resolve_model
+
+    out = []
+    for key in settings["model_key"].astype("string").fillna("?"):
+        try:
+            out.append(resolve_model(str(key)).family)
+        except UnknownModelError:
+            out.append("?")
+    return out
+
+
+def residual_spread(law, X, y, groups: Mapping[str, Sequence], splits: Sequence[str] = SPREAD_SPLITS) -> dict:
+    """Out-of-split log-residual spread of ``law`` (one law form, unfitted) on ``X``, ``y``.
+
+    For each split (``groups[split]``: the group of each row), every group is left out once, the
+    form refitted on the rest and the left-out rows predicted; ``sigma2`` is the mean of the
+    squared log residuals against the fold's median prediction (no smearing), ``bias`` their
+    mean, ``n`` the rows predicted, ``folds`` / ``failed_folds`` the fits.
+
+    Returns
+    -------
+    dict split -> {"sigma2", "bias", "n", "folds", "failed_folds"}
+    """
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from fits.laws import IdentifiabilityWarning
+
+    X = np.asarray(X, dtype=float)
+    ly = np.log(np.asarray(y, dtype=float))
+    out = {}
+    for split in splits:
+        g = np.asarray(groups[split])
+        res = np.full(ly.shape, np.nan)
+        folds = failed = 0
+        if np.unique(g).size >= 2:
+            for train, test in LeaveOneGroupOut().split(X, ly, g):
+                folds += 1
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", category=IdentifiabilityWarning)
+                    try:
+                        state = clone(law).fit(X[train], np.exp(ly[train])).to_state(INTERVAL)
+                    except (LawError, ValueError):
+                        failed += 1
+                        continue
+                res[test] = ly[test] - state.log_model(state.log_features(X[test]))
+        ok = np.isfinite(res)
+        out[split] = {"sigma2": float(np.mean(res[ok] ** 2)) if ok.any() else None,
+                      "bias": float(np.mean(res[ok])) if ok.any() else None,
+                      "n": int(ok.sum()), "folds": folds, "failed_folds": failed}
+    return out
+
+
+def _spread_groups(settings) -> dict[str, np.ndarray]:
+    g = _groups(settings)
+    return {"gpu_out": g["gpu_out"], "model_out": g["model_out"],
+            "family_out": np.asarray(model_families(settings), dtype=object)}
+
+
+def spread_summary(fit: Mapping[str, Any]) -> dict:
+    """The ``residual_spread`` block of the law file: per target, the spread of each split."""
+    laws = candidate_laws("energy")
+    form = fit["form"]
+    settings = fit["settings"]
+    t_rows = settings[(settings["duration_s"].astype(float) > 0).to_numpy(bool)]
+    return {
+        "method": SPREAD_METHOD,
+        "form": form,
+        "energy": residual_spread(laws[form], fit["X"], fit["y_energy"], _spread_groups(settings)),
+        "time": residual_spread(time_law_for(form, laws[form]), fit["X_time"], fit["y_time"], _spread_groups(t_rows)),
     }
 
 
@@ -347,7 +445,7 @@ def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, wi
                     "(video_killed, benchlab, ML.ENERGY v2, diffused_responsibility) after import and FLOP annotation",
         X=fit["X"], y=fit["y_energy"], X_time=fit["X_time"], y_time=fit["y_time"], settings=fit["settings"],
         table=fit["table"], targets=targets, bootstrap=boot, provenance=_provenance(table),
-        excluded=fit["excluded"], selection=SELECTION,
+        excluded=fit["excluded"], selection=SELECTION, spread=spread_summary(fit),
     )
 
 

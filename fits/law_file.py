@@ -18,6 +18,23 @@ per role (the file says which, under ``components``). Precision: the hardware fi
 chips with fp8 tensor cores); :meth:`Law.predict` adds the dequantisation term of weight-only
 formats (:func:`scaling.precision.dequant_cost`: a roofline estimate, not fitted) to the
 denoiser and the total; :meth:`Law.predict_energy` and :meth:`Law.predict_time` are the law alone.
+
+Extrapolation (:meth:`Law.predict`). The prediction says where it leaves the law's data, from the
+file's ``training`` block: the GPU was never measured (``gpus``); the precision's class was never
+measured on the GPU's architecture (``gpu_precisions``, pairs of GPU key and precision; a class
+is the matmul format the precision runs at, bf16 and fp16 being one class on a chip where their
+peaks are equal); the model (``model_keys`` / ``models``) or its registry family (``families``)
+is not in the data; the call's FLOP count lies outside ``flop_range``. The interval then widens
+by the law file's out-of-split spread (``residual_spread``, written by
+:mod:`fits.default_law`): in log space the variance ``g' Cov g + sigma^2`` of the interval gains
+``max(sigma2_split - sigma^2, 0)`` for each independent reason (:data:`SPREAD_RULE`):
+
+- GPU never measured, or the precision class never measured on its architecture: ``gpu_out``;
+- model not in the data: ``model_out``, or ``family_out`` when its family is not in the data
+  either.
+
+The FLOP range has no split of its own: it is flagged, not widened. A file without
+``residual_spread`` (``scaling fit`` output) flags but does not widen, and says so.
 """
 
 from __future__ import annotations
@@ -32,16 +49,43 @@ from typing import Any, Mapping
 import numpy as np
 
 from fits.law import LawState, hardware_row, predict_interval
-from scaling.errors import LawError
-from scaling.hardware import GPUSpec
+from scaling.errors import LawError, ScalingError
+from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.precision import dequant_cost, precision_plan
+from scaling.registry import resolve_model
 from scaling.units import Interval
 
-__all__ = ["SCHEMA", "Law", "LawPrediction", "ShippedLaw", "default_law_path", "law_from_dict", "load_law"]
+__all__ = ["SCHEMA", "SPREAD_RULE", "Law", "LawPrediction", "ShippedLaw", "default_law_path", "law_from_dict",
+           "load_law", "precision_class"]
 
 SCHEMA = "scaling.law/1"
 COMPONENT_METHODS = ("flop_share", "per_component")
 ROLE_ORDER = ("text_encoder", "denoiser", "decoder", "vocoder", "upsampler")
+
+SPREAD_RULE = ("log-space interval variance g' Cov g + sigma^2, plus max(sigma2_split - sigma^2, 0) per reason: "
+               "gpu_out for a GPU never measured or a precision class never measured on its architecture; model_out "
+               "for a model outside the data (family_out when its family is outside too); the split spreads are the "
+               "law file's residual_spread (leave-one-group-out log residuals)")
+
+
+def precision_class(precision: str, gpu: GPUSpec) -> str:
+    """The class of ``precision`` on ``gpu`` for the extrapolation flags: the stored format its
+    matmuls run at (:func:`scaling.precision.precision_plan`), with bf16 and fp16 one class
+    (``"16-bit float"``) on a chip whose bf16 and fp16 peaks are equal (same law inputs)."""
+    compute = precision_plan(precision, gpu).compute
+    peaks = gpu.peak_flop_per_s
+    if compute in ("bf16", "fp16") and peaks.get("bf16") is not None and peaks.get("bf16") == peaks.get("fp16"):
+        return "16-bit float"
+    return compute
+
+
+def _widen(m: float, lo: float, hi: float, t: float, extra_var: float) -> tuple[float, float, float]:
+    """``[lo, hi]`` (a log-space interval exp(mu -+ t s)) with ``extra_var`` added to s^2; ``m`` kept."""
+    if extra_var <= 0 or not (lo > 0 and hi > 0):
+        return m, lo, hi
+    mu, half = 0.5 * (math.log(lo) + math.log(hi)), 0.5 * (math.log(hi) - math.log(lo))
+    wide = math.sqrt(half * half + t * t * extra_var)
+    return m, math.exp(mu - wide), math.exp(mu + wide)
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,11 @@ class LawPrediction:
     law_name: str
     level: float
     notes: tuple[str, ...] = ()
+    precision_measured_on_gpu_class: bool = True  # the precision's class was measured on this architecture
+    model_in_data: bool = True    # the model (registry key or public id) is in the law's data
+    family_in_data: bool = True   # the model's registry family is in the law's data
+    extrapolation: tuple[str, ...] = ()   # one line per way the call leaves the law's data
+    widened_by: tuple[str, ...] = ()      # the residual_spread splits the interval was widened with
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -75,6 +124,9 @@ class _Group:
         if not isinstance(doc, Mapping):
             raise LawError(f"{where}: not a JSON object")
         comps = doc.get("components") or {"method": "flop_share"}
+        if not isinstance(comps, Mapping):
+            raise LawError(f"{where}: components is {comps!r:.60}; rule: an object with a `method`, one of "
+                           f"{', '.join(COMPONENT_METHODS)}")
         self.method = comps.get("method", "flop_share") if isinstance(comps, Mapping) else None
         if self.method not in COMPONENT_METHODS:
             raise LawError(f"{where}: components method {self.method!r}; rule: one of {', '.join(COMPONENT_METHODS)}")
@@ -107,12 +159,78 @@ class _Group:
                 or fr[0] > fr[1]):
             raise LawError(f"{where}: training.flop_range is {fr!r}; rule: [lowest, highest] FLOP, finite numbers")
         self.flop_range = tuple(float(v) for v in fr) if fr is not None else None
+        self.models = _str_tuple(training.get("models"), f"{where}, training.models")
+        self.model_keys = _str_tuple(training.get("model_keys"), f"{where}, training.model_keys")
+        fams = training.get("families")
+        self.families = _str_tuple(fams, f"{where}, training.families") if fams is not None else None
+        pairs = training.get("gpu_precisions")
+        if pairs is not None and (not isinstance(pairs, list) or not all(
+                isinstance(x, list) and len(x) == 2 and all(isinstance(v, str) for v in x) for x in pairs)):
+            raise LawError(f"{where}: training.gpu_precisions is {pairs!r:.60}; rule: a list of [gpu key, precision]")
+        self.gpu_precisions = tuple(tuple(x) for x in pairs) if pairs is not None else None
+        self.spread = _spreads(doc.get("residual_spread"), where)
+        self._classes: set[tuple[str, str]] | None = None
+
+    def measured_classes(self) -> set[tuple[str, str]]:
+        """(architecture, precision class) pairs measured in the law's data."""
+        if self._classes is None:
+            pairs = self.gpu_precisions
+            if pairs is None:  # an older file: every precision on every GPU it lists
+                pairs = tuple((g, p) for g in self.gpus for p in self.precisions)
+            out = set()
+            for g, p in pairs:
+                try:
+                    spec = resolve_gpu(g)
+                    out.add((spec.architecture, precision_class(p, spec)))
+                except ScalingError:
+                    continue
+            self._classes = out
+        return self._classes
+
+    def data_families(self) -> set[str]:
+        """Registry families of the law's models (``training.families``, else resolved from the keys)."""
+        if self.families is not None:
+            return set(self.families)
+        out = set()
+        for k in self.model_keys:
+            try:
+                out.add(resolve_model(k).family)
+            except ScalingError:
+                continue
+        return out
+
+    def extra_variance(self, target: str, splits: tuple[str, ...], state: LawState) -> float:
+        """The variance ``splits`` add to a ``target`` interval: sum of max(sigma2_split - sigma^2, 0)."""
+        spread = (self.spread or {}).get(target) or {}
+        return sum(max(spread[k] - state.sigma2, 0.0) for k in splits if spread.get(k) is not None)
 
     def energy_states(self) -> list[LawState]:
         return [self.energy] if self.method == "flop_share" else list(self.role_energy.values())
 
     def time_states(self) -> list[LawState]:
         return [self.time] if self.time is not None else list(self.role_time.values())
+
+
+def _spreads(block: Any, where: str) -> dict[str, dict[str, float]] | None:
+    """``residual_spread`` as {target: {split: sigma2}}; None when the file has none."""
+    if block is None:
+        return None
+    if not isinstance(block, Mapping):
+        raise LawError(f"{where}: residual_spread is not a JSON object")
+    out: dict[str, dict[str, float]] = {}
+    for target in ("energy", "time"):
+        part = block.get(target) or {}
+        if not isinstance(part, Mapping):
+            raise LawError(f"{where}: residual_spread.{target} is not a JSON object")
+        out[target] = {}
+        for split, rec in part.items():
+            v = rec.get("sigma2") if isinstance(rec, Mapping) else rec
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise LawError(f"{where}: residual_spread.{target}.{split}.sigma2 is {v!r}; rule: a finite number >= 0")
+            out[target][str(split)] = float(v)
+    return out
 
 
 def _str_tuple(v: Any, where: str) -> tuple[str, ...]:
@@ -159,6 +277,9 @@ class Law:
         self.group_by = None
         self._groups: dict[str, _Group] = {}
         self._main: _Group | None = None
+        if groups is not None and not isinstance(groups, Mapping):
+            raise LawError(f"{where}: groups is {groups!r:.60}; rule: an object {{\"by\": \"gpu\" or \"model\", "
+                           "\"laws\": {name: law}}")
         if groups:
             if not isinstance(groups, Mapping) or not isinstance(groups.get("laws"), Mapping) or not groups["laws"]:
                 raise LawError(f"{where}: `groups` holds no law")
@@ -218,7 +339,15 @@ class Law:
     def _row(flop: float, steps: int | None, hw: np.ndarray) -> np.ndarray:
         return np.r_[float(flop), float(steps) if steps is not None else 0.0, hw]
 
-    def _energy(self, law: _Group, flops: dict[str, float], steps, hw, level: float) -> dict[str, Interval]:
+    @staticmethod
+    def _interval(law: _Group, target: str, state: LawState, row, level: float, widen: tuple[str, ...]):
+        """(mean, lo, hi) of one state at one row, widened by the ``widen`` splits' spread."""
+        m, lo, hi = predict_interval(state, row, level)
+        return _widen(float(m[0]), float(lo[0]), float(hi[0]), state.quantile(level),
+                      law.extra_variance(target, widen, state))
+
+    def _energy(self, law: _Group, flops: dict[str, float], steps, hw, level: float,
+                widen: tuple[str, ...] = ()) -> dict[str, Interval]:
         if law.method == "per_component":
             out: dict[str, Interval] = {}
             for role, c in flops.items():
@@ -226,27 +355,27 @@ class Law:
                 if state is None or c <= 0:
                     out[role] = Interval(0.0, 0.0, 0.0, level)
                     continue
-                m, lo, hi = predict_interval(state, self._row(c, steps, hw), level)
-                out[role] = Interval(float(m[0]), float(lo[0]), float(hi[0]), level)
+                out[role] = Interval(*self._interval(law, "energy", state, self._row(c, steps, hw), level, widen),
+                                     level)
             out["total"] = Interval(*(float(sum(v.as_tuple()[i] for v in out.values())) for i in range(3)), level)
             return out
         total_flop = sum(flops.values())
-        m, lo, hi = predict_interval(law.energy, self._row(total_flop, steps, hw), level)
-        t = (float(m[0]), float(lo[0]), float(hi[0]))
+        t = self._interval(law, "energy", law.energy, self._row(total_flop, steps, hw), level, widen)
         out = {role: Interval(*(v * c / total_flop for v in t), level) for role, c in flops.items()}
         out["total"] = Interval(*t, level)
         return out
 
-    def _time(self, law: _Group, flops: dict[str, float], steps, hw, level: float) -> Interval:
+    def _time(self, law: _Group, flops: dict[str, float], steps, hw, level: float,
+              widen: tuple[str, ...] = ()) -> Interval:
         if law.time is None:  # per component: the sum of the roles (bounds summed, conservative)
             acc = np.zeros(3)
             for role, c in flops.items():
                 state = law.role_time.get(role)
                 if state is not None and c > 0:
-                    acc += np.array([v[0] for v in predict_interval(state, self._row(c, steps, hw), level)])
+                    acc += np.array(self._interval(law, "time", state, self._row(c, steps, hw), level, widen))
             return Interval(float(acc[0]), float(acc[1]), float(acc[2]), level)
-        m, lo, hi = predict_interval(law.time, self._row(sum(flops.values()), steps, hw), level)
-        return Interval(float(m[0]), float(lo[0]), float(hi[0]), level)
+        return Interval(*self._interval(law, "time", law.time, self._row(sum(flops.values()), steps, hw), level,
+                                        widen), level)
 
     # -- the API ------------------------------------------------------------------------------
     def predict_energy(self, flop_by_role: Mapping[str, float], gpu: GPUSpec, precision: str, *,
@@ -306,14 +435,16 @@ class Law:
         flops = self._inputs(flop_by_role, steps, law.energy_states() + law.time_states())
         plan = precision_plan(precision, gpu)
         hw = hardware_row(gpu, plan)
-        energy = self._energy(law, flops, steps, hw, level)
+        total_flop = sum(flops.values())
+        flags = self._flags(law, gpu, precision, plan, model, keys, total_flop)
+        energy = self._energy(law, flops, steps, hw, level, flags["widen"])
         notes = []
         if law.time_states():
-            time = self._time(law, flops, steps, hw, level)
+            time = self._time(law, flops, steps, hw, level, flags["widen"])
         else:
             time = Interval(math.nan, math.nan, math.nan, level)
             notes.append("the law has no time law: time not predicted")
-        measured = gpu.key in law.gpus
+        measured = flags["gpu_measured"]
         if not measured:
             notes.append(f"no measurements on {gpu.key} in the law's data: predicted from its registry figures "
                          "(peak FLOP/s, bandwidth, TDP) through the hardware terms")
@@ -334,11 +465,16 @@ class Law:
                         time = time.shifted(cost.time_s)
                 if cost.note:
                     notes.append(cost.note)
-        total_flop = sum(flops.values())
-        in_range = law.flop_range is None or law.flop_range[0] <= total_flop <= law.flop_range[1]
+        in_range = flags["flop_in_range"]
         if not in_range:
             notes.append(f"{total_flop:.3g} FLOP is outside the law's data ({law.flop_range[0]:.3g}-"
                          f"{law.flop_range[1]:.3g} FLOP): extrapolation")
+        if flags["extrapolation"]:
+            if flags["widen"]:
+                notes.append("interval widened for extrapolation by the out-of-split spread of "
+                             + ", ".join(flags["widen"]) + " (see the README: predict semantics)")
+            elif law.spread is None:
+                notes.append("this law file stores no residual_spread: the interval is not widened for extrapolation")
         if law.method == "flop_share":
             notes.append("per-component energies: the total split by FLOP share (the law was fitted on whole calls)")
         order = [r for r in ROLE_ORDER if r in energy] + [r for r in energy if r not in ROLE_ORDER and r != "total"]
@@ -348,7 +484,50 @@ class Law:
             time_by_role_s={r: (t * (flops.get(r, 0.0) / total_flop) if math.isfinite(t) else None) for r in order},
             gpu_measured=measured, precision_in_data=precision_in_data, flop_in_range=in_range,
             law_name=self.name, level=level, notes=tuple(notes),
+            precision_measured_on_gpu_class=flags["precision_measured_on_gpu_class"],
+            model_in_data=flags["model_in_data"], family_in_data=flags["family_in_data"],
+            extrapolation=tuple(flags["extrapolation"]), widened_by=tuple(flags["widen"]),
         )
+
+    @staticmethod
+    def _flags(law: _Group, gpu: GPUSpec, precision: str, plan, model: Any, keys: tuple[str, ...],
+               total_flop: float) -> dict[str, Any]:
+        """Where a call leaves the law's data, and the splits that widen its interval (module doc)."""
+        measured = gpu.key in law.gpus
+        cls = precision_class(precision, gpu)
+        classes = law.measured_classes()
+        prec_ok = not classes or (gpu.architecture, cls) in classes
+        model_ok = not (law.model_keys or law.models) or any(k in law.model_keys or k in law.models for k in keys)
+        family = getattr(model, "family", None)
+        fams = law.data_families()
+        family_ok = family is None or not fams or family in fams
+        in_range = law.flop_range is None or law.flop_range[0] <= total_flop <= law.flop_range[1]
+        reasons, widen = [], []
+        if not measured:
+            reasons.append(f"GPU {gpu.key} was never measured in the law's data (measured: {', '.join(law.gpus)})")
+        if not prec_ok:
+            seen = sorted(c for a, c in classes if a == gpu.architecture)
+            reasons.append(f"precision {precision} ({cls} matmuls) was never measured on {gpu.architecture} GPUs"
+                           + (f" (measured there: {', '.join(seen)})" if seen else f" (no {gpu.architecture} GPU "
+                                                                                     "in the data)"))
+        if not measured or not prec_ok:
+            widen.append("gpu_out")
+        if not model_ok:
+            if family_ok:
+                reasons.append(f"model {keys[0] if keys else '?'} is not in the law's data (its family {family} is)")
+                widen.append("model_out")
+            else:
+                reasons.append(f"model family {family} is not in the law's data")
+                spread = (law.spread or {}).get("energy") or {}
+                widen.append("family_out" if law.spread is None or "family_out" in spread else "model_out")
+        if not in_range:
+            reasons.append(f"{total_flop:.3g} FLOP lies outside the law's data ({law.flop_range[0]:.3g}-"
+                           f"{law.flop_range[1]:.3g} FLOP)")
+        if law.spread is None:
+            widen = []
+        return {"gpu_measured": measured, "precision_measured_on_gpu_class": prec_ok, "model_in_data": model_ok,
+                "family_in_data": family_ok, "flop_in_range": in_range, "extrapolation": reasons,
+                "widen": tuple(widen)}
 
 
 #: The former name of :class:`Law` (a law file is not always the shipped one).
@@ -381,14 +560,45 @@ def load_law(path: str | Path | None = None) -> Law:
     else:
         p = Path(path)
         source = str(path)
+        if p.is_dir():
+            raise LawError(f"law file {source!r} is a folder; rule: a law JSON written by `scaling fit --out`")
         if not p.is_file():
             raise LawError(f"law file {source!r} does not exist")
         try:
             text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise LawError(f"law file {source!r} is not a law JSON ({exc})") from None
+            raise LawError(f"law file {source!r} is not a law JSON (byte {exc.start} is not UTF-8)") from None
+        except OSError as exc:
+            raise LawError(f"law file {source!r} cannot be read ({(exc.strerror or str(exc)).lower()})") from None
+    return Law(_parse_json(text, source), source)
+
+
+def _parse_json(text: str, source: str) -> Any:
+    """The law document of ``text``. NaN and Infinity (JSON extensions that a law file never holds:
+    it is written with ``allow_nan=False``) are refused wherever they are, naming the key."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LawError(f"law file {source!r} is not a law JSON ({exc})") from None
-    return Law(doc, source)
+    except RecursionError:
+        raise LawError(f"law file {source!r} is nested too deeply to be a law JSON") from None
+    bad = _non_finite(doc)
+    if bad is not None:
+        path, value = bad
+        raise LawError(f"law file {source!r}, {path or 'the document'}: {value} is not a number; "
+                       "rule: finite numbers only (NaN and Infinity are refused)")
+    return doc
+
+
+def _non_finite(doc: Any, path: str = "") -> tuple[str, str] | None:
+    """(dotted path, 'NaN' / 'Infinity' / '-Infinity') of the first non-finite number, or None."""
+    stack = [(path, doc)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            return where, "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+        if isinstance(v, Mapping):
+            stack.extend((f"{where}.{k}" if where else str(k), x) for k, x in reversed(list(v.items())))
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]", x) for i, x in reversed(list(enumerate(v))))
+    return None

@@ -10,8 +10,10 @@ it to stderr and exits with status 2.
     ├── UnknownModelError      a model id or alias that is not registered
     ├── UnknownGPUError        a GPU name that is not in the hardware registry
     ├── InvalidSettingError    a generation setting the model cannot take
-    │   └── DeviceOutOfMemoryError  a setting that ran out of device memory (torch's
-    │                               OutOfMemoryError or MemoryError, mapped where torch runs)
+    │   ├── DeviceOutOfMemoryError  a setting that ran out of device memory (torch's
+    │   │                           OutOfMemoryError or MemoryError, mapped where torch runs)
+    │   └── DoesNotFitError    a prediction asked for a GPU whose memory the pipeline does not fit
+    │                          (by the memory model of profilers/flops/memory.py), before any work
     ├── DataError              a runs table or import file that breaks the schema
     ├── LawError               a law file that cannot be read, or a fit that cannot be made
     ├── WorkloadError          a workload / sweep YAML file that breaks its schema
@@ -83,6 +85,12 @@ class DeviceOutOfMemoryError(InvalidSettingError):
     ``torch.OutOfMemoryError`` or ``MemoryError``."""
 
 
+class DoesNotFitError(InvalidSettingError):
+    """A prediction for a GPU whose memory the pipeline does not fit at this setting (weights at
+    the precision + the activation estimate of profilers/flops/memory.py, batch included), or fits
+    only with model CPU offload, whose cost the law does not model."""
+
+
 class AttentionNotCountedError(ProfilerError):
     """Attention modules ran but 0 attention FLOP were counted: the kernel escaped the counter."""
 
@@ -100,10 +108,11 @@ class MissingMeterDependencyError(MeterError, MissingDependencyError):
     that cannot measure here and a missing extra."""
 
 
-class OutputError(ScalingError):
+class OutputError(ScalingError, OSError):
     """An output path that must not be written (one of the command's inputs, a folder, a device
     or FIFO, an empty path) or cannot be (a read-only folder, a full disk): checked before any
-    work where it can be, and an ``OSError`` while writing becomes this, naming the path."""
+    work where it can be, and an ``OSError`` while writing becomes this, naming the path. It is
+    an ``OSError`` too, so that code catching the OS error still catches it."""
 
 
 class TableBusyError(OutputError):

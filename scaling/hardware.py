@@ -5,7 +5,7 @@ the vendor document it came from. This module loads that file once and answers t
 questions::
 
     resolve_gpu("NVIDIA H100 80GB HBM3")   # -> GPUSpec for "h100-sxm"
-    resolve_gpu("a100")                     # -> GPUSpec for "a100-sxm4-80gb" (family default)
+    resolve_gpu("a100")                     # -> GPUSpec for "a100-sxm4-40gb" (family default)
     resolve_gpu("h100").peak_for("bf16")    # -> 989.5e12 dense FLOP/s
 
 Conventions (also written in the JSON under ``conventions``):
@@ -27,7 +27,8 @@ Family defaults (what a bare family name resolves to):
 =========  =================  ===================================================
 alias      key                why
 =========  =================  ===================================================
-a100       a100-sxm4-80gb     the SXM4 80GB board replaced the 40GB launch board
+a100       a100-sxm4-40gb     the A100 board the public data measured (ML.ENERGY v2);
+                              name ``a100-80gb`` for the 80GB board (never measured)
 a100-pcie  a100-pcie-80gb     the PCIe board still sold
 h100       h100-sxm           the DGX/HGX board; also the toolkit's DEFAULT_GPU
 v100       v100-sxm2-16gb     the common cloud V100 (compute is identical at 32GB)
@@ -58,13 +59,26 @@ from scaling.precision import PRECISIONS, STORED_PRECISIONS, peak_precision
 __all__ = [
     "DEFAULT_GPU",
     "PRECISIONS",  # re-exported from scaling.precision, where it is defined
+    "FAMILY_DEFAULTS",
     "GPUSpec",
+    "family_default_note",
     "list_gpus",
     "resolve_gpu",
 ]
 
 #: The registry key used when a setting names no GPU.
 DEFAULT_GPU = "h100-sxm"
+
+#: Bare family names that pick one of several boards, and why that board (the table above).
+FAMILY_DEFAULTS: Mapping[str, str] = MappingProxyType({
+    "a100": "the A100 board the law's public data measured (ML.ENERGY v2, A100-SXM4-40GB); "
+            "name a100-80gb or a100-pcie for another board",
+    "a100-sxm": "the A100 board the law's public data measured; name a100-sxm4-80gb for the 80GB board",
+    "a100-sxm4": "the A100 board the law's public data measured; name a100-sxm4-80gb for the 80GB board",
+    "a100-pcie": "the PCIe board still sold; name a100-pcie-40gb for the 40GB board",
+    "h100": "the DGX/HGX board; name h100-pcie for the PCIe card",
+    "v100": "the common cloud V100 (compute is identical at 32GB); name v100-32gb for the 32GB board",
+})
 
 # Figures that must carry a source when present.
 _SCALAR_FIGURES = ("memory_byte", "memory_bandwidth_byte_per_s", "tdp_w", "idle_power_w")
@@ -176,6 +190,19 @@ def resolve_gpu(name: str) -> GPUSpec:
         hint = f" (did you mean {registry.by_key[registry.index[close[0]]].key!r}?)"
     known = ", ".join(sorted(registry.by_key))
     raise UnknownGPUError(f"unknown GPU {name!r}{hint}: known GPUs are {known}, see `scaling gpus`")
+
+
+def family_default_note(name: Any) -> str | None:
+    """A line saying which board a bare family name (``"a100"``) resolved to, and why; None for
+    a name that identifies one board (or a :class:`GPUSpec`)."""
+    if not isinstance(name, str):
+        return None
+    normalized = _normalize_name(name)
+    for alias, why in FAMILY_DEFAULTS.items():
+        if _normalize_name(alias) == normalized:
+            spec = resolve_gpu(name)
+            return f"`{name}` resolves to {spec.name} ({spec.key}): {why}"
+    return None
 
 
 def list_gpus() -> list[GPUSpec]:

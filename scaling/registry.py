@@ -74,6 +74,72 @@ class ModelSpec:
         return out
 
 
+@dataclass(frozen=True)
+class PromptTokens:
+    """How the prompt sets a pipeline's text length (``prompt_tokens`` of a setting).
+
+    ``how``:
+
+    - ``"max_sequence_length"``: the tokenizer pads (and truncates) to ``max_sequence_length``, a
+      call argument: the encoder runs on, and the denoiser sees, that many tokens whatever the
+      prompt; ``prompt_tokens`` is that length;
+    - ``"prompt"``: no padding to a fixed length (a single prompt is its own longest prompt):
+      the encoder runs on the prompt's tokens (plus the pipeline's template, ``template``
+      tokens before and after), the denoiser sees them;
+    - ``"valid"``: the encoder runs on the padded ``max_sequence_length`` (fixed here), the
+      denoiser's attention keeps only the prompt's (valid) tokens.
+    """
+
+    component: str      # the text encoder whose sequence the prompt sets
+    how: str
+    default: int        # today's assumption (the registry's text token count, template excluded)
+    max_tokens: int
+    template: tuple[int, int] = (0, 0)
+    note: str = ""
+
+
+# family -> (component, how, max tokens, note); the other families pad every encoder to a length
+# the model fixes (CLIP 77, CLAP 512, Stable Audio's T5 model_max_length 128)
+_PROMPT_TOKEN_FAMILIES: dict[str, tuple[str, str, int, str]] = {
+    "sd3": ("text_encoder_3", "max_sequence_length", 512, "T5 padded to max_sequence_length (at most 512); "
+            "the CLIPs stay at 77"),
+    "flux": ("text_encoder_2", "max_sequence_length", 512, "T5 padded to max_sequence_length (at most 512)"),
+    "pixart": ("text_encoder", "max_sequence_length", 512, "T5 padded to max_sequence_length"),
+    "wan": ("text_encoder", "max_sequence_length", 512, "UMT5 padded to max_sequence_length"),
+    "ltx": ("text_encoder", "max_sequence_length", 512, "T5 padded to max_sequence_length"),
+    "cogvideox": ("text_encoder", "max_sequence_length", 226, "T5 padded to max_sequence_length (at most the "
+                  "transformer's max_text_seq_length, 226)"),
+    "hunyuan": ("text_encoder", "max_sequence_length", 1024, "Llama on the chat template + max_sequence_length "
+                "tokens (padded), the template cropped after"),
+    "mochi": ("text_encoder", "valid", 256, "T5 runs on 256 padded tokens; the joint attention keeps the "
+              "prompt's own tokens"),
+    "qwen": ("text_encoder", "prompt", 1019, "the prompt's own tokens inside the chat template (34 before, "
+             "5 after); no padding"),
+    "audioldm2": ("text_encoder_2", "prompt", 512, "Flan-T5 pads to the longest prompt: the prompt's own tokens"),
+    "tango": ("text_encoder", "prompt", 512, "Flan-T5 pads to the longest prompt: the prompt's own tokens"),
+}
+# Qwen-Image's chat template around the prompt: prompt_template_drop_tokens before, and
+# <|im_end|>, newline, <|im_start|>, assistant, newline after (see models.json's provenance)
+_QWEN_TEMPLATE_AFTER = 5
+
+
+def prompt_token_rule(spec: "ModelSpec") -> PromptTokens | None:
+    """How ``prompt_tokens`` applies to ``spec``; None where every text length is fixed by padding."""
+    entry = _PROMPT_TOKEN_FAMILIES.get(spec.family)
+    if entry is None or entry[0] not in spec.text_tokens:
+        return None
+    component, how, max_tokens, note = entry
+    template = (0, 0)
+    if spec.family == "qwen":
+        template = (int(spec.pipeline.get("prompt_template_drop_tokens", 34)), _QWEN_TEMPLATE_AFTER)
+    elif spec.family == "hunyuan":
+        template = (int(spec.pipeline.get("prompt_template_drop_tokens", 0)), 0)
+    default = int(spec.text_tokens[component])
+    if spec.family == "qwen":  # the registry counts the templated sequence
+        default -= sum(template)
+    return PromptTokens(component, how, default, max_tokens, template, note)
+
+
 def _pkg_file(*parts: str):
     return resources.files("scaling").joinpath("_registry", *parts)
 

@@ -60,6 +60,8 @@ def parse_resolution(res: str | int, spec: ModelSpec) -> tuple[int, int]:
     multiple = spec.rules.get("res_multiple") or 8
     if text in NAMED_RESOLUTIONS or re.fullmatch(r"\d+p", text):
         height = NAMED_RESOLUTIONS.get(text) or int(text[:-1])
+        if height < multiple:  # rounding would invent a size: 0p is not 16x16
+            raise InvalidSettingError(f"`res` {res!r}: the height must be at least {multiple} px for {spec.id}")
         dh, dw = spec.defaults.get("height"), spec.defaults.get("width")
         aspect = (dw / dh) if dh and dw else 1.0
         # 480p on a landscape default means the short side; round each side to the model's multiple

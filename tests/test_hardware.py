@@ -19,8 +19,9 @@ TERA = 1e12
 
 # What users type -> the key it must resolve to (family defaults included).
 USER_ALIASES = {
-    "a100": "a100-sxm4-80gb",
-    "A100": "a100-sxm4-80gb",
+    "a100": "a100-sxm4-40gb",  # the board the law's public data measured (issue 15: honest defaults)
+    "A100": "a100-sxm4-40gb",
+    "a100-sxm4": "a100-sxm4-40gb",
     "a100-80gb": "a100-sxm4-80gb",
     "a100-40gb": "a100-sxm4-40gb",
     "a100-sxm4-40gb": "a100-sxm4-40gb",
@@ -161,6 +162,26 @@ def test_variants_that_are_different_boards_are_not_aliased() -> None:
     for name in ("NVIDIA H100 NVL", "NVIDIA GB200", "nvidia", ""):
         with pytest.raises(UnknownGPUError):
             resolve_gpu(name)
+
+
+def test_family_defaults_resolve_to_a_board_that_holds_the_alias_and_say_so() -> None:
+    for alias, why in hardware.FAMILY_DEFAULTS.items():
+        spec = resolve_gpu(alias)
+        assert any(hardware._normalize_name(a) == hardware._normalize_name(alias) for a in spec.aliases), alias
+        note = hardware.family_default_note(alias)
+        assert note is not None and spec.key in note and why in note and "\n" not in note
+    assert hardware.family_default_note("a100-80gb") is None and hardware.family_default_note("l4") is None
+    assert hardware.family_default_note(resolve_gpu("a100")) is None
+
+
+def test_a100_resolves_to_the_measured_board() -> None:
+    from fits.law_file import load_law
+
+    measured = load_law().gpus_measured
+    a100 = resolve_gpu("a100")
+    assert a100.key in measured, "the bare family name picks the A100 board the law's data measured"
+    assert resolve_gpu("a100-80gb").key not in measured
+    assert "a100-80gb" in hardware.family_default_note("a100")
 
 
 def test_resolve_accepts_a_spec() -> None:

@@ -93,6 +93,25 @@ def test_activations_grow_with_the_setting():
     assert two["unet"] == pytest.approx(2 * a["unet"])
 
 
+@pytest.mark.parametrize("model", ["sdxl", "wan2.1", "audioldm2", "flux-dev"])
+def test_batch_counts_against_memory(model):
+    """Every activation scales with the samples of its call (the batch; outputs per prompt for all but
+    the text encoders), the weights do not, and a large enough batch stops fitting."""
+    one = memory_profile(make_setting(model), gpu="h100")
+    four = memory_profile(make_setting(model, batch_size=2, outputs_per_prompt=2), gpu="h100")
+    assert four.weights_byte == one.weights_byte
+    for a, b in zip(one.components, four.components):
+        scale = 2 if a.role == "text_encoder" else 4
+        assert b.samples_per_call == scale * a.samples_per_call, (model, a.component)
+        assert b.activation_byte == pytest.approx(scale * a.activation_byte, rel=1e-6), (model, a.component)
+    assert four.resident_peak_byte > one.resident_peak_byte
+    batch = 1
+    while memory_profile(make_setting(model, batch_size=batch), gpu="h100").pipeline_fit() == "all resident":
+        batch *= 4
+        assert batch < 10 ** 7, "activations must grow with the batch"
+    assert memory_profile(make_setting(model, batch_size=batch), gpu="h100").pipeline_fit() != "all resident"
+
+
 @pytest.mark.parametrize("model,component,kw", [
     ("sd2.1", "vae", {"res": "640x896"}),               # not a design point
     ("audioldm2", "unet", {"seconds": 33.3}),

@@ -1,8 +1,9 @@
-"""Energy meters without hardware: a strict fake NVML, replayed traces, real CodeCarbon offline.
+"""Energy meters without hardware: Zeus over a strict fake NVML, replayed traces, real CodeCarbon offline.
 
-The fake NVML copies pynvml's error classes, so its tests need nvidia-ml-py (the [gpu] extra);
-the CodeCarbon tests need codecarbon (the [carbon] extra). Without them those tests skip,
-saying so; the others run.
+The GPU meter is Zeus's; the fake NVML (tests/fixtures/fake_nvml.py) is installed as the
+``pynvml`` Zeus calls, and copies pynvml's error classes, so its tests need zeus and
+nvidia-ml-py (the [gpu] extra); the CodeCarbon tests need codecarbon (the [carbon] extra).
+Without them those tests skip, saying so; the others run.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ else:
     HAS_CODECARBON = True
 try:
     import pynvml
+    import zeus.monitor  # noqa: F401
 except ImportError:
-    HAS_PYNVML = False
+    HAS_ZEUS = False
 else:
-    HAS_PYNVML = True
+    HAS_ZEUS = True
     import fake_nvml
     from fake_nvml import FakeNVML, h100s
-needs_pynvml = pytest.mark.skipif(
-    not HAS_PYNVML, reason="needs nvidia-ml-py (the [gpu] extra): the fake NVML copies pynvml's error classes")
+needs_zeus = pytest.mark.skipif(
+    not HAS_ZEUS, reason="needs zeus and nvidia-ml-py (the [gpu] extra): the GPU meter is Zeus's, and the "
+                         "fake NVML copies pynvml's error classes")
 needs_codecarbon = pytest.mark.skipif(not HAS_CODECARBON, reason="needs codecarbon (the [carbon] extra)")
 
 import profilers.energy.meters as meters  # noqa: E402
@@ -55,7 +58,6 @@ from profilers.energy.meters import (  # noqa: E402
     default_meter,
     make_meter,
     merge_measurements,
-    parse_cuda_visible_devices,
     parse_trace_name,
 )
 from scaling.errors import (  # noqa: E402
@@ -72,8 +74,18 @@ from scaling.errors import (  # noqa: E402
 SYNTHETIC = FIXTURES / "synthetic-h100+sd21-512+cuda0.csv"
 
 
-def nvml_meter(fake: FakeNVML, env=None, **kw) -> NvmlMeter:
-    return NvmlMeter(nvml=fake.module, clock=fake.clock, start_sampler=False, env=env or {}, **kw)
+@pytest.fixture(autouse=True)
+def _every_gpu_visible(monkeypatch):
+    """Zeus reads CUDA_VISIBLE_DEVICES from the environment: unset unless a test sets it."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+
+
+def nvml_meter(fake: FakeNVML, monkeypatch, **kw) -> NvmlMeter:
+    """The Zeus-backed GPU meter over ``fake`` (installed for the test), on the fake's clock."""
+    fake.install(monkeypatch)
+    kw.setdefault("start_sampler", False)
+    return NvmlMeter(clock=fake.clock, **kw)
 
 
 def run(fake: FakeNVML, meter: NvmlMeter, seconds: float, steps: int = 10) -> None:
@@ -85,23 +97,30 @@ def run(fake: FakeNVML, meter: NvmlMeter, seconds: float, steps: int = 10) -> No
 
 
 # -- the fake itself -----------------------------------------------------------------
-@needs_pynvml
-def test_fake_nvml_is_strict():
+@needs_zeus
+def test_fake_nvml_is_strict(monkeypatch):
     fake = FakeNVML(h100s(1))
     with pytest.raises(TypeError):  # autospecced: wrong signature fails
-        fake.module.nvmlDeviceGetPowerUsage()
-    with pytest.raises(AttributeError):  # functions the meters do not use do not exist
-        fake.module.nvmlDeviceGetTemperature
+        fake.module.nvmlDeviceGetTotalEnergyConsumption()
+    for unused in ("nvmlDeviceGetTemperature", "nvmlDeviceGetPowerUsage"):  # what Zeus does not call here
+        with pytest.raises(AttributeError):
+            getattr(fake.module, unused)
     with pytest.raises(pynvml.NVMLError_Uninitialized):
         fake.module.nvmlDeviceGetCount()
     assert fake.module.NVMLError_NotSupported is pynvml.NVMLError_NotSupported
+    import zeus.device.gpu.nvidia as znv
+
+    real = znv.pynvml
+    with fake.installed():
+        assert znv.pynvml is fake.module and sys.modules["pynvml"] is fake.module
+    assert znv.pynvml is real and sys.modules["pynvml"] is pynvml  # and uninstalled again
 
 
-# -- NVML ------------------------------------------------------------------------------
-@needs_pynvml
-def test_nvml_counter_energy():
+# -- the GPU meter: Zeus over the fake NVML ------------------------------------------------
+@needs_zeus
+def test_nvml_counter_energy(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=300.0))
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
     m.begin_window("call")
     run(fake, m, 2.0)
     r = m.end_window("call")
@@ -113,14 +132,15 @@ def test_nvml_counter_energy():
     assert r.per_gpu_j == {0: pytest.approx(600.0, abs=1e-3)}
     assert r.samples == 10
     assert r.estimated == {"energy_gpu_j": False}
-    assert r.meter == "nvml" and r.notes == ""
-    assert fake.init_count == 0  # close() shut NVML down
+    assert r.meter == "zeus(nvml)" and r.notes == ""
+    # Zeus read the counter (begin and end of the window), the sampler the power field
+    assert fake.calls["nvmlDeviceGetTotalEnergyConsumption"] >= 2 and fake.calls["nvmlDeviceGetFieldValues"] >= 10
 
 
-@needs_pynvml
-def test_nvml_keeps_both_sources_when_they_disagree():
+@needs_zeus
+def test_nvml_keeps_both_sources_when_they_disagree(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=200.0, counter_scale=1.05))
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
     m.begin_window("call")
     run(fake, m, 1.0, steps=4)
     fake.gpus[0].power_w = 400.0  # a step between samples: the trapezoid smears it
@@ -132,10 +152,11 @@ def test_nvml_keeps_both_sources_when_they_disagree():
     assert r.energy_gpu_j == r.energy_gpu_counter_j
 
 
-@needs_pynvml
-def test_nvml_falls_back_to_sampled_power_without_counter():
-    fake = FakeNVML(h100s(1, power_w=250.0, has_counter=False))
-    m = nvml_meter(fake)
+@needs_zeus
+def test_nvml_falls_back_to_sampled_power_without_counter(monkeypatch):
+    fake = FakeNVML(h100s(1, power_w=250.0, has_counter=False))  # a pre-Volta GPU, for Zeus
+    m = nvml_meter(fake, monkeypatch)
+    assert m._monitor.power_monitor is None  # Zeus's own (spawned) PowerMonitor is not started
     m.begin_window("call")
     run(fake, m, 1.0)
     r = m.end_window("call")
@@ -143,31 +164,26 @@ def test_nvml_falls_back_to_sampled_power_without_counter():
     assert r.energy_gpu_j == r.energy_gpu_sampled_j == pytest.approx(250.0)
     assert "no energy counter: integrated sampled power" in r.notes
     assert r.estimated == {"energy_gpu_j": False}
+    assert fake.calls["nvmlDeviceGetTotalEnergyConsumption"] == 0
 
 
-@needs_pynvml
-def test_nvml_counter_wraparound_is_never_negative():
-    fake = FakeNVML(h100s(1, power_w=300.0, energy_mj=fake_nvml.MODULUS_MJ - 100_000))
-    m = nvml_meter(fake)
-    m.begin_window("call")
-    run(fake, m, 1.0)  # crosses 2**64 mJ after 1/3 s
-    r = m.end_window("call")
-    assert r.energy_gpu_counter_j == pytest.approx(300.0, abs=1e-3)
-    assert "wrapped 1x" in r.notes
-
-
-@needs_pynvml
-def test_nvml_counter_reset_is_never_negative():
+@needs_zeus
+def test_a_counter_that_goes_backwards_is_refused_never_negative(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=300.0, energy_mj=5_000_000))
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
     m.begin_window("call")
     run(fake, m, 1.0)
-    fake.reset_counter(0)  # driver reload
+    fake.reset_counter(0)  # a driver reload under a running meter
     fake.advance(0.5)
-    r = m.end_window("call")
-    # 450 J drawn; the 30 J between the last sample (0.9 s) and the reset (1.0 s) are lost
-    assert r.energy_gpu_counter_j == pytest.approx(420.0, abs=1e-3)
-    assert "reset 1x" in r.notes
+    with pytest.raises(MeterError, match="went backwards.*cannot be measured"):
+        m.end_window("call")
+    # the 64-bit mJ counter's wrap (5e8 years at 1 kW) reads the same way in Zeus: refused too
+    fake = FakeNVML(h100s(1, power_w=300.0, energy_mj=fake_nvml.MODULUS_MJ - 100_000))
+    m = nvml_meter(fake, monkeypatch)
+    m.begin_window("call")
+    run(fake, m, 1.0)
+    with pytest.raises(MeterError, match="went backwards"):
+        m.end_window("call")
 
 
 def test_counter_accumulator_rules():
@@ -181,12 +197,12 @@ def test_counter_accumulator_rules():
     assert c.total == 5
 
 
-@needs_pynvml
-def test_nvml_two_gpus():
+@needs_zeus
+def test_nvml_two_gpus(monkeypatch):
     gpus = h100s(2)
     gpus[0].power_w, gpus[1].power_w = 300.0, 200.0
     fake = FakeNVML(gpus)
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
     m.begin_window("call")
     run(fake, m, 1.0)
     r = m.end_window("call")
@@ -195,17 +211,19 @@ def test_nvml_two_gpus():
     assert r.energy_gpu_sampled_j == pytest.approx(500.0)
 
 
-@needs_pynvml
-def test_nvml_one_gpu_without_counter_among_two():
+@needs_zeus
+def test_nvml_one_gpu_without_counter_among_two(monkeypatch):
     gpus = h100s(2, power_w=100.0)
     gpus[1].has_counter = False
     fake = FakeNVML(gpus)
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
+    assert m._monitor.gpu_indices == [0]  # Zeus's monitor reads the counter GPU only
     m.begin_window("w")
     run(fake, m, 1.0)
     r = m.end_window("w")
     assert r.energy_gpu_counter_j is None  # not every GPU has the counter
     assert r.energy_gpu_j == pytest.approx(200.0, abs=1e-3)
+    assert r.per_gpu_j == {0: pytest.approx(100.0, abs=1e-3), 1: pytest.approx(100.0)}
     assert "cuda:1 has no energy counter" in r.notes
 
 
@@ -216,77 +234,71 @@ def _four_gpus() -> FakeNVML:
     return FakeNVML(gpus)
 
 
-@needs_pynvml
-def test_nvml_maps_cuda_visible_devices_indices():
+@needs_zeus
+def test_nvml_maps_cuda_visible_devices_indices(monkeypatch):
     fake = _four_gpus()
-    m = nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": "2,0"})
-    assert [(d.cuda_index, d.nvml_index) for d in m.devices] == [(0, 2), (1, 0)]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")  # Zeus maps it: cuda:0 is NVML 2, cuda:1 is NVML 0
+    m = nvml_meter(fake, monkeypatch)
+    assert [d.cuda_index for d in m.devices] == [0, 1]
     m.begin_window("w")
     run(fake, m, 1.0)
     r = m.end_window("w")
     assert r.per_gpu_j == {0: pytest.approx(300.0, abs=1e-3), 1: pytest.approx(100.0, abs=1e-3)}
     m.close()
-    only = nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": "2,0"}, gpu_indices=[1])
-    assert [d.nvml_index for d in only.devices] == [0]
+    only = nvml_meter(fake, monkeypatch, gpu_indices=[1])
+    only.begin_window("w")
+    run(fake, only, 1.0)
+    assert only.end_window("w").per_gpu_j == {1: pytest.approx(100.0, abs=1e-3)}
 
 
-@needs_pynvml
-def test_nvml_maps_cuda_visible_devices_uuids():
+@needs_zeus
+def test_cuda_visible_devices_uuids_are_refused_in_one_line(monkeypatch):
     fake = _four_gpus()
-    uuid3 = fake.gpus[3].uuid
-    m = nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": uuid3[:12]})  # a UUID prefix, as CUDA allows
-    assert [d.nvml_index for d in m.devices] == [3]
-    assert m.devices[0].uuid == uuid3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", fake.gpus[3].uuid[:12])  # a UUID prefix: CUDA takes it, Zeus not
+    with pytest.raises(NoGPUError, match="Zeus reads it as comma-separated GPU indices.*not UUIDs") as info:
+        nvml_meter(fake, monkeypatch)
+    assert "\n" not in str(info.value)
 
 
-def test_parse_cuda_visible_devices():
-    uuids = ["GPU-aaaa-1", "GPU-aaab-2", "GPU-bbbb-3"]
-    assert parse_cuda_visible_devices(None, uuids) == ([0, 1, 2], "")
-    assert parse_cuda_visible_devices("2, 1", uuids) == ([2, 1], "")
-    assert parse_cuda_visible_devices("GPU-bbbb", uuids) == ([2], "")
-    got, note = parse_cuda_visible_devices("1,7,0", uuids)  # CUDA stops at the invalid entry
-    assert got == [1] and "'7'" in note
-    got, note = parse_cuda_visible_devices("GPU-aaa", uuids)  # ambiguous prefix
-    assert got == [] and note
-    assert parse_cuda_visible_devices("", uuids)[0] == []
-    assert parse_cuda_visible_devices("-1", uuids)[0] == []
-
-
-@needs_pynvml
-def test_nvml_no_gpu_errors():
+@needs_zeus
+def test_nvml_no_gpu_errors(monkeypatch):
     fake = FakeNVML(h100s(1), init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
-    with pytest.raises(NoGPUError, match="NVML could not start.*Driver Not Loaded"):
-        nvml_meter(fake)
-    empty = FakeNVML([])
-    with pytest.raises(NoGPUError, match="0 GPUs"):
-        nvml_meter(empty)
-    assert empty.init_count == 0  # a failed probe shuts NVML down again
+    with pytest.raises(NoGPUError, match="Zeus found no GPU.*zeus.show_env"):
+        nvml_meter(fake, monkeypatch)
+    with pytest.raises(NoGPUError, match="Zeus sees no GPU"):
+        nvml_meter(FakeNVML([]), monkeypatch)
     fake = FakeNVML(h100s(2))
-    with pytest.raises(NoGPUError, match="no GPU is visible"):
-        nvml_meter(fake, env={"CUDA_VISIBLE_DEVICES": ""})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(NoGPUError, match="Zeus found no GPU.*empty string"):
+        nvml_meter(fake, monkeypatch)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,7")  # names a GPU NVML does not have
+    with pytest.raises(NoGPUError, match="could not open the GPUs named by CUDA_VISIBLE_DEVICES='0,7'"):
+        nvml_meter(fake, monkeypatch)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     with pytest.raises(NoGPUError, match=r"`gpu_indices`=\[5\].*cuda:0..cuda:1"):
-        nvml_meter(fake, gpu_indices=[5])
-    assert fake.init_count == 0
+        nvml_meter(fake, monkeypatch, gpu_indices=[5])  # Zeus does not check them: we do
+    with pytest.raises(NoGPUError, match=r"`gpu_indices`=\[0, 0\]"):
+        nvml_meter(fake, monkeypatch, gpu_indices=[0, 0])
     assert issubclass(NoGPUError, MeterError)
 
 
-@needs_pynvml
-def test_nvml_gpu_with_neither_source_is_a_meter_error():
+@needs_zeus
+def test_nvml_gpu_with_neither_source_is_a_meter_error(monkeypatch):
     fake = FakeNVML(h100s(1, has_counter=False, has_power=False))
     with pytest.raises(MeterError, match="neither an energy counter nor power"):
-        nvml_meter(fake)
+        nvml_meter(fake, monkeypatch)
 
 
-@needs_pynvml
-def test_nvml_rejects_sampling_period_outside_10_to_100_ms():
+@needs_zeus
+def test_nvml_rejects_sampling_period_outside_10_to_100_ms(monkeypatch):
     with pytest.raises(MeterError, match="0.01 to 0.1"):
-        NvmlMeter(sample_interval_s=0.5, nvml=FakeNVML(h100s(1)).module)
+        nvml_meter(FakeNVML(h100s(1)), monkeypatch, sample_interval_s=0.5)
 
 
-@needs_pynvml
-def test_nvml_nested_windows_and_key_errors():
+@needs_zeus
+def test_nvml_nested_windows_and_key_errors(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=100.0))
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
     m.begin_window("call")
     fake.advance(1.0)
     m.begin_window("denoiser")
@@ -306,10 +318,22 @@ def test_nvml_nested_windows_and_key_errors():
         m.begin_window("z")
 
 
-@needs_pynvml
-def test_nvml_trace_records_both_sources():
+@needs_zeus
+def test_a_window_the_counter_did_not_see_is_noted_not_warned(monkeypatch, recwarn):
+    fake = FakeNVML(h100s(1, power_w=100.0))
+    m = nvml_meter(fake, monkeypatch)
+    m.begin_window("short")
+    fake.clock.t += 0.01  # time passes, the counter does not tick
+    r = m.end_window("short")
+    assert r.energy_gpu_counter_j == 0.0
+    assert "energy counter did not change in this 10 ms window" in r.notes
+    assert not [w for w in recwarn if "measured as zero" in str(w.message)]  # Zeus's warning: a note instead
+
+
+@needs_zeus
+def test_nvml_trace_records_both_sources(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=300.0))
-    m = nvml_meter(fake)
+    m = nvml_meter(fake, monkeypatch)
     run(fake, m, 1.0, steps=5)
     m.sample()
     tr = m.trace()[0]
@@ -321,54 +345,71 @@ def test_nvml_trace_records_both_sources():
     assert trace.energy_total_j == pytest.approx(300.0)
 
 
-@needs_pynvml
-def test_nvml_without_trace_recording():
+@needs_zeus
+def test_nvml_without_trace_recording(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=100.0))
-    m = nvml_meter(fake, record_trace=False)
+    m = nvml_meter(fake, monkeypatch, record_trace=False)
     m.begin_window("w")
     run(fake, m, 1.0)
     assert m.end_window("w").energy_gpu_j == pytest.approx(100.0, abs=1e-3)
     assert m.trace()[0]["t_s"] == []
 
 
-@needs_pynvml
-def test_nvml_sampler_thread_runs_and_stops():
+@needs_zeus
+def test_nvml_sampler_thread_runs_and_stops(monkeypatch):
     fake = FakeNVML(h100s(2, power_w=300.0))
-    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    fake.install(monkeypatch)
+    m = NvmlMeter(sample_interval_s=0.01)
     m.begin_window("w")
-    polled = fake.calls["nvmlDeviceGetPowerUsage"]
+    polled = fake.calls["nvmlDeviceGetFieldValues"]
     deadline = time.monotonic() + 60  # only a thread that never samples meets it
-    while fake.calls["nvmlDeviceGetPowerUsage"] - polled < 2 * 5 and time.monotonic() < deadline:
+    while fake.calls["nvmlDeviceGetFieldValues"] - polled < 2 * 5 and time.monotonic() < deadline:
         time.sleep(0.01)  # the thread reads both GPUs each tick: wait for 5 ticks
     r = m.end_window("w")
     m.close()
     assert r.samples >= 5
     assert r.energy_gpu_sampled_j == pytest.approx(600.0 * r.time_s, rel=1e-6)
-    assert not any(t.name == "nvml-power-sampler" for t in threading.enumerate())
-    assert fake.init_count == 0
+    assert not any(t.name == "zeus-power-sampler" for t in threading.enumerate())
 
 
-@needs_pynvml
-def test_nvml_sampler_error_surfaces_at_window_end():
+@needs_zeus
+def test_nvml_sampler_error_surfaces_at_window_end(monkeypatch):
     fake = FakeNVML(h100s(1))
-    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    fake.install(monkeypatch)
+    m = NvmlMeter(sample_interval_s=0.01)
     m.begin_window("w")
-    fake.gpus[0].has_power = False  # now raises NVMLError_NotSupported in the thread
+    fake.gpus[0].has_power = False  # now NOT_SUPPORTED in the thread: Zeus raises its own error
     time.sleep(0.05)
     with pytest.raises(MeterError, match="sampler stopped|window boundary"):
         m.end_window("w")
     m.close()
 
 
-@needs_pynvml
-def test_a_bug_in_the_sampler_surfaces_as_itself():
+@needs_zeus
+def test_a_bug_in_the_sampler_surfaces_as_itself(monkeypatch):
     fake = FakeNVML(h100s(1))
-    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    fake.install(monkeypatch)
+    m = NvmlMeter(sample_interval_s=0.01)
     m.begin_window("w")
     fake.gpus[0].power_w = None  # the fake's power reading now fails with a TypeError: not NVML's doing
     with pytest.raises(TypeError):  # raised as it is, in the thread or at the boundary, never a MeterError
         m.end_window("w")
     m.close()
+
+
+@needs_zeus
+def test_the_fake_meter_helper_installs_for_the_meter_lifetime():
+    import zeus.device.gpu.nvidia as znv
+
+    real = znv.pynvml
+    fake = FakeNVML(h100s(1, power_w=100.0))
+    m = fake.meter(clock=fake.clock, start_sampler=False)
+    assert znv.pynvml is fake.module
+    m.begin_window("w")
+    fake.advance(1.0)
+    assert m.end_window("w").energy_gpu_j == pytest.approx(100.0, abs=1e-3)
+    m.close()
+    assert znv.pynvml is real
 
 
 # -- replay ----------------------------------------------------------------------------
@@ -517,11 +558,11 @@ def test_codecarbon_unknown_country_is_a_meter_error(tmp_path):
 
 
 def test_a_missing_meter_package_is_named_and_probed_around(monkeypatch, tmp_path):
-    for name in ("codecarbon", "codecarbon.input", "pynvml"):
+    for name in ("codecarbon", "codecarbon.input", "zeus.device.gpu", "zeus.monitor.energy"):
         monkeypatch.setitem(sys.modules, name, None)  # what `import` sees without the extras
     with pytest.raises(MissingMeterDependencyError, match=r"codecarbon.*\[carbon\]"):
         CodeCarbonMeter("USA")
-    with pytest.raises(MissingMeterDependencyError, match=r"pynvml.*\[gpu\]"):
+    with pytest.raises(MissingMeterDependencyError, match=r"cannot import zeus.*\[gpu\]"):
         NvmlMeter()
     assert issubclass(MissingMeterDependencyError, MeterError)
     assert issubclass(MissingMeterDependencyError, MissingDependencyError)
@@ -529,7 +570,7 @@ def test_a_missing_meter_package_is_named_and_probed_around(monkeypatch, tmp_pat
     m.begin_window("w")
     r = m.end_window("w")
     m.close()
-    assert "GPU not measured: cannot import pynvml" in r.notes
+    assert "GPU not measured: cannot import zeus" in r.notes
     assert "CodeCarbon not used: cannot import codecarbon" in r.notes
 
 
@@ -630,11 +671,12 @@ def test_measurement_rejects_negative_energy_and_pickles():
     assert row["phase"] == "w" and row["duration_s"] == 1.0 and row["notes"] == "estimated: energy_cpu_j; n"
 
 
-@needs_pynvml
-def test_composite_nests_and_closes_everything():
+@needs_zeus
+def test_composite_nests_and_closes_everything(monkeypatch):
     fake = FakeNVML(h100s(1, power_w=100.0))
     clock = fake.clock
-    comp = CompositeMeter([nvml_meter(fake), EstimateMeter(cpu_power_w=10.0, clock=clock)], clock=clock)
+    gpu = nvml_meter(fake, monkeypatch)
+    comp = CompositeMeter([gpu, EstimateMeter(cpu_power_w=10.0, clock=clock)], clock=clock)
     comp.begin_window("call")
     fake.advance(1.0)
     comp.begin_window("phase")
@@ -645,20 +687,19 @@ def test_composite_nests_and_closes_everything():
     assert inner.energy_gpu_j == pytest.approx(100.0, abs=1e-3) and inner.energy_cpu_j == pytest.approx(10.0)
     assert outer.energy_gpu_j == pytest.approx(200.0, abs=1e-3)
     assert outer.estimated == {"energy_gpu_j": False, "energy_cpu_j": True}
-    assert outer.meter == "nvml+estimate"
-    assert fake.init_count == 0
+    assert outer.meter == "zeus(nvml)+estimate"
+    assert gpu._closed
 
 
-@needs_pynvml
+@needs_zeus
 def test_default_meter_without_anything_still_runs(monkeypatch, tmp_path):
-    no_gpu = FakeNVML([], init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
-    monkeypatch.setitem(sys.modules, "pynvml", no_gpu.module)
+    FakeNVML([], init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND).install(monkeypatch)
     m = default_meter(country_iso_code=None, rapl_root=str(tmp_path / "none"))
     m.begin_window("call")
     r = m.end_window("call")
     m.close()
     assert r.meter == "estimate" and r.energy_total_j is None and r.time_s >= 0
-    assert "GPU not measured" in r.notes and "RAPL not read" in r.notes
+    assert "GPU not measured: Zeus found no GPU" in r.notes and "RAPL not read" in r.notes
 
     m = default_meter(country_iso_code=None, assume_power_w=45.0, rapl_root=str(tmp_path / "none"))
     m.begin_window("call")
@@ -677,14 +718,16 @@ def test_default_meter_without_anything_still_runs(monkeypatch, tmp_path):
 
 
 @needs_codecarbon
-@needs_pynvml
-def test_default_meter_uses_nvml_rapl_and_codecarbon(monkeypatch, tmp_path, no_network):
-    fake = FakeNVML(h100s(2, power_w=300.0))
-    monkeypatch.setitem(sys.modules, "pynvml", fake.module)
+@needs_zeus
+def test_default_meter_uses_zeus_rapl_and_codecarbon(monkeypatch, tmp_path, no_network):
+    gpus = h100s(2)
+    gpus[0].power_w, gpus[1].power_w = 100.0, 300.0
+    fake = FakeNVML(gpus)
+    fake.install(monkeypatch)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     _powercap(tmp_path, 0, 0)
     m = default_meter(country_iso_code="USA", rapl_root=str(tmp_path))
-    assert m.name == "nvml+rapl+codecarbon"
+    assert m.name == "zeus(nvml)+rapl+codecarbon"
     nvml = m.parts[0]
     windows = {}
     real_end = nvml.end_window
@@ -693,7 +736,7 @@ def test_default_meter_uses_nvml_rapl_and_codecarbon(monkeypatch, tmp_path, no_n
     time.sleep(0.05)
     r = m.end_window("call")
     m.close()
-    assert [d.nvml_index for d in nvml.devices] == [1]
+    assert [d.cuda_index for d in nvml.devices] == [0]  # cuda:0 is NVML 1, the 300 W one
     # the fake counter only moves with the fake clock; sampled power follows real time, over
     # the NVML window (the innermost: the whole window around it may be longer or shorter
     # by the time the other meters take to begin and end)
@@ -701,17 +744,16 @@ def test_default_meter_uses_nvml_rapl_and_codecarbon(monkeypatch, tmp_path, no_n
     assert r.energy_gpu_sampled_j == pytest.approx(300.0 * windows["call"].time_s, rel=1e-9)
     assert r.estimated == {"energy_gpu_j": False, "energy_cpu_j": False, "energy_ram_j": False}
     assert r.carbon_intensity_g_per_kwh > 0
-    assert fake.init_count == 0
 
 
 # -- the public surface ----------------------------------------------------------------
-@needs_pynvml
-def test_all_matches_public_names_and_meters_follow_the_protocol(tmp_path):
+@needs_zeus
+def test_all_matches_public_names_and_meters_follow_the_protocol(tmp_path, monkeypatch):
     public = {n for n in vars(meters) if not n.startswith("_") and n not in {"annotations", "Sequence"}}
-    public -= {"base", "nvml", "rapl", "replay", "estimate", "codecarbon_meter", "factory"}
+    public -= {"base", "zeus_meter", "rapl", "replay", "estimate", "codecarbon_meter", "factory"}
     assert set(meters.__all__) == public
     fake = FakeNVML(h100s(1))
-    for m in (EstimateMeter(), ReplayMeter(SYNTHETIC), nvml_meter(fake)):
+    for m in (EstimateMeter(), ReplayMeter(SYNTHETIC), nvml_meter(fake, monkeypatch)):
         assert isinstance(m, Meter)
         m.close()
 
@@ -721,26 +763,24 @@ def test_meters_import_no_heavy_libraries():
     assert "import torch" not in src and "import pandas" not in src
 
 
-@needs_pynvml
-def test_a_forgotten_nvml_meter_stops_its_thread_and_nvml():
+@needs_zeus
+def test_a_forgotten_nvml_meter_stops_its_thread(monkeypatch):
     import gc
 
-    fake = FakeNVML(h100s(1))
-    m = NvmlMeter(sample_interval_s=0.01, nvml=fake.module, env={})
+    FakeNVML(h100s(1)).install(monkeypatch)
+    m = NvmlMeter(sample_interval_s=0.01)
     time.sleep(0.03)
     del m
     gc.collect()
     time.sleep(0.03)
-    assert not any(t.name == "nvml-power-sampler" for t in threading.enumerate())
-    assert fake.init_count == 0
+    assert not any(t.name == "zeus-power-sampler" for t in threading.enumerate())
 
 
-@needs_pynvml
+@needs_zeus
 def test_default_meter_estimates_from_the_registry_tdp(monkeypatch, tmp_path):
     from scaling.errors import UnknownGPUError
 
-    no_gpu = FakeNVML([], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
-    monkeypatch.setitem(sys.modules, "pynvml", no_gpu.module)
+    FakeNVML([], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED).install(monkeypatch)
     none = str(tmp_path / "none")
     m = default_meter(gpu="h100", country_iso_code=None, rapl_root=none)
     m.begin_window("w")

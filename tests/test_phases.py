@@ -293,7 +293,7 @@ def test_nvml_energy_per_phase_with_fake_nvml():
     from fake_nvml import FakeNVML, h100s
 
     fake = FakeNVML(h100s(1, power_w=50.0))
-    meter = NvmlMeter(nvml=fake.module, clock=fake.clock, start_sampler=False, env={})
+    meter = fake.meter(clock=fake.clock, start_sampler=False)  # Zeus over the fake NVML, installed until close
     assert meter_resolution_s(meter) == 0.1
     plan = {"text_encoder": (0.2, 100.0), "unet": (0.1, 300.0), "vae": (0.5, 200.0)}
     pipe, call = _fake_pipeline(fake, plan)
@@ -314,4 +314,4 @@ def test_nvml_energy_per_phase_with_fake_nvml():
     assert te.estimated["energy_gpu_j"] is False
     assert den.flop == 1e12
     rows = rows_of(m)
-    assert rows[-1]["estimated"] is False and rows[-1]["meter"] == "nvml"
+    assert rows[-1]["estimated"] is False and rows[-1]["meter"] == "zeus(nvml)"

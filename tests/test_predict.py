@@ -10,6 +10,7 @@ import pytest
 
 import scaling
 from scaling.app.cli import main
+from scaling.errors import DoesNotFitError, InvalidSettingError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def test_predict_the_readme_command(capsys):
 def test_python_api_returns_a_typed_estimate_with_consistent_parts():
     est = scaling.predict("wan2.1", frames=81, res="480p", gpu="a100", region="FR", count=100_000)
     assert isinstance(est, scaling.Estimate)
-    assert est.model_id == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers" and est.gpu == "a100-sxm4-80gb"
+    assert est.model_id == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers" and est.gpu == "a100-sxm4-40gb"
     assert est.energy_lo_j < est.energy_j < est.energy_hi_j
     assert sum(c.energy_j for c in est.components) == pytest.approx(est.energy_j, rel=0.05)
     assert {c.role for c in est.components} == {"text_encoder", "denoiser", "decoder"}
@@ -61,7 +62,32 @@ def test_json_output(capsys):
 def test_fleet_line(capsys):
     assert main(["predict", "-m", "flux-dev", "--count", "1000000", "--region", "DE"]) == 0
     out = capsys.readouterr().out
-    assert "1,000,000 generations" in out and "GPU-hours" in out and "kg CO2e" in out
+    assert "1,000,000" in out and "GPU-hours" in out and "kg CO2e" in out
+
+
+def test_count_counts_outputs_and_the_json_carries_per_output_and_per_call_figures():
+    one = scaling.predict("sd2.1", gpu="h100", intensity=100.0, count=1000)
+    four = scaling.predict("sd2.1", gpu="h100", intensity=100.0, batch_size=2, outputs_per_prompt=2, count=1000)
+    assert four.n_outputs == 4
+    assert four.energy_per_output_j == pytest.approx(four.energy_j / 4)
+    assert (four.energy_per_output_lo_j, four.energy_per_output_hi_j) == pytest.approx(
+        (four.energy_lo_j / 4, four.energy_hi_j / 4))
+    assert four.time_per_output_s == pytest.approx(four.time_s / 4)
+    assert four.co2e_per_output_g == pytest.approx(four.co2e_g / 4)
+    # `count` is outputs: the fleet is per output x count, so 1000 outputs in batches of 4 are 250 calls
+    assert four.fleet_calls == pytest.approx(250)
+    assert four.fleet_kwh == pytest.approx(four.energy_j * 250 / 3.6e6)
+    assert four.fleet_gpu_hours == pytest.approx(four.time_s * 250 / 3600)
+    assert four.fleet_co2e_kg == pytest.approx(four.co2e_per_output_g)
+    assert one.fleet_kwh == pytest.approx(one.energy_j * 1000 / 3.6e6)
+    d = four.to_dict()
+    json.dumps(d)
+    for key in ("energy_per_output_j", "energy_per_output_lo_j", "energy_per_output_hi_j", "time_per_output_s",
+                "co2e_per_output_g", "energy_per_call_j", "time_per_call_s", "co2e_per_call_g", "fleet_outputs",
+                "fleet_calls", "n_outputs", "units"):
+        assert key in d, key
+    assert d["energy_per_call_j"] == d["energy_j"] == pytest.approx(4 * d["energy_per_output_j"])
+    assert d["fleet_outputs"] == d["count"] == 1000
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -98,10 +124,11 @@ def test_compare_ranks_by_energy_and_marks_unmeasured(capsys):
     rows = scaling.compare("sd2.1", gpus=["a100", "h100", "l4"])
     energies = [r.estimate.energy_j for r in rows]
     assert energies == sorted(energies)
-    assert any(not r.estimate.gpu_measured for r in rows)
+    assert [r.estimate.gpu_measured for r in rows if r.estimate.gpu == "l4"] == [False]
+    assert all(r.estimate.extrapolated for r in rows if not r.estimate.gpu_measured)
     assert main(["compare", "-m", "wan2.1", "--gpu", "a100,h100", "--steps-list", "20,50"]) == 0
     out = capsys.readouterr().out
-    assert "20 steps" in out and "50 steps" in out and "never measured" in out
+    assert "20 steps" in out and "50 steps" in out and "a100-sxm4-40gb" in out
 
 
 def test_compare_returns_a_comparison_with_a_frame_and_ranks_what_fits_first(capsys):
@@ -109,23 +136,112 @@ def test_compare_returns_a_comparison_with_a_frame_and_ranks_what_fits_first(cap
     assert isinstance(rows, scaling.Comparison) and len(rows) == 3 and rows[0] is list(rows)[0]
     fits = [r.fits_memory for r in rows]
     assert fits == sorted(fits, reverse=True), "the rows that fit come first"
-    assert not all(fits), "FLUX.1-dev (12B) does not fit a 16 GiB T4 even with offload"
+    assert [r.estimate.gpu for r in rows.fitting] == ["h100-sxm"]
+    verdicts = {r.estimate.gpu: r.estimate.memory_fit for r in rows}
+    assert verdicts == {"h100-sxm": "all resident", "l4": "with model CPU offload", "t4": "does not fit"}, \
+        "FLUX.1-dev (12B) needs CPU offload on a 24 GiB L4 and does not fit a 16 GiB T4"
     assert [r.rank for r in rows if r.fits_memory] == list(range(1, sum(fits) + 1))
     assert all(r.rank is None for r in rows.not_fitting) and rows.best is rows[0]
     df = rows.to_frame()
     assert list(df.label) == [r.label for r in rows] and df["rank"].isna().tolist() == [not f for f in fits]
-    no = df[~df.fits_memory].iloc[0]
-    assert no.memory_fit == "does not fit" and no.memory_need_gib > no.gpu_memory_gib
+    t4 = df[df.gpu == "t4"].iloc[0]
+    assert t4.memory_fit == "does not fit" and t4.memory_need_gib > t4.gpu_memory_gib
+    l4 = df[df.gpu == "l4"].iloc[0]
+    assert l4.memory_need_gib <= l4.gpu_memory_gib < l4.memory_resident_gib and l4.extrapolated
+    assert "CPU offload is not modelled" in l4.extrapolation
     assert df.energy_per_output_j.tolist() == [r.estimate.energy_j for r in rows]  # batch 1
     assert main(["compare", "-m", "flux-dev", "--gpu", "t4,h100,l4"]) == 0
     out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith("t4 "))
-    assert f"does not fit (needs {no.memory_need_gib:.1f} GiB, has {no.gpu_memory_gib:.0f} GiB)" in line
     ranked = [x.split()[0] for x in out.splitlines() if x[:1].isdigit()]
-    assert ranked == ["1", "2"], "the option that does not fit has no rank"
+    assert ranked == ["1"], "neither the option that needs offload nor the one that does not fit is ranked"
     assert main(["compare", "-m", "flux-dev", "--gpu", "t4,h100", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["rank"] for d in data] == [1, None] and data[1]["fits_memory"] is False
+
+
+def test_compare_sd35_large_ranks_neither_the_t4_nor_the_offload_l4():
+    """Issue 16: `scaling compare -m sd3.5-large --gpu h100,l4,t4` must not rank the T4, and the L4
+    (CPU offload, not modelled) neither; compare and predict use one memory rule."""
+    rows = scaling.compare("sd3.5-large", gpus=["h100", "l4", "t4"])
+    assert [(r.estimate.gpu, r.rank) for r in rows.fitting] == [("h100-sxm", 1)]
+    assert {r.estimate.gpu for r in rows.not_fitting} == {"l4", "t4"}
+    for r in rows:
+        if r.fits_memory:
+            assert scaling.predict("sd3.5-large", gpu=r.estimate.gpu).energy_j == pytest.approx(r.estimate.energy_j)
+        else:
+            with pytest.raises(DoesNotFitError):
+                scaling.predict("sd3.5-large", gpu=r.estimate.gpu)
+
+
+def test_predict_refuses_a_gpu_the_model_does_not_fit_with_one_line():
+    with pytest.raises(DoesNotFitError) as info:
+        scaling.predict("sd3.5-large", gpu="t4")
+    msg = str(info.value)
+    assert "\n" not in msg and "stabilityai/stable-diffusion-3.5-large" in msg and "batch 1" in msg
+    assert "bf16" in msg and "GPU t4" in msg and "which has 16 GiB" in msg and "rule:" in msg
+    assert "even with model CPU offload" in msg
+    with pytest.raises(DoesNotFitError, match="fits only with model CPU offload.*--allow-offload"):
+        scaling.predict("sd3.5-large", gpu="l4")
+    est = scaling.predict("sd3.5-large", gpu="l4", allow_offload=True)
+    assert est.memory_fit == "with model CPU offload" and not est.fits_memory and est.extrapolated
+    assert any("offload" in n and "not modelled" in n for n in est.notes)
+    with pytest.raises(DoesNotFitError):  # offload allowed, but it does not fit even so
+        scaling.predict("sd3.5-large", gpu="t4", allow_offload=True)
+    assert isinstance(info.value, scaling.ScalingError) and isinstance(info.value, InvalidSettingError)
+    assert main(["predict", "-m", "sd3.5-large", "--gpu", "t4"]) == 2
+
+
+def test_batch_counts_against_memory():
+    fits = scaling.predict("sdxl", gpu="l4", batch_size=1)
+    assert fits.memory_fit == "all resident"
+    with pytest.raises(DoesNotFitError, match="at batch 64"):
+        scaling.predict("sdxl", gpu="l4", batch_size=64)
+    big = scaling.predict("sdxl", gpu="l4", batch_size=64, check_memory=False)
+    assert big.memory_resident_gib > fits.memory_resident_gib and big.memory_fit != "all resident"
+
+
+def test_extrapolation_flags_are_said_in_text_and_json_and_widen_the_interval():
+    inside = scaling.predict("wan2.1", gpu="h100", frames=81, res="480p")
+    assert inside.gpu_measured and inside.precision_measured_on_gpu_class and inside.model_in_data
+    assert inside.family_in_data and inside.flop_in_range and not inside.extrapolated
+    assert inside.extrapolation == () and inside.interval_widened_by == ()
+    new_gpu = scaling.predict("wan2.1", gpu="l40s", frames=81, res="480p")
+    assert not new_gpu.gpu_measured and new_gpu.extrapolated and "gpu_out" in new_gpu.interval_widened_by
+    assert any("l40s" in r and "never measured" in r for r in new_gpu.extrapolation)
+    fp8 = scaling.predict("wan2.1", gpu="h100", precision="fp8", frames=81, res="480p")
+    assert fp8.gpu_measured and not fp8.precision_measured_on_gpu_class and fp8.extrapolated
+    a100_bf16 = scaling.predict("sd2.1", gpu="a100", precision="bf16")
+    assert a100_bf16.precision_measured_on_gpu_class, "bf16 and fp16 are one class on an A100 (fp16 measured)"
+    sd15 = scaling.predict("sd1.5", gpu="h100")
+    assert not sd15.model_in_data and sd15.family_in_data and sd15.interval_widened_by == ("model_out",)
+    flux = scaling.predict("flux-dev", gpu="h100")
+    assert not flux.family_in_data and flux.interval_widened_by == ("family_out",)
+    assert any("family flux" in r for r in flux.extrapolation)
+    # the widening moves the bounds outwards and keeps the central value (log-space half-width grows)
+    from fits.law_file import load_law
+
+    doc = dict(load_law().document)
+    doc.pop("residual_spread")
+    plain = scaling.predict("flux-dev", gpu="h100", law=scaling.load_law().__class__(doc, "no-spread"))
+    assert plain.energy_j == pytest.approx(flux.energy_j)
+    assert flux.energy_lo_j < plain.energy_lo_j and flux.energy_hi_j > plain.energy_hi_j
+    assert plain.interval_widened_by == () and any("no residual_spread" in n for n in plain.notes)
+    d = flux.to_dict()
+    for key in ("gpu_measured", "precision_measured_on_gpu_class", "flop_in_range", "family_in_data",
+                "model_in_data", "extrapolated", "extrapolation", "interval_widened_by"):
+        assert key in d, key
+    assert d["extrapolated"] is True and json.loads(json.dumps(d))["extrapolation"] == list(flux.extrapolation)
+
+
+def test_a100_is_the_measured_board_and_the_output_says_so():
+    est = scaling.predict("sd2.1", gpu="a100")
+    assert est.gpu == "a100-sxm4-40gb" and est.gpu_measured
+    assert any("`a100` resolves to" in n and "a100-80gb" in n for n in est.notes)
+    assert not any("resolves to" in n for n in scaling.predict("sd2.1", gpu="a100-sxm4-40gb").notes)
+    from scaling.app.planning import DEFAULT_GPUS
+
+    assert scaling.resolve_gpu(DEFAULT_GPUS[0]).key == "a100-sxm4-40gb"
+    assert "a100-sxm4-40gb" in {r.estimate.gpu for r in scaling.compare("sd2.1")}
 
 
 def test_frame_columns_are_documented_and_per_output_divides_by_the_batch():
@@ -144,7 +260,8 @@ def test_frame_columns_are_documented_and_per_output_divides_by_the_batch():
         assert r.energy_per_output_lo_j == pytest.approx(e.energy_lo_j / 4)
         assert r.time_per_output_s == pytest.approx(e.time_s / 4)
         assert r.co2e_per_output_g == pytest.approx(e.co2e_g / 4)
-        assert r.kwh == pytest.approx(e.fleet_kwh) and r.outputs == 40
+        assert r.kwh == pytest.approx(e.fleet_kwh) and r.outputs == 10, "count is outputs"
+        assert r.kwh == pytest.approx(e.energy_per_output_j * 10 / 3.6e6)
     assert set(df[df.model_key == "audioldm2"].res.isna()) == {True}
     assert set(df.region) == {"FR", "US"}
     us, fr = df[df.region == "US"], df[df.region == "FR"]
@@ -195,7 +312,23 @@ def test_plan_totals_and_pareto(tmp_path, capsys):
     two = scaling.predict("flux-schnell", gpu="h100", pue=1.2, count=1_000_000)
     h100_fr = next(c for c in res.candidates if c["gpu"] == "h100-sxm" and c["region"] == "FR")
     assert h100_fr["kwh"] == pytest.approx(one.fleet_kwh + two.fleet_kwh)
+    assert h100_fr["outputs"] == 100_000 + 1_000_000
     assert res.pareto
+    # Pareto over (kWh, GPU-hours, CO2e): the same GPU in the US (dirtier grid, same kWh and hours)
+    # is dominated by it in France, so no GPU is on the front in both regions
+    for gpu in {c["gpu"] for c in res.candidates}:
+        us, fr = (next(c for c in res.candidates if c["gpu"] == gpu and c["region"] == r) for r in ("US", "FR"))
+        assert us["kwh"] == pytest.approx(fr["kwh"]) and us["co2e_kg"] > fr["co2e_kg"]
+        assert not us["pareto"], gpu
+    assert all(c["region"] == "FR" for c in res.candidates if c["pareto"])
+    assert [c["option"] for c in res.candidates if c["pareto"]] == [o for o in (c["option"] for c in res.candidates)
+                                                                    if o in res.pareto]
+    # the per-job breakdown carries the per-output and the per-job figures
+    jobs = res.jobs_frame()
+    assert len(jobs) == 2 * len(res.candidates)
+    for col in ("energy_per_output_j", "time_per_output_s", "co2e_per_output_g", "kwh", "gpu_hours", "co2e_kg",
+                "count", "calls", "extrapolated", "memory_fit"):
+        assert col in jobs.columns, col
     assert main(["plan", str(p)]) == 0
     assert "GPU-hours" in capsys.readouterr().out
 
@@ -222,7 +355,11 @@ def test_plan_frames_options_and_what_does_not_fit(tmp_path, capsys):
     assert len(jobs) == 2 * len(df)
     assert df.fits_memory.tolist() == sorted(df.fits_memory, reverse=True), "options that fit come first"
     l4 = df[df.gpu == "l4"]
-    assert not l4.fits_memory.any() and l4["rank"].isna().all() and set(l4.jobs_not_fitting) == {"hero"}
+    assert not l4.fits_memory.any() and l4["rank"].isna().all()
+    assert {j.split("; ")[0] for j in l4.jobs_not_fitting} == {"hero"}, "Wan2.1-14B at 720p does not fit an L4"
+    needs = dict(zip(l4.precision, l4.jobs_needing_offload))
+    assert "FLUX.1-schnell" in needs["bf16"] and "FLUX.1-schnell" not in needs["fp8"], \
+        "FLUX.1-schnell needs CPU offload on an L4 in bf16, and fits resident in fp8"
     assert not any(o.startswith("l4") for o in res.pareto), "the Pareto set is taken over options that fit"
     fitting = df[df.fits_memory]
     assert fitting.kwh.is_monotonic_increasing and fitting["rank"].tolist() == list(range(1, len(fitting) + 1))
@@ -236,7 +373,7 @@ def test_plan_frames_options_and_what_does_not_fit(tmp_path, capsys):
     assert set(jobs[jobs.option.str.contains("fp8")].precision) == {"fp8"}
     assert main(["plan", str(p), "--precisions", "bf16,fp8", "--steps-scale", "1,0.5"]) == 0
     out = capsys.readouterr().out
-    assert "not ranked" in out and "does not fit (needs" in out and "l4 bf16 x1 steps@FR" in out
+    assert "not ranked" in out and "l4 bf16 x1 steps@FR" in out
     with pytest.raises(scaling.ScalingError, match="steps scale"):
         scaling.plan(p, step_scales=[0])
 
@@ -244,9 +381,9 @@ def test_plan_frames_options_and_what_does_not_fit(tmp_path, capsys):
 @pytest.mark.parametrize("text,needle", [
     ("jobs:\n  - model: wan2.1\n    count: 10\n  - model: wan2.1\n    frames: 80\n", "workload.yaml:4: job 2: `frames` 80"),
     ("jobs:\n  - model: nope\n", "workload.yaml:2: job 1: unknown model 'nope'"),
-    ("jobs:\n  - model: sd2.1\n    count: -1\n", "workload.yaml:2: job 1: `count` -1"),
+    ("jobs:\n  - model: sd2.1\n    count: -1\n", "workload.yaml:3: job 1: `count` is -1"),
     ("jobs:\n  - model: sd2.1\n    colour: red\n", "unknown key `colour`"),
-    ("jobs: []\n", "`jobs` must be a non-empty list"),
+    ("jobs: []\n", "`jobs` is []; rule: a non-empty list"),
     ("gpus: [h100]\njobs:\n  - model: sd2.1\nextra: 1\n", "workload.yaml:4: unknown key `extra`"),
     ("jobs:\n  - model: sd2.1\n  bad indent\n", "workload.yaml:4: not valid YAML"),
 ])

@@ -162,7 +162,7 @@ def test_nvml_meter_through_the_runner_with_idle_baseline(tmp_path, monkeypatch)
         state["last"] = now
         return fake.clock.t
 
-    meter = NvmlMeter(nvml=fake.module, clock=clock, start_sampler=False, env={})
+    meter = fake.meter(clock=clock, start_sampler=False)  # Zeus over the fake NVML, installed until close
     real_idle = Runner._idle
 
     def idle_at_60w(self, m):
@@ -180,7 +180,7 @@ def test_nvml_meter_through_the_runner_with_idle_baseline(tmp_path, monkeypatch)
     meter.close()
     assert o.status == "measured", o.message
     df = read_runs(out)
-    assert (df["meter"] == "nvml").all() and not df["estimated"].any()  # measured, not estimated
+    assert (df["meter"] == "zeus(nvml)").all() and not df["estimated"].any()  # measured, not estimated
     assert df["idle_power_w"].iloc[0] == pytest.approx(60.0, rel=0.02)
     tot = df[df["phase"] == "total"]
     assert tot["flags"].str.contains("idle_subtracted").all()

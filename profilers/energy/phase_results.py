@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from profilers.energy.meters.nvml import NVML_COUNTER_RESOLUTION_S
+from profilers.energy.meters.zeus_meter import NVML_COUNTER_RESOLUTION_S
 from profilers.energy.meters.rapl import RAPL_RESOLUTION_S
 
 __all__ = [

@@ -341,11 +341,14 @@ def build_pipeline(
     precision: str = "fp16",
     weights: str | Path | None = None,
     seed: int = 0,
+    allow_pickle: bool = False,
 ) -> BuiltPipeline:
     """The full-size pipeline of ``model`` on ``device`` in ``precision``.
 
     ``weights=None`` builds it with random weights from the registry configs (no download);
-    ``weights=DIR`` loads a local diffusers folder with ``DiffusionPipeline.from_pretrained``.
+    ``weights=DIR`` loads a local diffusers folder with ``DiffusionPipeline.from_pretrained``:
+    safetensors only (``allow_pickle=True`` admits pickled ``.bin``/``.pt`` files), local files
+    only, no remote code (:mod:`profilers.energy.weights`).
     Raises :class:`InvalidSettingError` / :class:`NoGPUError` before any work when the
     model, precision or device cannot be used.
     """
@@ -361,9 +364,9 @@ def build_pipeline(
     if weights is not None:
         from diffusers import DiffusionPipeline
 
-        folder = Path(weights)
-        if not (folder / "model_index.json").is_file():
-            raise UnknownModelError(f"--weights {str(folder)!r}: no model_index.json there (expected a diffusers pipeline folder)")
+        from profilers.energy.weights import check_weights_dir, from_pretrained_kwargs
+
+        folder = check_weights_dir(weights, allow_pickle=allow_pickle)
         if spec is None:
             from scaling.registry import model_from_dir
 
@@ -371,7 +374,8 @@ def build_pipeline(
         with warnings.catch_warnings():
             # newer diffusers rename `torch_dtype` to `dtype` and say so; older ones know only the old name
             warnings.simplefilter("ignore", FutureWarning)
-            pipe = DiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch_dtype(precision))
+            pipe = DiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch_dtype(precision),
+                                                     **from_pretrained_kwargs(allow_pickle))
         pipe = pipe.to(dev)
         source = str(folder.resolve())
         notes = []

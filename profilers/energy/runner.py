@@ -147,18 +147,26 @@ class Runner:
     also_done_in : sequence of paths
         Further runs tables whose repeats count as done with ``resume`` (a sweep's main
         table, for a job that writes to its own shard).
+    allow_pickle : bool
+        Load pickled weights (``.bin``, ``.pt``, ``.ckpt``) from ``weights`` too; default: a
+        component with pickled weights only is refused (:mod:`profilers.energy.weights`).
     """
 
     def __init__(self, out: str | os.PathLike, *, device: str = "auto", meter: str | Any = "auto",
                  weights: str | os.PathLike | None = None, protocol: Protocol | None = None, resume: bool = False,
                  echo: Callable[[str], None] | None = lambda s: print(s, file=sys.stderr),
                  after_call: Callable[[SettingOutcome, int], None] | None = None,
-                 also_done_in: Sequence[str | os.PathLike] = ()) -> None:
+                 also_done_in: Sequence[str | os.PathLike] = (), allow_pickle: bool = False) -> None:
         self.out = Path(out)
         self.also_done_in = [Path(p) for p in also_done_in]
         self.device_request = device
         self.meter_kind = check_meter_name(meter) if isinstance(meter, str) else meter
         self.weights = str(weights) if weights is not None else None
+        self.allow_pickle = bool(allow_pickle)
+        if self.weights is not None:  # before any work: a folder, model_index.json, no pickles, no code
+            from profilers.energy.weights import check_weights_dir
+
+            check_weights_dir(self.weights, allow_pickle=self.allow_pickle)
         self.protocol = (protocol or Protocol()).check()
         self.resume = resume
         self.echo = echo or (lambda s: None)
@@ -243,7 +251,7 @@ class Runner:
             if self.weights is None and device.startswith("cuda"):
                 self._check_fits(spec, precision)
             built = build_pipeline(spec, device=device, precision=precision, weights=self.weights,
-                                   seed=self.protocol.seed)
+                                   seed=self.protocol.seed, allow_pickle=self.allow_pickle)
         self._built, self._built_key = built, key
         self.echo(f"built {spec.id} ({'random weights' if built.weights == 'random' else built.weights}, "
                   f"{precision}, {device}) in {built.build_s:.1f} s")

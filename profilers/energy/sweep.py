@@ -5,7 +5,8 @@ A sweep file (YAML)::
     out: runs.parquet              # optional (--out wins)
     device: cuda                   # optional: auto | cuda | cuda:N | cpu
     meter: auto                    # optional: auto | nvml | estimate
-    weights: null                  # optional: a local diffusers folder (one model only)
+    weights: null                  # optional: a local diffusers folder (one model only; safetensors)
+    allow_pickle: false            # optional: also load pickled weights (.bin/.pt/.ckpt): they can run code
     protocol:                      # optional: repeats, warmup, idle_s, subtract_idle, seed,
       repeats: 3                   #   repeat_short, country, cpu_power_w
       warmup: 1
@@ -21,8 +22,16 @@ A sweep file (YAML)::
         steps: 30
 
 Grid fields: ``model``, ``res``, ``height``, ``width``, ``frames``, ``seconds``, ``steps``,
-``guidance``, ``cfg``, ``batch_size``, ``outputs_per_prompt``, ``precision``. Every
-setting is checked (:func:`scaling.settings.make_setting`) before anything runs.
+``guidance``, ``cfg``, ``batch_size``, ``outputs_per_prompt``, ``precision``. The file is read
+strictly and checked against :class:`SweepFile` (pydantic): a key given twice, an unknown key, a
+quoted ``"false"`` for ``cfg``, ``steps: .inf`` or a list inside a list is one line with the
+file's line number; then every setting is checked (:func:`scaling.settings.make_setting`), the
+output table (:func:`scaling._files.check_output`) and the weights folder
+(:func:`profilers.energy.weights.check_weights_dir`), all before anything runs.
+
+A sweep holds ``<table>.sweep.lock`` (:func:`scaling._files.hold_lock`) for its whole length: a
+second sweep on the same runs table refuses at once with one line
+(:class:`~scaling.errors.TableBusyError`) instead of measuring every setting a second time.
 
 Executors:
 
@@ -50,11 +59,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scaling._files import check_output, hold_lock
+from scaling._inputs import (boolean, checked, finite_number, one_or_list, precision_name, read_yaml, resolution,
+                             schema_error, text, validate, whole_number)
 from scaling.errors import ScalingError, UnknownMeterError, WorkloadError
 
 from .failures import record_failure
 from .meters import check_meter_name
 from .runner import Protocol, Runner, SettingOutcome, SettingRequest, failures_path
+from .weights import check_weights_dir
 
 __all__ = [
     "EXECUTORS",
@@ -67,9 +82,6 @@ __all__ = [
 ]
 
 EXECUTORS = ("local", "slurm", "submitit-local", "debug")
-_TOP_KEYS = {"out", "device", "meter", "weights", "protocol", "defaults", "grid"}
-_GRID_KEYS = {f.name for f in fields(SettingRequest)}
-_PROTOCOL_KEYS = {f.name for f in fields(Protocol)}
 
 
 @dataclass
@@ -83,6 +95,8 @@ class Sweep:
     weights: str | None = None
     protocol: Protocol = field(default_factory=Protocol)
     source: str = "sweep"
+    allow_pickle: bool = False      # load pickled weights (.bin/.pt/.ckpt) from `weights`: they can run code
+    notes: tuple[str, ...] = ()     # values read in another form than written (count 1e6 -> 1000000)
 
     def __post_init__(self) -> None:
         check_meter_name(self.meter)  # before any setting runs, here or in a job
@@ -110,24 +124,93 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+# The sweep file's schema (pydantic, strict): every grid field is one value or a list of values,
+# each checked by its rule (scaling._inputs); a quoted "false" for `cfg` is text and refused.
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class GridEntry(BaseModel):
+    """One grid entry (or the `defaults`): setting fields, each one value or a list of them."""
+
+    model_config = _STRICT
+
+    model: one_or_list(text) = None
+    res: one_or_list(resolution) = None
+    height: one_or_list(whole_number) = None
+    width: one_or_list(whole_number) = None
+    frames: one_or_list(whole_number) = None
+    seconds: one_or_list(finite_number, gt=0) = None
+    steps: one_or_list(whole_number) = None
+    guidance: one_or_list(finite_number) = None
+    cfg: one_or_list(boolean) = None
+    batch_size: one_or_list(whole_number) = None
+    outputs_per_prompt: one_or_list(whole_number) = None
+    precision: one_or_list(precision_name) = None
+
+
+class ProtocolFields(BaseModel):
+    """The `protocol` mapping (types here; :meth:`Protocol.check` checks the ranges)."""
+
+    model_config = _STRICT
+
+    repeats: checked(whole_number) = None
+    warmup: checked(whole_number, lo=0) = None
+    idle_s: checked(finite_number, ge=0) = None
+    subtract_idle: bool | None = None
+    seed: checked(whole_number, lo=0) = None
+    repeat_short: bool | None = None
+    country: checked(text) = None
+    cpu_power_w: checked(finite_number, gt=0) = None
+
+
+class SweepFile(BaseModel):
+    """A sweep file (see the module docstring)."""
+
+    model_config = _STRICT
+
+    out: checked(text) = None
+    device: checked(text) = None
+    meter: checked(text) = None
+    weights: checked(text) = None
+    allow_pickle: bool = False
+    protocol: ProtocolFields | None = None
+    defaults: GridEntry | None = None
+    grid: list[GridEntry] = Field(min_length=1)
+
+
+_TOP_KEYS = set(SweepFile.model_fields)
+_GRID_KEYS = set(GridEntry.model_fields)
+_PROTOCOL_KEYS = set(ProtocolFields.model_fields)
+assert _GRID_KEYS == {f.name for f in fields(SettingRequest)}, "the grid schema lists every SettingRequest field"
+assert _PROTOCOL_KEYS == {f.name for f in fields(Protocol)}, "the protocol schema lists every Protocol field"
+
+
+def _where(loc: tuple) -> str:
+    if len(loc) >= 2 and loc[0] == "grid" and isinstance(loc[1], int):
+        return f"grid entry {loc[1] + 1}"
+    return str(loc[0]) if len(loc) >= 2 and loc[0] in ("defaults", "protocol") else ""
+
+
+def _checked_entry(entry: Any, where: str) -> dict[str, Any]:
+    """A grid entry (or `defaults`) checked without a file: the keys given, each as a list."""
+    if not isinstance(entry, Mapping):
+        raise WorkloadError(f"{where} is {type(entry).__name__}, not a mapping of setting fields")
+    try:
+        return GridEntry.model_validate(dict(entry)).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise WorkloadError(schema_error(exc, source=where, root=None, model=GridEntry,
+                                         unknown="unknown field").replace(f"{where}:1: ", f"{where}: ", 1)) from None
+
+
 def expand_grid(entries: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None,
                 where: str = "sweep") -> list[SettingRequest]:
     """Expand grid entries (each a product of its list values) into setting requests."""
     if not isinstance(entries, (list, tuple)) or not entries:
         raise WorkloadError(f"{where}: `grid` must be a non-empty list of entries (each a mapping of setting fields)")
-    defaults = dict(defaults or {})
-    bad = sorted(set(defaults) - _GRID_KEYS)
-    if bad:
-        raise WorkloadError(f"{where}: `defaults` has unknown field(s) {', '.join(bad)}; allowed: {', '.join(sorted(_GRID_KEYS))}")
+    base = _checked_entry(defaults, f"{where}: `defaults`") if defaults else {}
     out: list[SettingRequest] = []
     for i, entry in enumerate(entries, 1):
-        if not isinstance(entry, Mapping):
-            raise WorkloadError(f"{where}: grid entry {i} is {type(entry).__name__}, not a mapping of setting fields")
-        merged = {**defaults, **entry}
-        bad = sorted(set(merged) - _GRID_KEYS)
-        if bad:
-            raise WorkloadError(f"{where}: grid entry {i} has unknown field(s) {', '.join(bad)}; "
-                                f"allowed: {', '.join(sorted(_GRID_KEYS))}")
+        merged = {**base, **_checked_entry(entry, f"{where}: grid entry {i}")}
         if "model" not in merged:
             raise WorkloadError(f"{where}: grid entry {i} names no `model`")
         keys = list(merged)
@@ -149,40 +232,47 @@ def check_settings(settings: Sequence[SettingRequest], where: str = "sweep") -> 
 
 
 def load_sweep(path: str | os.PathLike) -> Sweep:
-    """Read and check a sweep YAML file (see the module docstring)."""
-    import yaml
+    """Read and check a sweep YAML file (see the module docstring).
 
+    The file is read strictly (:func:`scaling._inputs.read_yaml`: UTF-8, YAML 1.2 booleans and
+    numbers, a key given twice refused) and checked against :class:`SweepFile`; the first fault
+    is one :class:`WorkloadError` line, ``sweep.yaml:LINE: grid entry 2: `cfg` is 'false' (text);
+    rule: ...``. Then every setting is checked against its model, before anything runs.
+    """
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WorkloadError(f"{p}: cannot read the sweep file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise WorkloadError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(doc, Mapping):
-        raise WorkloadError(f"{p}: a sweep file is a mapping with a `grid` list (see `scaling sweep --help`)")
-    bad = sorted(set(doc) - _TOP_KEYS)
-    if bad:
-        raise WorkloadError(f"{p}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(sorted(_TOP_KEYS))}")
-    proto = doc.get("protocol") or {}
-    if not isinstance(proto, Mapping) or set(proto) - _PROTOCOL_KEYS:
-        raise WorkloadError(f"{p}: `protocol` takes {', '.join(sorted(_PROTOCOL_KEYS))}")
+    raw, root = read_yaml(p, what="sweep", error=WorkloadError)
+    if not isinstance(raw, Mapping):
+        raise WorkloadError(f"{p}:1: a sweep file is a mapping with a `grid` list (see `scaling sweep --help`), "
+                            f"not {'an empty file' if raw is None else type(raw).__name__}")
+    notes: list[str] = []
+    doc = validate(SweepFile, raw, source=p, root=root, error=WorkloadError, where=_where, notes=notes,
+                   unknown="unknown field")
+    proto = doc.protocol.model_dump(exclude_none=True) if doc.protocol is not None else {}
     try:
         protocol = Protocol(**proto).check()
     except ScalingError as exc:
         raise WorkloadError(f"{p}: protocol: {exc}") from exc
-    settings = expand_grid(doc.get("grid"), doc.get("defaults"), where=str(p))
+    settings = expand_grid([e.model_dump(exclude_none=True) for e in doc.grid],
+                           doc.defaults.model_dump(exclude_none=True) if doc.defaults else None, where=str(p))
     check_settings(settings, where=str(p))
-    out = doc.get("out")
+    out = doc.out
     if out is not None:
         out = Path(out) if Path(out).is_absolute() else p.parent / out
-    meter = str(doc.get("meter") or "auto")
+    meter = doc.meter or "auto"
     try:
         check_meter_name(meter)
     except UnknownMeterError as exc:
         raise WorkloadError(f"{p}: {exc}") from exc
-    return Sweep(settings=settings, out=out, device=str(doc.get("device") or "auto"),
-                 meter=meter, weights=doc.get("weights"), protocol=protocol, source=str(p))
+    weights = doc.weights
+    if weights is not None:
+        weights = weights if Path(weights).is_absolute() else str(p.parent / weights)
+        try:
+            check_weights_dir(weights, allow_pickle=doc.allow_pickle)
+        except ScalingError as exc:
+            raise WorkloadError(f"{p}: {exc}") from exc
+    return Sweep(settings=settings, out=out, device=doc.device or "auto", meter=meter, weights=weights,
+                 protocol=protocol, source=str(p), allow_pickle=doc.allow_pickle,
+                 notes=tuple(f"{p}: {n}" for n in notes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,6 +300,7 @@ def run_sweep(
     slurm: Mapping[str, Any] | None = None,
     logs: str | os.PathLike | None = None,
     poll_s: float = 5.0,
+    lock_wait_s: float = 0.0,
 ) -> SweepResult:
     """Measure every setting of ``sweep`` into one runs table.
 
@@ -217,17 +308,29 @@ def run_sweep(
     or ``debug`` (submitit's local / in-process executors), or a submitit Executor object.
     ``slurm``: extra submitit parameters (``slurm_partition``, ``timeout_min``, ...).
     ``after_call(outcome, n)`` runs after each appended call (local executor only).
+    ``lock_wait_s``: how long to wait for another sweep on the same table to finish (default 0:
+    refuse at once with :class:`~scaling.errors.TableBusyError`).
     """
     table = Path(out) if out is not None else sweep.out
     if table is None:
         raise WorkloadError(f"{sweep.source}: no output table: give `out:` in the sweep file or --out")
     table = Path(table)
+    check_output(table, inputs=[sweep.source], what="runs table")
     t0 = time.perf_counter()
-    if isinstance(executor, str) and executor == "local":
-        outcomes = _run_local(sweep, table, resume, progress, echo, after_call)
-    else:
-        outcomes = _run_submitit(sweep, table, executor, resume, progress, echo, settings_per_job, slurm, logs, poll_s)
+    with hold_lock(sweep_lock_path(table), what=f"runs table {table}", wait_s=lock_wait_s,
+                   rule="another sweep is measuring into it; wait for it to finish, or give another --out"):
+        if isinstance(executor, str) and executor == "local":
+            outcomes = _run_local(sweep, table, resume, progress, echo, after_call)
+        else:
+            outcomes = _run_submitit(sweep, table, executor, resume, progress, echo, settings_per_job, slurm, logs,
+                                     poll_s)
     return SweepResult(outcomes=outcomes, out=table, seconds=time.perf_counter() - t0)
+
+
+def sweep_lock_path(table: str | os.PathLike) -> Path:
+    """The lock a sweep holds on its runs table for the whole sweep: ``<table>.sweep.lock``."""
+    p = Path(table)
+    return p.with_name(p.name + ".sweep.lock")
 
 
 def _bar(total: int, progress: bool, desc: str):
@@ -244,7 +347,7 @@ def _run_local(sweep, table, resume, progress, echo, after_call) -> list[Setting
     durations: list[float] = []
     try:
         with Runner(table, device=sweep.device, meter=sweep.meter, weights=sweep.weights, protocol=sweep.protocol,
-                    resume=resume, echo=say, after_call=after_call) as runner:
+                    resume=resume, echo=say, after_call=after_call, allow_pickle=sweep.allow_pickle) as runner:
             for req in settings:
                 bar.set_description(f"sweep: {req.model}")
                 o = runner.run(req)
@@ -271,10 +374,10 @@ def shards_dir(table: str | os.PathLike) -> Path:
 
 
 def _job(chunk: list[SettingRequest], shard: str, table: str, device: str, meter: str, weights: str | None,
-         protocol: Protocol, resume: bool) -> list[SettingOutcome]:
+         protocol: Protocol, resume: bool, allow_pickle: bool = False) -> list[SettingOutcome]:
     """One array task: measure a chunk of settings into its shard table."""
     with Runner(shard, device=device, meter=meter, weights=weights, protocol=protocol, resume=resume,
-                echo=lambda s: print(s, flush=True), also_done_in=[table]) as runner:
+                echo=lambda s: print(s, flush=True), also_done_in=[table], allow_pickle=allow_pickle) as runner:
         return [runner.run(req) for req in chunk]
 
 
@@ -340,7 +443,8 @@ def _run_submitit(sweep, table, executor, resume, progress, echo, per_job, slurm
     args = []
     for i, chunk in enumerate(chunks):
         shard = sdir / f"{stamp}-{i:04d}.parquet"
-        args.append((chunk, str(shard), str(table), sweep.device, sweep.meter, sweep.weights, sweep.protocol, resume))
+        args.append((chunk, str(shard), str(table), sweep.device, sweep.meter, sweep.weights, sweep.protocol, resume,
+                     sweep.allow_pickle))
     cols = list(zip(*args))
     jobs = ex.map_array(_job, *cols)
     say(f"submitted {len(jobs)} job(s) for {len(sweep.settings)} settings ({type(ex).__name__}); "

@@ -26,23 +26,23 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from profilers.flops import _inputs_audio, _inputs_image, _inputs_video
+from profilers.flops.counting import BATCHED_OPS as _BATCHED_OPS
+from profilers.flops.counting import CONV_OPS as _CONV_OPS
+from profilers.flops.counting import LINEAR_OPS as _LINEAR_OPS
+from profilers.flops.counting import count_run
+from profilers.flops.traffic import bytes_by_class
 from scaling.errors import AttentionNotCountedError, ProfilerError
 from scaling.registry import ComponentSpec, ModelSpec
 from scaling.shapes import ComponentCall
 
 OP_CLASSES = ("attention", "linear", "conv", "other")
 _ATTENTION_MODULE = re.compile(r"Attention|Attn")
-_LINEAR_OPS = {"aten.mm", "aten.addmm"}
-_CONV_OPS = {"aten.convolution", "aten._convolution", "aten.convolution_backward"}
-_BATCHED_OPS = {"aten.bmm", "aten.baddbmm", "aten._scaled_dot_product_efficient_attention",
-                "aten._scaled_dot_product_flash_attention", "aten._scaled_dot_product_cudnn_attention",
-                "aten._flash_attention_forward", "aten._efficient_attention_forward"}
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,24 @@ def _diffusers_class(name: str):
     return cls
 
 
+@dataclass(frozen=True)
+class CallTrace:
+    """FLOPs and traffic of ONE call for ONE sample (:mod:`profilers.flops.counting`)."""
+
+    flops: OpCounts
+    traffic: Mapping[str, Mapping[str, float]]  # activation / weight / fixed_byte -> byte class -> count
+
+    def bytes(self, precision: str, role: str) -> dict[str, float]:
+        return bytes_by_class(self.traffic, precision, role)
+
+
 def count_call(spec: ModelSpec, call: ComponentCall) -> OpCounts:
     """FLOPs of ONE call of ``call.component`` for ONE sample, split by op class."""
+    return trace_call(spec, call).flops
+
+
+def trace_call(spec: ModelSpec, call: ComponentCall) -> CallTrace:
+    """FLOPs and values moved by ONE call of ``call.component`` for ONE sample, by op class."""
     module = _module_for(spec, call)
     class_name = type(module).__name__
     build = BUILDERS.get(class_name)
@@ -138,10 +154,15 @@ def count_call(spec: ModelSpec, call: ComponentCall) -> OpCounts:
         raise ProfilerError(f"{spec.id}: no input builder for {call.component} ({class_name})")
     with torch.device("meta"):
         fn, kwargs = build(spec, call, module)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), torch.device("meta"), counter:
-        fn(**kwargs)
-    return _classify(module, counter, spec, call)
+    attn_names = _top_attention_modules(module)
+    counter = count_run(fn, kwargs, module, [module.get_submodule(n) for n in attn_names])
+    flops = counter.total.flop()
+    if attn_names and flops["attention"] == 0.0:
+        raise AttentionNotCountedError(
+            f"{spec.id}: {call.component} has {len(attn_names)} attention modules but 0 attention FLOPs were "
+            "counted: the attention kernel escaped the counter (run on the meta device)"
+        )
+    return CallTrace(OpCounts(**flops), counter.total.traffic())
 
 
 def _module_for(spec: ModelSpec, call: ComponentCall) -> torch.nn.Module:

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except UsageError as exc:
         return _refuse(exc.prog, exc.message)
     except SystemExit as exc:  # --help, --version: printed, status 0
@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         return _refuse("scaling", f"no command given: use one of {', '.join(COMMANDS)} (see `scaling --help`)")
     prog = f"scaling {args.command}"
+    if extra:  # named by the subcommand that did not take them
+        action = getattr(args, "data_command", None)
+        where = f"{prog} {action}" if action else prog
+        return _refuse(where, f"unrecognized arguments: {' '.join(extra)} (see `{where} --help`)")
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:  # a command that refuses its arguments the argparse way

@@ -3,24 +3,55 @@
 ``predict("wan2.1", frames=81, res="480p")`` -> :class:`Estimate`. Pure Python on the shipped
 closed-form FLOP tables and the shipped default law: no torch, no GPU, no network.
 
-Every figure is an estimate from a fitted law, with a 90% interval; the output says which law
-and whether the GPU appears in the law's training data.
+Every figure is an estimate from a fitted law, with a 90% interval. What an estimate means:
+
+- **Per call and per output.** ``energy_j`` / ``time_s`` / ``co2e_g`` are one pipeline call,
+  the whole batch (``setting.n_outputs`` = batch x outputs per prompt outputs); the
+  ``*_per_output_*`` figures divide them by ``n_outputs``. ``count`` counts **outputs**: the
+  fleet totals are per-output figures x ``count`` (a batch of 4 makes 4 outputs).
+- **Memory fit.** The memory model (:mod:`profilers.flops.memory`: weights at the precision +
+  the activation estimate, batch included, + 1 GiB runtime) must fit the GPU with every
+  component resident; else :class:`~scaling.errors.DoesNotFitError`, one line with the need and
+  the rule. A pipeline that fits only with model CPU offload is refused too, because the law
+  does not model the offload transfers; ``allow_offload=True`` returns the GPU-side estimate
+  without them, flagged. ``check_memory=False`` (compare, plan, grids) records the verdict in
+  ``memory_fit`` and does not raise.
+- **Extrapolation.** ``gpu_measured``, ``precision_measured_on_gpu_class``, ``flop_in_range``,
+  ``model_in_data`` and ``family_in_data`` say where the call leaves the law's data,
+  ``extrapolation`` says it in words and ``extrapolated`` sums it up; the interval is widened by
+  the law file's out-of-split spread (:mod:`fits.law_file`, ``interval_widened_by``).
+- **Physics.** The time is no faster than the roofline and the implied power lies between the
+  idle floor and the TDP (:mod:`scaling.app.physics`); a clamp is listed in ``clamps``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fits.law_file import load_law
+from profilers.flops.memory import GiB, MemoryProfile, memory_profile
+from profilers.flops.profile import profile
+from scaling.app.physics import IDLE_SOURCE, bound, profile_byte
 from scaling.carbon import Intensity, check_pue, intensity_for
-from scaling.errors import InvalidSettingError, LawError
-from scaling.hardware import DEFAULT_GPU, GPUSpec, resolve_gpu
+from scaling.errors import DoesNotFitError, InvalidSettingError, LawError
+from scaling.hardware import DEFAULT_GPU, GPUSpec, family_default_note, resolve_gpu
+from scaling.precision import precision_plan
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import GenerationSetting, make_setting
 
 J_PER_WH = 3600.0
 J_PER_KWH = 3.6e6
+
+MEMORY_RULE = ("all weights at the precision + the largest activation estimate (batch included) + 1 GiB runtime "
+               "must fit the GPU's memory (profilers/flops/memory.py)")
+
+OFFLOAD_NOTE = ("fits only with model CPU offload: the offload transfers (the weights moved to the GPU every call) "
+                "are not modelled; energy and time are the GPU work alone, a lower bound")
+
+#: ``memory_fit`` values that a ranking ranks (compare, plan): the pipeline runs with every
+#: component resident, or the memory model cannot say (weights not counted).
+RANKED_FITS = ("all resident", "unknown")
 
 
 @dataclass(frozen=True)
@@ -39,7 +70,12 @@ class ComponentEstimate:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Predicted energy, time and carbon of one generation call (and of ``count`` of them)."""
+    """Predicted energy, time and carbon of one generation call, per output, and of ``count`` outputs.
+
+    ``energy_j``, ``time_s`` (and their ``lo`` / ``hi``) are ONE pipeline call, the whole batch of
+    ``setting.n_outputs`` outputs; the ``*_per_output_*`` properties divide by ``n_outputs``;
+    ``count`` is a number of outputs and the ``fleet_*`` totals are per output x ``count``.
+    """
 
     model_id: str
     setting: GenerationSetting
@@ -50,26 +86,65 @@ class Estimate:
     law: str
     interval: float                 # e.g. 0.9
     components: tuple[ComponentEstimate, ...]
-    energy_j: float
+    energy_j: float                 # per call (the whole batch)
     energy_lo_j: float
     energy_hi_j: float
-    time_s: float
+    time_s: float                   # per call (the latency of a request)
     time_lo_s: float
     time_hi_s: float
-    flop: float
+    flop: float                     # per call
     intensity_g_per_kwh: float
     intensity_source: str
     pue: float
-    count: int = 1
+    count: int = 1                  # outputs (not calls)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # -- trust: where the call leaves the law's data (fits.law_file) ------------------------
+    precision_measured_on_gpu_class: bool = True
+    flop_in_range: bool = True
+    model_in_data: bool = True
+    family_in_data: bool = True
+    extrapolation: tuple[str, ...] = ()         # one line per reason
+    interval_widened_by: tuple[str, ...] = ()   # residual_spread splits added to the interval
+    # -- memory (profilers.flops.memory) ----------------------------------------------------
+    memory_fit: str = "unknown"                 # all resident | with model CPU offload | does not fit | unknown
+    memory_resident_gib: float | None = None    # every component resident: what predict requires
+    memory_offload_gib: float | None = None     # one component at a time (model CPU offload)
+    gpu_memory_gib: float | None = None
+    # -- physics (scaling.app.physics) ------------------------------------------------------
+    law_time_s: float | None = None             # the time law's value before the bounds
+    roofline_time_s: float | None = None        # max(FLOP / peak, bytes / bandwidth)
+    tdp_w: float | None = None
+    idle_floor_w: float | None = None
+    clamps: tuple[str, ...] = ()
 
-    # -- per generation ---------------------------------------------------------------------
+    # -- trust --------------------------------------------------------------------------------
+    @property
+    def extrapolated(self) -> bool:
+        """True when the call leaves the law's data in any way listed in ``extrapolation``."""
+        return bool(self.extrapolation)
+
+    @property
+    def fits_memory(self) -> bool:
+        """Every component fits resident (or the memory model cannot say): what a ranking ranks."""
+        return self.memory_fit in RANKED_FITS
+
+    @property
+    def power_w(self) -> float:
+        """Implied average GPU power of the call, energy / time (W)."""
+        return self.energy_j / self.time_s if self.time_s > 0 else float("nan")
+
+    # -- per call ------------------------------------------------------------------------------
+    @property
+    def n_outputs(self) -> int:
+        return self.setting.n_outputs
+
     @property
     def energy_wh(self) -> float:
         return self.energy_j / J_PER_WH
 
     @property
     def co2e_g(self) -> float:
+        """CO2e of one call (energy x PUE x intensity), g."""
         return self.energy_j * self.pue / J_PER_KWH * self.intensity_g_per_kwh
 
     @property
@@ -80,36 +155,110 @@ class Estimate:
     def co2e_hi_g(self) -> float:
         return self.energy_hi_j * self.pue / J_PER_KWH * self.intensity_g_per_kwh
 
-    # -- fleet (count generations) -----------------------------------------------------------
+    # -- per output ----------------------------------------------------------------------------
+    @property
+    def energy_per_output_j(self) -> float:
+        return self.energy_j / self.n_outputs
+
+    @property
+    def energy_per_output_lo_j(self) -> float:
+        return self.energy_lo_j / self.n_outputs
+
+    @property
+    def energy_per_output_hi_j(self) -> float:
+        return self.energy_hi_j / self.n_outputs
+
+    @property
+    def energy_per_output_wh(self) -> float:
+        return self.energy_per_output_j / J_PER_WH
+
+    @property
+    def time_per_output_s(self) -> float:
+        """GPU time per output (call time / outputs of the call: throughput, not latency)."""
+        return self.time_s / self.n_outputs
+
+    @property
+    def time_per_output_lo_s(self) -> float:
+        return self.time_lo_s / self.n_outputs
+
+    @property
+    def time_per_output_hi_s(self) -> float:
+        return self.time_hi_s / self.n_outputs
+
+    @property
+    def co2e_per_output_g(self) -> float:
+        return self.co2e_g / self.n_outputs
+
+    @property
+    def co2e_per_output_lo_g(self) -> float:
+        return self.co2e_lo_g / self.n_outputs
+
+    @property
+    def co2e_per_output_hi_g(self) -> float:
+        return self.co2e_hi_g / self.n_outputs
+
+    # -- fleet (count outputs) -----------------------------------------------------------------
+    @property
+    def fleet_calls(self) -> float:
+        """Pipeline calls that make ``count`` outputs (count / n_outputs; fractional when it does not divide)."""
+        return self.count / self.n_outputs
+
     @property
     def fleet_kwh(self) -> float:
-        """Facility energy of ``count`` generations (GPU energy x PUE)."""
-        return self.energy_j * self.count * self.pue / J_PER_KWH
+        """Facility energy of ``count`` outputs (GPU energy per output x count x PUE), kWh."""
+        return self.energy_per_output_j * self.count * self.pue / J_PER_KWH
 
     @property
     def fleet_kwh_interval(self) -> tuple[float, float]:
-        return (self.energy_lo_j * self.count * self.pue / J_PER_KWH,
-                self.energy_hi_j * self.count * self.pue / J_PER_KWH)
+        return (self.energy_per_output_lo_j * self.count * self.pue / J_PER_KWH,
+                self.energy_per_output_hi_j * self.count * self.pue / J_PER_KWH)
 
     @property
     def fleet_gpu_hours(self) -> float:
-        return self.time_s * self.count / 3600.0
+        return self.time_per_output_s * self.count / 3600.0
+
+    @property
+    def fleet_gpu_hours_interval(self) -> tuple[float, float]:
+        return self.time_per_output_lo_s * self.count / 3600.0, self.time_per_output_hi_s * self.count / 3600.0
 
     @property
     def fleet_co2e_kg(self) -> float:
-        return self.co2e_g * self.count / 1000.0
+        return self.co2e_per_output_g * self.count / 1000.0
 
     @property
     def fleet_co2e_kg_interval(self) -> tuple[float, float]:
-        return self.co2e_lo_g * self.count / 1000.0, self.co2e_hi_g * self.count / 1000.0
+        return self.co2e_per_output_lo_g * self.count / 1000.0, self.co2e_per_output_hi_g * self.count / 1000.0
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, plus the per-call, per-output and fleet figures under names that say which.
+
+        ``energy_j`` / ``time_s`` / ``co2e_g`` (and lo / hi) stay the per-call figures, repeated
+        as ``*_per_call_*``; ``units`` says what each group is per.
+        """
         d = asdict(self)
         d["setting"] = self.setting.to_dict()
-        d.update(energy_wh=self.energy_wh, co2e_g=self.co2e_g, co2e_lo_g=self.co2e_lo_g, co2e_hi_g=self.co2e_hi_g,
-                 fleet_kwh=self.fleet_kwh, fleet_kwh_interval=self.fleet_kwh_interval,
-                 fleet_gpu_hours=self.fleet_gpu_hours, fleet_co2e_kg=self.fleet_co2e_kg,
-                 fleet_co2e_kg_interval=self.fleet_co2e_kg_interval, estimate=True)
+        d.update(
+            energy_wh=self.energy_wh, co2e_g=self.co2e_g, co2e_lo_g=self.co2e_lo_g, co2e_hi_g=self.co2e_hi_g,
+            n_outputs=self.n_outputs,
+            energy_per_call_j=self.energy_j, energy_per_call_lo_j=self.energy_lo_j,
+            energy_per_call_hi_j=self.energy_hi_j, energy_per_call_wh=self.energy_wh,
+            time_per_call_s=self.time_s, time_per_call_lo_s=self.time_lo_s, time_per_call_hi_s=self.time_hi_s,
+            co2e_per_call_g=self.co2e_g, co2e_per_call_lo_g=self.co2e_lo_g, co2e_per_call_hi_g=self.co2e_hi_g,
+            energy_per_output_j=self.energy_per_output_j, energy_per_output_lo_j=self.energy_per_output_lo_j,
+            energy_per_output_hi_j=self.energy_per_output_hi_j, energy_per_output_wh=self.energy_per_output_wh,
+            time_per_output_s=self.time_per_output_s, time_per_output_lo_s=self.time_per_output_lo_s,
+            time_per_output_hi_s=self.time_per_output_hi_s,
+            co2e_per_output_g=self.co2e_per_output_g, co2e_per_output_lo_g=self.co2e_per_output_lo_g,
+            co2e_per_output_hi_g=self.co2e_per_output_hi_g,
+            fleet_outputs=self.count, fleet_calls=self.fleet_calls,
+            fleet_kwh=self.fleet_kwh, fleet_kwh_interval=self.fleet_kwh_interval,
+            fleet_gpu_hours=self.fleet_gpu_hours, fleet_gpu_hours_interval=self.fleet_gpu_hours_interval,
+            fleet_co2e_kg=self.fleet_co2e_kg, fleet_co2e_kg_interval=self.fleet_co2e_kg_interval,
+            extrapolated=self.extrapolated, fits_memory=self.fits_memory, power_w=self.power_w,
+            units={"energy_j, time_s, co2e_g, flop, *_per_call_*": "one pipeline call (the whole batch)",
+                   "*_per_output_*": "one output: the per-call figure / n_outputs",
+                   "count, fleet_outputs": "outputs", "fleet_*": "per-output figure x count (kWh: x PUE)"},
+            estimate=True)
         return d
 
 
@@ -123,6 +272,8 @@ def predict(
     pue: float = 1.0,
     count: int = 1,
     attention: str | None = None,
+    allow_offload: bool = False,
+    check_memory: bool = True,
     **setting_kwargs: Any,
 ) -> Estimate:
     """Predict one generation of ``model``.
@@ -132,48 +283,113 @@ def predict(
     path to a law JSON, a loaded law, or None for the shipped default. ``attention`` names
     attention variants (``"litefocus:r=0.1"``, ``"tome:ratio=0.5"``, ``"window:size=512"``;
     see :mod:`profilers.flops.attention_variants`): they change the FLOPs the law sees.
+    ``count`` is a number of outputs (the fleet totals). ``allow_offload`` accepts a pipeline
+    that fits only with model CPU offload (its transfers are not modelled: flagged);
+    ``check_memory=False`` never raises :class:`~scaling.errors.DoesNotFitError` and leaves the
+    verdict in ``memory_fit`` (what compare and plan use).
+
+    Raises
+    ------
+    DoesNotFitError
+        The pipeline does not fit the GPU's memory with every component resident (and
+        ``allow_offload`` is off or offload does not fit either), when ``check_memory``.
     """
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     gpu_spec = gpu if isinstance(gpu, GPUSpec) else resolve_gpu(gpu or DEFAULT_GPU)
     setting = make_setting(spec, gpu=gpu_spec.key, **setting_kwargs)
-    return predict_setting(setting, gpu=gpu_spec, law=law, region=region, intensity=intensity, pue=pue,
-                           count=count, spec=spec, attention=attention)
+    est = predict_setting(setting, gpu=gpu_spec, law=law, region=region, intensity=intensity, pue=pue,
+                          count=count, spec=spec, attention=attention, allow_offload=allow_offload,
+                          check_memory=check_memory)
+    note = family_default_note(gpu)
+    return replace(est, notes=(note, *est.notes)) if note else est
+
+
+def memory_verdict(mem: MemoryProfile | None) -> str:
+    """'all resident' | 'with model CPU offload' | 'does not fit' | 'unknown': the one memory rule of
+    predict, compare and plan (a fit with uncounted weights would be a lower bound: 'unknown')."""
+    if mem is None or mem.gpu_memory_byte is None:
+        return "unknown"
+    verdict = mem.pipeline_fit()
+    if verdict != "does not fit" and any(c.weights_byte is None for c in mem.components):
+        return "unknown"
+    return verdict or "unknown"
+
+
+def _does_not_fit(setting: GenerationSetting, spec: ModelSpec, gpu: GPUSpec, mem: MemoryProfile, verdict: str) -> str:
+    resident = (mem.resident_peak_byte + mem.overhead_byte) / GiB
+    offload = (mem.offload_peak_byte + mem.overhead_byte) / GiB
+    batch = f"batch {setting.batch_size}" + (f" x {setting.outputs_per_prompt} outputs per prompt"
+                                             if setting.outputs_per_prompt > 1 else "")
+    head = (f"`model` {spec.id} at {batch} in {setting.precision} needs {resident:.1f} GiB on GPU {gpu.key}, "
+            f"which has {gpu.memory_byte / GiB:.0f} GiB (rule: {MEMORY_RULE}")
+    if verdict == "with model CPU offload":
+        return (head + f"; it fits only with model CPU offload, {offload:.1f} GiB, whose transfers the law does not "
+                "model: allow_offload=True (--allow-offload) gives the GPU-side estimate without them)")
+    return head + f"; even with model CPU offload it needs {offload:.1f} GiB)"
 
 
 def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None, region: str | None = None,
                     intensity: float | None = None, pue: float = 1.0, count: int = 1,
-                    spec: ModelSpec | None = None, attention: str | None = None) -> Estimate:
-    from profilers.flops.profile import profile
-
+                    spec: ModelSpec | None = None, attention: str | None = None, allow_offload: bool = False,
+                    check_memory: bool = True) -> Estimate:
+    """:func:`predict` of a made setting (arguments of :func:`predict`)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise InvalidSettingError(f"`count` {count!r}: it must be a positive whole number of generations")
+        raise InvalidSettingError(f"`count` {count!r}: it must be a positive whole number of outputs")
     pue = check_pue(pue)
     carbon: Intensity = intensity_for(region, intensity)
     spec = spec or resolve_model(setting.model)
+    mem = memory_profile(setting, spec=spec, gpu=gpu.key)
+    verdict = memory_verdict(mem)
+    if check_memory and (verdict == "does not fit" or (verdict == "with model CPU offload" and not allow_offload)):
+        raise DoesNotFitError(_does_not_fit(setting, spec, gpu, mem, verdict))
     law_obj = _load_law(law)
     prof = profile(setting, spec=spec, attention=attention)
     role_flops = prof.by_role()
     res = law_obj.predict(setting, role_flops, gpu, spec)
+    total, time = res.energy_j["total"], res.time_s
+    plan = precision_plan(setting.precision, gpu)
+    phys = bound(total.as_tuple(), time.as_tuple(), flop=prof.total_flop, peak_flop_per_s=plan.peak_flop_per_s,
+                 gpu=gpu, byte=profile_byte(prof), precision=plan.compute)
+    k_e = phys.energy_j[0] / total.value if total.value > 0 else 1.0
     comps = tuple(
-        ComponentEstimate(role=r, flop=role_flops[r], energy_j=res.energy_j[r].value,
-                          energy_lo_j=res.energy_j[r].lo, energy_hi_j=res.energy_j[r].hi,
-                          time_s=res.time_by_role_s.get(r))
+        ComponentEstimate(role=r, flop=role_flops[r], energy_j=res.energy_j[r].value * k_e,
+                          energy_lo_j=res.energy_j[r].lo * k_e, energy_hi_j=res.energy_j[r].hi * k_e,
+                          time_s=None if res.time_by_role_s.get(r) is None else res.time_by_role_s[r] * phys.time_factor)
         for r in res.roles
     )
-    total, time = res.energy_j["total"], res.time_s
     notes = list(res.notes)
+    extrapolation = list(res.extrapolation)
+    if verdict == "with model CPU offload":
+        notes.append(OFFLOAD_NOTE)
+        extrapolation.append("CPU offload is not modelled (the pipeline fits only with model CPU offload)")
+    elif verdict == "does not fit":
+        notes.append("does not fit the GPU's memory even with model CPU offload: a figure for comparison only")
+        extrapolation.append("the pipeline does not fit this GPU's memory")
+    elif verdict == "unknown":
+        notes.append("memory fit unknown (some weights are not counted)")
+    notes.extend(f"physics: {c}" for c in phys.clamps)
+    if any("idle floor" in c for c in phys.clamps):
+        notes.append(f"physics: {IDLE_SOURCE}")
     if prof.attention:
         notes.append("attention variant " + "; ".join(f"{k}={v}" for k, v in prof.attention.items())
                      + ": the law sees the reduced FLOPs; kernel efficiency of sparse attention is not modelled")
     if carbon.source.startswith("assumed"):
         notes.append(f"carbon intensity {carbon.g_per_kwh:g} g/kWh is an assumed world average: pass --region or --intensity")
+    (e, e_lo, e_hi), (t, t_lo, t_hi) = phys.energy_j, phys.time_s
     return Estimate(
         model_id=spec.id, setting=setting, gpu=gpu.key, gpu_name=gpu.name, gpu_measured=res.gpu_measured,
         precision=setting.precision, law=res.law_name, interval=res.level, components=comps,
-        energy_j=total.value, energy_lo_j=total.lo, energy_hi_j=total.hi,
-        time_s=time.value, time_lo_s=time.lo, time_hi_s=time.hi, flop=prof.total_flop,
-        intensity_g_per_kwh=carbon.g_per_kwh, intensity_source=carbon.source, pue=pue, count=count,
-        notes=tuple(notes),
+        energy_j=e, energy_lo_j=e_lo, energy_hi_j=e_hi, time_s=t, time_lo_s=t_lo, time_hi_s=t_hi,
+        flop=prof.total_flop, intensity_g_per_kwh=carbon.g_per_kwh, intensity_source=carbon.source, pue=pue,
+        count=count, notes=tuple(notes),
+        precision_measured_on_gpu_class=res.precision_measured_on_gpu_class, flop_in_range=res.flop_in_range,
+        model_in_data=res.model_in_data, family_in_data=res.family_in_data, extrapolation=tuple(extrapolation),
+        interval_widened_by=res.widened_by,
+        memory_fit=verdict, memory_resident_gib=(mem.resident_peak_byte + mem.overhead_byte) / GiB,
+        memory_offload_gib=(mem.offload_peak_byte + mem.overhead_byte) / GiB,
+        gpu_memory_gib=gpu.memory_byte / GiB,
+        law_time_s=time.value, roofline_time_s=phys.roofline_time_s, tdp_w=phys.tdp_w,
+        idle_floor_w=phys.idle_floor_w, clamps=phys.clamps,
     )
 
 

@@ -12,17 +12,18 @@ from typing import Any
 import pandas as pd
 
 from profilers.flops.memory import GiB, MemoryProfile
-from scaling.app.estimate import Estimate
+from scaling.app.estimate import RANKED_FITS, Estimate, memory_verdict
 from scaling.errors import InvalidSettingError
 
-EXTRAPOLATION_NOTE = "outside the law's data"
-"""The phrase the law's notes use when the precision or the total FLOP lies outside its data."""
+__all__ = ["COLUMNS", "as_list", "estimate_record", "is_extrapolated", "memory_need_gib", "memory_verdict",
+           "records_frame"]
 
 COLUMNS: dict[str, str] = {
     # what was predicted
     "label": "compare: the option (GPU, and precision / steps when they are compared)",
-    "rank": "1 = least energy (compare: per output; plan: kWh) among the options that fit in memory; empty for "
-            "those that do not",
+    "rank": "1 = least energy (compare: per output; plan: kWh) among the options that fit in memory with every "
+            "component resident; empty for those that do not (they need CPU offload, which is not modelled, or do "
+            "not fit at all)",
     "option": "plan: GPU [precision] [steps scale] @ region",
     "job": "plan: the job's name (or its number and model)",
     "model": "model id", "model_key": "registry key", "modality": "image | video | audio",
@@ -44,17 +45,21 @@ COLUMNS: dict[str, str] = {
     "energy_per_output_wh": "energy_per_output_j / 3600", "energy_per_output_lo_wh": "low bound, Wh",
     "energy_per_output_hi_wh": "high bound, Wh",
     "time_s": "wall time of one call (the latency of a request), s", "time_lo_s": "low bound, s",
-    "time_hi_s": "high bound, s", "time_per_output_s": "time_s / n_outputs",
+    "time_hi_s": "high bound, s", "time_per_output_s": "time_s / n_outputs (GPU time per output)",
+    "time_per_output_lo_s": "low bound, s", "time_per_output_hi_s": "high bound, s",
+    "power_w": "implied average GPU power of a call, energy_per_call_j / time_s, W (between the idle floor and "
+               "the TDP: scaling/app/physics.py)",
     "co2e_per_call_g": "CO2e of one call (energy x PUE x intensity), g",
     "co2e_per_output_g": "co2e_per_call_g / n_outputs", "co2e_per_output_lo_g": "low bound, g",
     "co2e_per_output_hi_g": "high bound, g",
-    # fleet (count calls)
-    "count": "calls (a call makes n_outputs outputs)", "outputs": "count x n_outputs",
-    "kwh": "facility energy of `count` calls (GPU energy x PUE), kWh",
+    # fleet (count outputs)
+    "count": "outputs (a call makes n_outputs of them; a batch of 4 is 4 outputs)", "outputs": "= count",
+    "calls": "pipeline calls that make `count` outputs: count / n_outputs",
+    "kwh": "facility energy of `count` outputs (GPU energy per output x count x PUE), kWh",
     "kwh_lo": "low bound, kWh (a plan option: the sum of its jobs' bounds)",
-    "kwh_hi": "high bound, kWh", "gpu_hours": "GPU-hours of `count` calls", "gpu_hours_lo": "low bound",
-    "gpu_hours_hi": "high bound", "co2e_kg": "CO2e of `count` calls, kg", "co2e_kg_lo": "low bound, kg",
-    "co2e_kg_hi": "high bound, kg",
+    "kwh_hi": "high bound, kWh", "gpu_hours": "GPU-hours of `count` outputs (time per output x count)",
+    "gpu_hours_lo": "low bound", "gpu_hours_hi": "high bound", "co2e_kg": "CO2e of `count` outputs, kg",
+    "co2e_kg_lo": "low bound, kg", "co2e_kg_hi": "high bound, kg",
     "region": "ISO code of the grid (empty: `intensity_g_per_kwh` as given or assumed)",
     "intensity_g_per_kwh": "grid carbon intensity, g CO2e/kWh", "intensity_source": "where the intensity comes from",
     "pue": "power usage effectiveness of the facility",
@@ -64,16 +69,27 @@ COLUMNS: dict[str, str] = {
                        "estimate + 1 GiB runtime overhead (model CPU offload), GiB",
     "memory_resident_gib": "memory with every component resident: all weights + the largest activation + 1 GiB, GiB",
     "memory_fit": "all resident | with model CPU offload | does not fit | unknown (no parameter counts)",
-    "fits_memory": "False when the memory model (profilers/flops/memory.py) says the pipeline does not fit this GPU "
-                   "even with model CPU offload; True otherwise. The energy of a pipeline that fits only with "
-                   "offload does not include the offload transfers",
-    "jobs_not_fitting": "plan: the jobs that do not fit this GPU",
-    "pareto": "plan: not beaten on both kWh and GPU-hours by another option that fits",
+    "fits_memory": "True when the memory model (profilers/flops/memory.py, the rule `predict` applies) says every "
+                   "component fits this GPU resident (or cannot say: unknown); False when it needs model CPU "
+                   "offload (its transfers are not modelled) or does not fit at all. Only these rows are ranked",
+    "jobs_not_fitting": "plan: the jobs that do not fit this GPU resident (they need CPU offload or do not fit)",
+    "jobs_needing_offload": "plan: those of jobs_not_fitting that would fit with model CPU offload (not modelled)",
+    "pareto": "plan: not dominated on (kWh, GPU-hours, CO2e kg) by another option that fits: no other option is as "
+              "good on all three and better on one",
     # trust
     "gpu_measured": "the law saw measurements on this GPU",
-    "extrapolated": "True when the GPU was never measured, or the law's notes say the precision's compute type or "
-                    "the total FLOP lies outside its data. It does not cover model families, resolutions, frame "
-                    "counts, step counts or batch sizes that lie inside the FLOP range but were never measured",
+    "precision_measured_on_gpu_class": "the precision's class (the matmul format) was measured on this GPU's "
+                                       "architecture in the law's data",
+    "flop_in_range": "the call's FLOP count lies in the FLOP range of the law's data",
+    "model_in_data": "the model is in the law's data", "family_in_data": "the model's registry family is in it",
+    "extrapolated": "True when any of gpu_measured, precision_measured_on_gpu_class, flop_in_range, model_in_data, "
+                    "family_in_data is False, or the pipeline needs CPU offload (not modelled); `extrapolation` says "
+                    "which. Resolutions, frame or step counts and batch sizes inside the FLOP range are not checked",
+    "extrapolation": "the reasons, joined with '; '",
+    "interval_widened_by": "the law file's residual_spread splits added to the interval (gpu_out, model_out, "
+                           "family_out), joined with ', '",
+    "clamps": "physical bounds that changed the time (roofline, TDP, idle floor: scaling/app/physics.py), "
+              "joined with '; '",
     "interval": "coverage of the lo/hi bounds (e.g. 0.9)", "law": "the law that predicted",
     "notes": "the estimate's notes, joined with '; '",
 }
@@ -83,18 +99,8 @@ COLUMNS: dict[str, str] = {
 # -- one estimate as a row -------------------------------------------------------------------------
 
 def is_extrapolated(est: Estimate) -> bool:
-    """The GPU was never measured, or the law says the precision or the FLOP lies outside its data."""
-    return (not est.gpu_measured) or any(EXTRAPOLATION_NOTE in n for n in est.notes)
-
-
-def memory_verdict(mem: MemoryProfile | None) -> str:
-    """'all resident' | 'with model CPU offload' | 'does not fit' | 'unknown'."""
-    if mem is None or mem.gpu_memory_byte is None:
-        return "unknown"
-    verdict = mem.pipeline_fit()
-    if verdict != "does not fit" and any(c.weights_byte is None for c in mem.components):
-        return "unknown"  # some weights not counted: a fit would be a lower bound
-    return verdict or "unknown"
+    """The estimate's own summary flag (:attr:`Estimate.extrapolated`)."""
+    return est.extrapolated
 
 
 def memory_need_gib(mem: MemoryProfile | None) -> float | None:
@@ -103,13 +109,15 @@ def memory_need_gib(mem: MemoryProfile | None) -> float | None:
 
 
 def estimate_record(est: Estimate, memory: MemoryProfile | None = None, region: str | None = None) -> dict[str, Any]:
-    """One row of a frame: the figures per call and per output, the fleet of ``est.count`` calls,
-    the memory verdict and the trust flags (see :data:`COLUMNS`)."""
+    """One row of a frame: the figures per call and per output, the fleet of ``est.count`` outputs,
+    the memory verdict and the trust flags (see :data:`COLUMNS`). ``memory`` is the estimate's
+    memory profile when given; the verdict is the estimate's own otherwise (the same rule)."""
     s = est.setting
     n = s.n_outputs
     kwh_lo, kwh_hi = est.fleet_kwh_interval
     co2_lo, co2_hi = est.fleet_co2e_kg_interval
-    verdict = memory_verdict(memory)
+    gh_lo, gh_hi = est.fleet_gpu_hours_interval
+    verdict = memory_verdict(memory) if memory is not None else est.memory_fit
     return {
         "model": est.model_id, "model_key": s.model, "modality": s.modality, "gpu": est.gpu,
         "gpu_name": est.gpu_name, "precision": est.precision,
@@ -120,27 +128,32 @@ def estimate_record(est: Estimate, memory: MemoryProfile | None = None, region: 
         "flop_per_call": est.flop, "flop_per_output": est.flop / n,
         "energy_per_call_j": est.energy_j, "energy_per_call_lo_j": est.energy_lo_j,
         "energy_per_call_hi_j": est.energy_hi_j,
-        "energy_per_output_j": est.energy_j / n, "energy_per_output_lo_j": est.energy_lo_j / n,
-        "energy_per_output_hi_j": est.energy_hi_j / n,
-        "energy_per_output_wh": est.energy_j / n / 3600.0, "energy_per_output_lo_wh": est.energy_lo_j / n / 3600.0,
-        "energy_per_output_hi_wh": est.energy_hi_j / n / 3600.0,
+        "energy_per_output_j": est.energy_per_output_j, "energy_per_output_lo_j": est.energy_per_output_lo_j,
+        "energy_per_output_hi_j": est.energy_per_output_hi_j,
+        "energy_per_output_wh": est.energy_per_output_wh, "energy_per_output_lo_wh": est.energy_per_output_lo_j / 3600.0,
+        "energy_per_output_hi_wh": est.energy_per_output_hi_j / 3600.0,
         "time_s": est.time_s, "time_lo_s": est.time_lo_s, "time_hi_s": est.time_hi_s,
-        "time_per_output_s": est.time_s / n,
-        "co2e_per_call_g": est.co2e_g, "co2e_per_output_g": est.co2e_g / n,
-        "co2e_per_output_lo_g": est.co2e_lo_g / n, "co2e_per_output_hi_g": est.co2e_hi_g / n,
-        "count": est.count, "outputs": est.count * n,
+        "time_per_output_s": est.time_per_output_s, "time_per_output_lo_s": est.time_per_output_lo_s,
+        "time_per_output_hi_s": est.time_per_output_hi_s, "power_w": est.power_w,
+        "co2e_per_call_g": est.co2e_g, "co2e_per_output_g": est.co2e_per_output_g,
+        "co2e_per_output_lo_g": est.co2e_per_output_lo_g, "co2e_per_output_hi_g": est.co2e_per_output_hi_g,
+        "count": est.count, "outputs": est.count, "calls": est.fleet_calls,
         "kwh": est.fleet_kwh, "kwh_lo": kwh_lo, "kwh_hi": kwh_hi,
-        "gpu_hours": est.fleet_gpu_hours, "gpu_hours_lo": est.time_lo_s * est.count / 3600.0,
-        "gpu_hours_hi": est.time_hi_s * est.count / 3600.0,
+        "gpu_hours": est.fleet_gpu_hours, "gpu_hours_lo": gh_lo, "gpu_hours_hi": gh_hi,
         "co2e_kg": est.fleet_co2e_kg, "co2e_kg_lo": co2_lo, "co2e_kg_hi": co2_hi,
         "region": region, "intensity_g_per_kwh": est.intensity_g_per_kwh, "intensity_source": est.intensity_source,
         "pue": est.pue,
-        "gpu_memory_gib": None if memory is None or memory.gpu_memory_byte is None else memory.gpu_memory_byte / GiB,
-        "memory_need_gib": memory_need_gib(memory),
-        "memory_resident_gib": None if memory is None else (memory.resident_peak_byte + memory.overhead_byte) / GiB,
-        "memory_fit": verdict, "fits_memory": verdict != "does not fit",
-        "gpu_measured": est.gpu_measured, "extrapolated": is_extrapolated(est), "interval": est.interval,
-        "law": est.law, "notes": "; ".join(est.notes),
+        "gpu_memory_gib": est.gpu_memory_gib if memory is None else
+        (None if memory.gpu_memory_byte is None else memory.gpu_memory_byte / GiB),
+        "memory_need_gib": est.memory_offload_gib if memory is None else memory_need_gib(memory),
+        "memory_resident_gib": est.memory_resident_gib if memory is None else
+        (memory.resident_peak_byte + memory.overhead_byte) / GiB,
+        "memory_fit": verdict, "fits_memory": verdict in RANKED_FITS,
+        "gpu_measured": est.gpu_measured, "precision_measured_on_gpu_class": est.precision_measured_on_gpu_class,
+        "flop_in_range": est.flop_in_range, "model_in_data": est.model_in_data, "family_in_data": est.family_in_data,
+        "extrapolated": est.extrapolated, "extrapolation": "; ".join(est.extrapolation),
+        "interval_widened_by": ", ".join(est.interval_widened_by), "clamps": "; ".join(est.clamps),
+        "interval": est.interval, "law": est.law, "notes": "; ".join(est.notes),
     }
 
 

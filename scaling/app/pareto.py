@@ -80,22 +80,45 @@ def pareto(runs: pd.DataFrame, quality: str, higher_is_better: bool = True,
     return ParetoResult(grouped, quality, higher_is_better)
 
 
+_TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+
+
 def pareto_figure(result: ParetoResult):
-    """A plotly scatter: energy per output (log) against quality, the fronts drawn as lines."""
+    """A plotly scatter: energy per output (log) against quality, the fronts drawn as lines.
+
+    Only the points on a model's front carry a text label (their step count), placed in turn
+    above, below, right and left so that neighbours do not merge; every point says what it is
+    (model, steps, batch, energy per output, quality, runs) on hover."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     pts = result.points
     for model, sub in pts.groupby("model"):
         sub = sub.sort_values("energy_per_output_j")
+        steps = [f"{int(s)}" if pd.notna(s) else "" for s in sub["steps"]]
+        batch = [int(b) if pd.notna(b) else 1 for b in sub.get("batch_size", pd.Series([1] * len(sub)))]
+        front = list(sub["on_model_front"])
+        text, positions, k = [], [], 0
+        for s, b, f in zip(steps, batch, front):
+            text.append((s + (f" x{b}" if b > 1 else "")) if f else "")
+            positions.append(_TEXT_POSITIONS[k % len(_TEXT_POSITIONS)])
+            k += bool(f)
+        hover = [f"{model}<br>{s} steps, batch {b}<br>{e:,.1f} J per output<br>{result.quality} {q:.4g}<br>"
+                 f"{n} runs" + ("<br>on the model's front" if f else "")
+                 for s, b, e, q, n, f in zip(steps, batch, sub["energy_per_output_j"], sub["quality"], sub["n_rows"],
+                                             front)]
         fig.add_trace(go.Scatter(
             x=sub["energy_per_output_j"], y=sub["quality"], mode="markers+text", name=str(model),
-            text=[f"{int(s)}" if pd.notna(s) else "" for s in sub["steps"]], textposition="top center",
-            marker=dict(symbol=["star" if f else "circle" for f in sub["on_model_front"]], size=10)))
+            text=text, textposition=positions, textfont=dict(size=10), hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+            marker=dict(symbol=["star" if f else "circle" for f in front], size=10)))
     front = result.front().sort_values("energy_per_output_j")
     fig.add_trace(go.Scatter(x=front["energy_per_output_j"], y=front["quality"], mode="lines",
-                             name="front across models", line=dict(color="black", dash="dash")))
-    fig.update_layout(xaxis_type="log", xaxis_title="GPU energy per output (J, median over runs)",
-                      yaxis_title=result.quality + (" (higher is better)" if result.higher_is_better else " (lower is better)"),
-                      title="Energy against quality (labels: steps; stars: on the model's front)")
+                             name="front across models", line=dict(color="black", dash="dash"), hoverinfo="skip"))
+    fig.update_xaxes(type="log", title="GPU energy per output (J, median over runs; log scale)", dtick=1,
+                     tickformat=",.0f", minor=dict(ticks="inside", showgrid=True), automargin=True)
+    fig.update_yaxes(title=result.quality + (" (higher is better)" if result.higher_is_better else " (lower is better)"),
+                     automargin=True)
+    fig.update_layout(title="Energy against quality (labels: steps on the model's front, x batch; stars: on the "
+                            "model's front; hover for every point)", margin=dict(t=70, b=70), height=600)
     return fig

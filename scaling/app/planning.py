@@ -3,8 +3,10 @@
 ``compare`` -> :class:`Comparison`, ``predict_grid`` -> :class:`PredictionGrid`, ``plan`` ->
 :class:`PlanResult`: each keeps its dataclasses and has ``.to_frame()`` (pandas; the columns,
 with their units, are documented in :data:`scaling.app.frames.COLUMNS`). Every row carries the
-memory verdict of profilers/flops/memory.py (``fits_memory``); options that do not fit are kept
-but ranked after those that do.
+memory verdict of profilers/flops/memory.py, by the rule :func:`scaling.predict` applies
+(``fits_memory``: every component resident). Options that do not fit, or fit only with model CPU
+offload (whose transfers the law does not model), are kept, unranked, after those that fit.
+``count`` in a workload counts outputs (a batch of 4 is 4 outputs).
 
 A workload file (YAML)::
 
@@ -38,12 +40,10 @@ from profilers.flops.memory import GiB, MemoryProfile, memory_profile
 from scaling.errors import InvalidSettingError, ScalingError, WorkloadError
 from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.registry import ModelSpec, resolve_model
-from scaling.app.estimate import Estimate, predict
+from scaling.app.estimate import RANKED_FITS, Estimate, predict
 from scaling.app.frames import estimate_record, memory_verdict, records_frame
+from scaling.app.workload import JOB_KEYS, TOP_KEYS, load_workload  # noqa: F401 (the file's schema)
 
-JOB_KEYS = {"model", "res", "frames", "seconds", "steps", "guidance", "cfg", "batch", "batch_size",
-            "outputs_per_prompt", "precision", "count", "name"}
-TOP_KEYS = {"jobs", "gpus", "regions", "intensity", "precision", "pue", "law"}
 DEFAULT_GPUS = ["a100", "a6000", "l40s", "h100", "h200"]
 
 
@@ -64,12 +64,13 @@ class CompareRow:
     label: str
     estimate: Estimate
     memory: MemoryProfile | None = None
-    rank: int | None = None             # None: does not fit in the GPU's memory (not ranked)
+    rank: int | None = None             # None: does not fit resident in the GPU's memory (not ranked)
     region: str | None = None
 
     @property
     def fits_memory(self) -> bool:
-        return memory_verdict(self.memory) != "does not fit"
+        """Every component fits resident (the rule of predict); False for CPU offload or no fit."""
+        return (memory_verdict(self.memory) if self.memory is not None else self.estimate.memory_fit) in RANKED_FITS
 
     @property
     def energy_per_output_j(self) -> float:
@@ -81,8 +82,9 @@ class CompareRow:
 
 @dataclass(frozen=True)
 class Comparison(Sequence):
-    """Rows of :func:`compare`: those that fit in memory first, ranked by energy per output, then
-    those that do not (``rank`` None). Iterates and indexes like the list it used to be."""
+    """Rows of :func:`compare`: those that fit in memory (every component resident) first, ranked by
+    energy per output, then those that need CPU offload or do not fit (``rank`` None). Iterates and
+    indexes like the list it used to be."""
 
     rows: tuple[CompareRow, ...] = ()
 
@@ -125,10 +127,11 @@ def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions
             intensity: float | None = None, pue: float = 1.0, **setting_kwargs: Any) -> Comparison:
     """Predict ``model`` across GPUs x precisions x step counts.
 
-    Returns a :class:`Comparison`: the options that fit in the GPU's memory first, ranked by
-    energy per output, then those that do not fit (kept, unranked). ``setting_kwargs`` fix the
-    rest of the setting (res, frames, ..., and ``precision`` / ``steps`` when they are not
-    compared)."""
+    Returns a :class:`Comparison`: the options that fit in the GPU's memory with every component
+    resident first, ranked by energy per output, then those that need model CPU offload (not
+    modelled) or do not fit (kept, unranked; their ``memory_fit`` says which). ``setting_kwargs``
+    fix the rest of the setting (res, frames, ..., and ``precision`` / ``steps`` when they are not
+    compared). ``gpus`` defaults to :data:`DEFAULT_GPUS` (``a100`` is the measured 40GB board)."""
     law_obj = _load(law)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     gpus = gpus or DEFAULT_GPUS
@@ -139,7 +142,7 @@ def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions
         for p in precisions or [fixed_precision]:
             for st in step_counts or [fixed_steps]:
                 est = predict(spec, gpu=g, law=law_obj, region=region, intensity=intensity, pue=pue,
-                              precision=p, steps=st, **setting_kwargs)
+                              precision=p, steps=st, check_memory=False, **setting_kwargs)
                 label = " ".join(x for x in (est.gpu, est.precision if precisions else "",
                                              f"{est.setting.steps} steps" if step_counts else "") if x)
                 rows.append(CompareRow(label, est, _memory_for(est, spec), region=region))
@@ -163,7 +166,7 @@ class GridRow:
 
     @property
     def fits_memory(self) -> bool:
-        return memory_verdict(self.memory) != "does not fit"
+        return (memory_verdict(self.memory) if self.memory is not None else self.estimate.memory_fit) in RANKED_FITS
 
     def to_record(self) -> dict[str, Any]:
         return estimate_record(self.estimate, self.memory, self.region)
@@ -224,7 +227,7 @@ def predict_grid(models: str | ModelSpec | Iterable[str | ModelSpec], *, gpus: I
                 for values in itertools.product(*(_as_list(axes[a]) for a in names)):
                     kw = {a: v for a, v in zip(names, values) if v is not None}
                     est = predict(spec, gpu=gpu, law=law_obj, region=region, intensity=intensity, pue=pue,
-                                  count=count, attention=attention, **kw)
+                                  count=count, attention=attention, check_memory=False, **kw)
                     rows.append(GridRow(est, _memory_for(est, spec), region))
     return PredictionGrid(tuple(rows))
 
@@ -252,64 +255,12 @@ class PlanResult:
         correlated)."""
         df = records_frame([dict(c, pareto=c["option"] in self.pareto) for c in self.candidates])
         df["jobs_not_fitting"] = df["jobs_not_fitting"].map("; ".join)
+        df["jobs_needing_offload"] = df["jobs_needing_offload"].map("; ".join)
         return df
 
     def jobs_frame(self) -> pd.DataFrame:
         """One row per job and option; columns in :data:`scaling.app.frames.COLUMNS`."""
         return records_frame(self.jobs)
-
-
-def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
-    """Parse a workload file; returns (data, job index -> line number)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise WorkloadError(f"{path}: no such workload file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise WorkloadError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise WorkloadError(f"{path}:1: a workload is a mapping with a `jobs` list")
-    lines: dict[int, int] = {}
-    top_lines: dict[str, int] = {}
-    for key_node, value_node in root.value:
-        top_lines[key_node.value] = key_node.start_mark.line + 1
-        if key_node.value == "jobs" and isinstance(value_node, yaml.SequenceNode):
-            for i, item in enumerate(value_node.value):
-                lines[i] = item.start_mark.line + 1
-    for key in data:
-        if key not in TOP_KEYS:
-            raise WorkloadError(f"{path}:{top_lines.get(key, 1)}: unknown key `{key}`; allowed: {', '.join(sorted(TOP_KEYS))}")
-    jobs = data.get("jobs")
-    if not isinstance(jobs, list) or not jobs:
-        raise WorkloadError(f"{path}:{top_lines.get('jobs', 1)}: `jobs` must be a non-empty list of jobs")
-    for i, job in enumerate(jobs):
-        where = f"{path}:{lines.get(i, 1)}: job {i + 1}"
-        if not isinstance(job, dict):
-            raise WorkloadError(f"{where}: a job is a mapping with at least `model` and `count`")
-        unknown = set(job) - JOB_KEYS
-        if unknown:
-            raise WorkloadError(f"{where}: unknown key `{sorted(unknown)[0]}`; allowed: {', '.join(sorted(JOB_KEYS))}")
-        if "model" not in job:
-            raise WorkloadError(f"{where}: `model` is missing")
-        count = job.get("count", 1)
-        if isinstance(count, str):  # YAML 1.1 reads 1e6 as a string
-            try:
-                count = float(count.replace("_", ""))
-            except ValueError:
-                pass
-        if isinstance(count, float) and count.is_integer():
-            job["count"] = count = int(count)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise WorkloadError(f"{where}: `count` {count!r} must be a positive whole number")
-    data["_lines"] = {"top": top_lines, "jobs": lines, "path": str(path)}
-    return data, lines
 
 
 def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, regions: list[str] | None = None,
@@ -319,9 +270,12 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
 
     ``gpus``, ``regions`` and ``pue`` replace the file's; ``precisions`` sets every job's
     precision (default: each job's, or the file's); ``step_scales`` multiplies each job's steps
-    (its own, or the model's default; rounded, at least 1). An option where a job does not fit
-    in the GPU's memory is kept, marked ``fits_memory=False`` and ranked after those that fit;
-    the Pareto set is taken over the options that fit."""
+    (its own, or the model's default; rounded, at least 1). A job's ``count`` is a number of
+    outputs. An option where a job does not fit in the GPU's memory with every component resident
+    (it needs model CPU offload, not modelled, or does not fit at all) is kept, marked
+    ``fits_memory=False`` and ranked after those that fit; the Pareto set is taken over the options
+    that fit, on (kWh, GPU-hours, CO2e) (:data:`PARETO_OBJECTIVES`). ``jobs`` holds the per-job
+    breakdown of every option (per call, per output and for the job's count)."""
     data, lines = load_workload(path)
     law_obj = _load(law or data.get("law"))
     gpu_specs = [resolve_gpu(g) for g in (gpus or data.get("gpus") or ["h100", "a100"])]
@@ -338,8 +292,9 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
         tot = {"option": option, "gpu": gpu.key, "gpu_name": gpu.name, "precision": precision or "as in the file",
                "steps_scale": float(scale), "region": region or "-", "kwh": 0.0, "kwh_lo": 0.0, "kwh_hi": 0.0,
                "gpu_hours": 0.0, "gpu_hours_lo": 0.0, "gpu_hours_hi": 0.0, "co2e_kg": 0.0, "co2e_kg_lo": 0.0,
-               "co2e_kg_hi": 0.0, "gpu_measured": True, "extrapolated": False, "fits_memory": True,
-               "gpu_memory_gib": gpu.memory_byte / GiB, "memory_need_gib": 0.0, "jobs_not_fitting": []}
+               "co2e_kg_hi": 0.0, "outputs": 0, "gpu_measured": True, "extrapolated": False, "fits_memory": True,
+               "gpu_memory_gib": gpu.memory_byte / GiB, "memory_need_gib": 0.0, "memory_resident_gib": 0.0,
+               "jobs_not_fitting": [], "jobs_needing_offload": []}
         for i, job in enumerate(data["jobs"]):
             est = _predict_job(job, gpu, region, intensity, pue, law_obj, data, path, lines.get(i, 1), i,
                                precision=precision, steps_scale=scale)
@@ -350,10 +305,14 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
                 tot[k] += rec[k]
             tot["gpu_measured"] &= est.gpu_measured
             tot["extrapolated"] |= rec["extrapolated"]
+            tot["outputs"] += rec["outputs"]
             tot["memory_need_gib"] = max(tot["memory_need_gib"], rec["memory_need_gib"] or 0.0)
+            tot["memory_resident_gib"] = max(tot["memory_resident_gib"], rec["memory_resident_gib"] or 0.0)
             if not rec["fits_memory"]:
                 tot["fits_memory"] = False
                 tot["jobs_not_fitting"].append(name)
+                if rec["memory_fit"] == "with model CPU offload":
+                    tot["jobs_needing_offload"].append(name)
             per_job.append({"job": name, "option": option, "steps_scale": float(scale), **rec})
         candidates.append(tot)
     candidates.sort(key=lambda c: (not c["fits_memory"], c["kwh"]))
@@ -362,8 +321,10 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
         k += c["fits_memory"]
         c["rank"] = k if c["fits_memory"] else None
     interval = per_job[0]["interval"] if per_job else 0.9
-    return PlanResult(candidates=candidates, jobs=per_job,
-                      pareto=pareto_labels([c for c in candidates if c["fits_memory"]]), interval=interval)
+    front = pareto_labels([c for c in candidates if c["fits_memory"]])
+    for c in candidates:
+        c["pareto"] = c["option"] in front
+    return PlanResult(candidates=candidates, jobs=per_job, pareto=front, interval=interval)
 
 
 def _option_label(gpu: str, precision: str | None, scale: float | None, region: str | None) -> str:
@@ -384,7 +345,7 @@ def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path,
             base = job.get("steps") or resolve_model(job["model"]).defaults["steps"]
             kw["steps"] = max(1, round(base * steps_scale))
         return predict(job["model"], gpu=gpu, law=law_obj, region=region, intensity=intensity, pue=pue,
-                       count=job.get("count", 1), **kw)
+                       count=job.get("count", 1), check_memory=False, **kw)
     except WorkloadError:
         raise
     except ScalingError as exc:
@@ -393,12 +354,17 @@ def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path,
         raise WorkloadError(f"{path}:{line}: job {i + 1}: {exc}") from None
 
 
-def pareto_labels(candidates: list[dict[str, Any]]) -> list[str]:
-    """Candidates not beaten on both energy and GPU-hours (the energy vs time Pareto set)."""
+PARETO_OBJECTIVES = ("kwh", "gpu_hours", "co2e_kg")
+"""What the Pareto set of a plan trades off: facility energy, GPU-hours and CO2e (all minimised)."""
+
+
+def pareto_labels(candidates: list[dict[str, Any]], objectives: Sequence[str] = PARETO_OBJECTIVES) -> list[str]:
+    """Candidates that no other candidate dominates on ``objectives`` (kWh, GPU-hours, CO2e kg):
+    dominated = another is at least as good on every objective and better on one."""
     out = []
     for c in candidates:
-        dominated = any(o is not c and o["kwh"] <= c["kwh"] and o["gpu_hours"] <= c["gpu_hours"]
-                        and (o["kwh"] < c["kwh"] or o["gpu_hours"] < c["gpu_hours"]) for o in candidates)
+        dominated = any(o is not c and all(o[k] <= c[k] for k in objectives)
+                        and any(o[k] < c[k] for k in objectives) for o in candidates)
         if not dominated:
             out.append(c.get("option") or f"{c['gpu']}@{c['region']}")
     return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from scaling._files import check_output, write_text_atomic
 from scaling.errors import ScalingError
 
 DEFAULT_BREAKDOWN_MODELS = (
@@ -511,11 +512,12 @@ def build_report(
 
 def write_report(path: str | Path, **kwargs: Any) -> Report:
     """Build the report (see :func:`build_report`) and write it to ``path``."""
-    report = build_report(**kwargs)
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise ScalingError(f"cannot write {path}: folder {path.parent} does not exist")
-    path.write_text(report.html, encoding="utf-8")
+    check_output(path, inputs=[kwargs.get("law")])  # before the work: a folder, a device, the law file
+    report = build_report(**kwargs)
+    write_text_atomic(path, report.html, inputs=[kwargs.get("law")])
     return report
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
 
+from scaling._files import atomic_output
 from scaling.errors import DataError
 from scaling.runs._validate import validate_runs
 
@@ -93,24 +93,14 @@ def from_csv(path: str | os.PathLike) -> pd.DataFrame:
 def _atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` at once.
 
-    A crash before the replace leaves ``path`` as it was and removes the temporary file.
+    :func:`scaling._files.atomic_output`: a crash, an error, Ctrl-C or SIGTERM before the replace
+    leaves ``path`` as it was and removes the temporary file (one a ``kill -9`` left is removed
+    by the next write); a new file gets the umask's permissions, a replaced one keeps its mode;
+    a symlink is written through; a folder, a device or a FIFO is refused, and an ``OSError``
+    is one :class:`~scaling.errors.OutputError` line naming the path.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600: give the table the usual permissions
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            with contextlib.suppress(OSError):
-                tmp_path.unlink()
+    with atomic_output(path, what="runs table") as tmp:
+        yield tmp
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -2,7 +2,7 @@
 
 ::
 
-    meter = make_meter("auto", device="cuda")   # NVML, RAPL, CodeCarbon; estimates where none measures
+    meter = make_meter("auto", device="cuda")   # Zeus (NVML), RAPL, CodeCarbon; estimates where none measures
     meter.begin_window("call")
     meter.begin_window("denoiser")       # windows nest
     ...
@@ -10,7 +10,7 @@
     meter.end_window("call")
     meter.close()
 
-Backends: :class:`NvmlMeter` (GPU: energy counter + sampled power), :class:`RaplMeter`
+Backends: :class:`NvmlMeter` (GPU, through Zeus: energy counter + sampled power), :class:`RaplMeter`
 (CPU package, DRAM), :class:`CodeCarbonMeter` (CPU/RAM, mostly estimates, and carbon
 intensity; offline), :class:`EstimateMeter` (time x stated power), :class:`ReplayMeter`
 (recorded power traces, for tests). :class:`CompositeMeter` runs several over the same
@@ -19,8 +19,8 @@ windows and merges their figures, a measured value winning over an estimate.
 (``auto``, ``nvml``, ``estimate``, ``replay:TRACE.csv``); :func:`default_meter` is its
 ``auto`` meter over every visible GPU.
 
-Nothing here imports torch; ``pynvml`` and ``codecarbon`` are imported when a meter that
-needs them is created.
+Nothing here imports torch; ``zeus`` (with the ``pynvml`` it uses) and ``codecarbon`` are
+imported when a meter that needs them is created.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from .base import CompositeMeter, CounterAccumulator, Measurement, Meter, merge_
 from .codecarbon_meter import CodeCarbonMeter, check_country_iso_code
 from .estimate import EstimateMeter
 from .factory import DEFAULT_CPU_POWER_W, METER_KINDS, check_meter_name, make_meter
-from .nvml import NvmlMeter, parse_cuda_visible_devices
 from .rapl import POWERCAP_ROOT as _POWERCAP_ROOT
 from .rapl import RaplMeter
 from .replay import PowerTrace, ReplayMeter, parse_trace_name
+from .zeus_meter import NvmlMeter
 
 __all__ = [
     "DEFAULT_CPU_POWER_W",
@@ -54,7 +54,6 @@ __all__ = [
     "default_meter",
     "make_meter",
     "merge_measurements",
-    "parse_cuda_visible_devices",
     "parse_trace_name",
 ]
 
@@ -71,7 +70,7 @@ def default_meter(
 ) -> CompositeMeter:
     """The best meter this machine allows: ``make_meter("auto")`` over every visible GPU.
 
-    Probes, in order: NVML for the GPUs; RAPL for CPU package and DRAM; CodeCarbon
+    Probes, in order: NVML (through Zeus) for the GPUs; RAPL for CPU package and DRAM; CodeCarbon
     (offline, ``country_iso_code``) for CPU/RAM where RAPL is missing and for carbon
     intensity. What cannot be measured is estimated and flagged, or left out, and the
     notes of every window say which probe failed and why.
@@ -80,7 +79,7 @@ def default_meter(
     ----------
     gpu_indices : sequence of int, optional
         GPUs to measure, as the process numbers them (``cuda:N``). Default: all
-        visible. When given and NVML cannot measure them, :class:`NoGPUError` is raised
+        visible. When given and Zeus cannot measure them, :class:`NoGPUError` is raised
         unless ``gpu_tdp_w`` allows an estimate.
     country_iso_code : str or None
         Where the machine runs, for CodeCarbon's carbon intensity. None: skip CodeCarbon.
@@ -90,13 +89,13 @@ def default_meter(
         CPU power to assume when RAPL cannot measure it (an estimate, flagged; it takes
         precedence over CodeCarbon's own TDP guess).
     gpu : str, optional
-        The GPU's name (``"h100"``, ``"NVIDIA A100-SXM4-80GB"``): when NVML cannot
+        The GPU's name (``"h100"``, ``"NVIDIA A100-SXM4-80GB"``): when Zeus cannot
         measure, its TDP from the hardware registry is assumed (an estimate, flagged).
         An unknown name raises :class:`~scaling.errors.UnknownGPUError` up front.
     gpu_tdp_w : float, optional
-        Power of one GPU to assume when NVML cannot measure; overrides ``gpu``'s TDP.
+        Power of one GPU to assume when Zeus cannot measure; overrides ``gpu``'s TDP.
     sample_interval_s : float
-        NVML power sampling period, 0.01 to 0.1 s.
+        GPU power sampling period, 0.01 to 0.1 s.
     rapl_root : str
         The powercap directory.
     """

@@ -3,9 +3,9 @@
 
 Meter names::
 
-    auto              NVML for the GPU where one is used, RAPL / CodeCarbon (offline) for CPU and RAM;
+    auto              Zeus (NVML) for the GPU where one is used, RAPL / CodeCarbon (offline) for CPU and RAM;
                       estimates, flagged, where nothing measures
-    nvml              the same, but the GPU must be measured by NVML (NoGPUError otherwise)
+    nvml              the same, but the GPU must be measured (Zeus over NVML; NoGPUError otherwise)
     estimate          time x a stated power: the GPU's TDP on a GPU, the CPU power on the CPU
     replay:TRACE.csv  plays back a recorded GPU power trace (tests)
 
@@ -27,9 +27,9 @@ from scaling.errors import InvalidSettingError, MeterError, MissingMeterDependen
 from .base import CompositeMeter, Meter
 from .codecarbon_meter import CodeCarbonMeter, check_country_iso_code
 from .estimate import EstimateMeter
-from .nvml import NvmlMeter
 from .rapl import POWERCAP_ROOT, RaplMeter
 from .replay import ReplayMeter
+from .zeus_meter import NvmlMeter
 
 __all__ = ["DEFAULT_CPU_POWER_W", "METER_KINDS", "REPLAY_PREFIX", "check_meter_name", "make_meter"]
 
@@ -99,7 +99,7 @@ def make_meter(
         ``cuda``, ``cuda:N``, ``cpu``, ``mps``; None: every visible GPU (or ``gpu_indices``).
     gpu_indices : sequence of int, optional
         With ``device=None``: the GPUs to measure, as the process numbers them. When given
-        and NVML cannot measure them, :class:`~scaling.errors.NoGPUError` is raised unless a
+        and Zeus cannot measure them, :class:`~scaling.errors.NoGPUError` is raised unless a
         TDP allows an estimate.
     country : str or None
         ISO code for CodeCarbon's offline CPU/RAM model and carbon intensity; None: no
@@ -107,13 +107,13 @@ def make_meter(
     cpu_power_w : float, optional
         CPU power to assume where RAPL cannot measure it (an estimate, flagged).
     gpu : str, optional
-        The GPU's name in the hardware registry: its TDP is assumed where NVML cannot
+        The GPU's name in the hardware registry: its TDP is assumed where Zeus cannot
         measure (an estimate, flagged). An unknown name raises
         :class:`~scaling.errors.UnknownGPUError` up front.
     gpu_tdp_w : float, optional
-        Power of one GPU to assume where NVML cannot measure; overrides ``gpu``'s TDP.
+        Power of one GPU to assume where Zeus cannot measure; overrides ``gpu``'s TDP.
     sample_interval_s : float
-        NVML power sampling period, 0.01 to 0.1 s.
+        GPU power sampling period, 0.01 to 0.1 s.
     rapl_root : str
         The powercap directory.
 
@@ -179,7 +179,7 @@ def _estimate(device, on_gpu, indices, cpu_power_w, gpu_tdp_w, tdp_source) -> Es
 def _gpu_parts(kind, indices, gpu_tdp_w, tdp_source, sample_interval_s, notes, stack) -> list[Meter]:
     try:
         meter = NvmlMeter(indices, sample_interval_s)
-    except MeterError as e:  # NoGPUError and a missing pynvml included
+    except MeterError as e:  # NoGPUError and a missing zeus included
         if kind == "nvml":
             raise
         if indices is not None and gpu_tdp_w is None:

@@ -8,6 +8,24 @@ driver also serves AMD Zen CPUs under the same names.
 
 Since 2020 Linux lets only root read ``energy_uj``: the meter then raises a
 :class:`~scaling.errors.MeterError` that says how to grant access.
+
+Why this reader is kept beside Zeus (which reads the GPUs, :mod:`.zeus_meter`): Zeus 0.16.0
+reads RAPL too (``zeus.device.cpu.rapl``), with the same need for read access (or its
+``zeusd`` daemon), but not consistently at window boundaries:
+
+- ``RAPLFile.read()`` returns ``(new_energy_uj + num_wraparounds * max_energy_range_uj)``
+  with ``num_wraparounds`` from a ``RaplWraparoundTracker``, a ``multiprocessing`` *spawn*
+  child per counter file that polls it every 1 s (0.1 s near the top of the range:
+  ``sleep_time = 1.0`` ... ``if max_energy_uj - energy_uj < RAPL_COUNTER_MAX_INCREASE``).
+  A boundary read that falls between a wrap and the child's next poll pairs the wrapped
+  value with the old wrap count: a window that starts there is overcounted by a whole
+  ``max_energy_range_uj`` (about 262 kJ on Intel) once the child catches up, one that ends
+  there reads as negative. This reader polls the counters itself at every boundary (and
+  every ``poll_interval_s`` between), under one lock, so no wrap is missed or misplaced.
+- Each tracker child lives until the interpreter exits (``atexit.register(self._stop)``),
+  re-imports the parent's ``__main__`` (spawn), and the RAPL root is a module constant
+  (``RAPL_DIR = "/sys/class/powercap/intel-rapl"``) behind a process-wide singleton
+  (``get_cpus()``), so neither a meter nor a test can point it elsewhere.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import math
 import re
 from typing import Any, Sequence
 
+from scaling.app.commands import _types as T
+
 _NUMERIC = re.compile(r"^[-+~]?[\d.,]+(e[-+]?\d+)?( ?[%a-zA-Z/]+)?$|^-$")
 
 
@@ -15,16 +17,19 @@ def add_setting_args(p: argparse.ArgumentParser, with_gpu: bool = True) -> None:
     g = p.add_argument_group("generation setting (unset fields take the model's defaults)")
     g.add_argument("--model", "-m", help="registered id or alias (see `scaling models`)")
     g.add_argument("--config", metavar="DIR", help="a local diffusers folder (model_index.json + component configs)")
-    g.add_argument("--res", help="480p | 720p | 1080p | WxH (width first, e.g. 832x480) | N (square)")
-    g.add_argument("--frames", type=int, help="video frames (each model's rule: Wan 4k+1, CogVideoX/LTX 8k+1, ...)")
-    g.add_argument("--seconds", type=float, help="audio length in seconds")
-    g.add_argument("--steps", type=int, help="denoising steps")
-    g.add_argument("--guidance", type=float, help="guidance scale (<= 1 turns CFG off)")
-    g.add_argument("--no-cfg", dest="cfg", action="store_const", const=False, default=None,
-                   help="one denoiser pass per step (no classifier-free guidance)")
-    g.add_argument("--cfg", dest="cfg", action="store_const", const=True, help="force CFG on (two passes per step)")
-    g.add_argument("--batch", type=int, default=1, help="prompts per call (default 1)")
-    g.add_argument("--outputs-per-prompt", type=int, default=1, help="outputs per prompt (default 1)")
+    g.add_argument("--res", type=T.nonempty("res"),
+                   help="480p | 720p | 1080p | WxH (width first, e.g. 832x480) | N (square)")
+    g.add_argument("--frames", type=T.frames, help="video frames (each model's rule: Wan 4k+1, CogVideoX/LTX 8k+1, ...)")
+    g.add_argument("--seconds", type=T.seconds, help="audio length in seconds")
+    g.add_argument("--steps", type=T.steps, help="denoising steps")
+    g.add_argument("--guidance", type=T.guidance, help="guidance scale (<= 1 turns CFG off)")
+    cfg = g.add_mutually_exclusive_group()
+    cfg.add_argument("--no-cfg", dest="cfg", action="store_const", const=False, default=None,
+                     help="one denoiser pass per step (no classifier-free guidance)")
+    cfg.add_argument("--cfg", dest="cfg", action="store_const", const=True, help="force CFG on (two passes per step)")
+    g.add_argument("--batch", type=T.batch, default=1, help=f"prompts per call (default 1, at most {T.MAX_BATCH})")
+    g.add_argument("--outputs-per-prompt", type=T.outputs_per_prompt, default=1,
+                   help="outputs per prompt (default 1); a call makes batch x outputs-per-prompt outputs")
     g.add_argument("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
     if with_gpu:
         g.add_argument("--gpu", help="GPU name as you type it or as nvidia-smi prints it (see `scaling gpus`)")

@@ -3,15 +3,13 @@ fit in the GPU's memory are listed after the ranking, unranked."""
 
 from __future__ import annotations
 
-from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, model_spec_from_args, table
-from scaling.app.commands.predict import add_carbon_args
+from scaling.app.commands import _types as T
+from scaling.app.commands._common import add_setting_args, dump_json, model_spec_from_args
+from scaling.app.commands._out import add_wide_arg, fmt_g, fmt_j, fmt_range, fmt_s, render_table
+from scaling.app.commands.predict import add_carbon_args, describe_call, to_json
 
 
 MEMORY_LABEL = {"all resident": "resident", "with model CPU offload": "offload"}
-
-
-def _csv(text: str | None, cast=str):
-    return [cast(x.strip()) for x in text.split(",") if x.strip()] if text else None
 
 
 def add_parser(sub):
@@ -20,12 +18,15 @@ def add_parser(sub):
                                    "counts; a table ranked by energy, with time and CO2e. Options that do not "
                                    "fit in the GPU's memory are listed after it, unranked.")
     add_setting_args(p, with_gpu=False)
-    p.add_argument("--gpu", help="comma-separated GPUs (default: a100,a6000,l40s,h100,h200)")
-    p.add_argument("--precisions", help="comma-separated precisions to compare (e.g. bf16,fp8)")
-    p.add_argument("--steps-list", help="comma-separated step counts to compare (e.g. 20,30,50)")
+    p.add_argument("--gpu", type=T.names("gpu"), help="comma-separated GPUs (default: a100,a6000,l40s,h100,h200)")
+    p.add_argument("--precisions", type=T.names("precisions"),
+                   help="comma-separated precisions to compare (e.g. bf16,fp8)")
+    p.add_argument("--steps-list", type=T.csv_of(T.steps, "steps_list"),
+                   help="comma-separated step counts to compare (e.g. 20,30,50)")
     add_carbon_args(p)
     p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (per call and per output fields)")
+    add_wide_arg(p)
     return p
 
 
@@ -35,8 +36,8 @@ def run(args) -> int:
     from scaling.app.planning import compare
 
     spec = model_spec_from_args(args)
-    rows = compare(spec, gpus=_csv(args.gpu), precisions=_csv(args.precisions),
-                   step_counts=_csv(args.steps_list, int), law=args.law, region=args.region,
+    rows = compare(spec, gpus=args.gpu, precisions=args.precisions,
+                   step_counts=args.steps_list, law=args.law, region=args.region,
                    intensity=args.intensity, pue=args.pue, res=args.res, frames=args.frames, seconds=args.seconds,
                    guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
                    outputs_per_prompt=args.outputs_per_prompt, precision=args.precision, steps=args.steps)
@@ -44,33 +45,52 @@ def run(args) -> int:
         print(dump_json([{"label": r.label, "rank": r.rank, "fits_memory": r.fits_memory,
                           "memory_fit": memory_verdict(r.memory), "memory_need_gib": memory_need_gib(r.memory),
                           "gpu_memory_gib": r.memory.gpu_memory_byte / GiB if r.memory and r.memory.gpu_memory_byte
-                          else None, **r.estimate.to_dict()} for r in rows]))
+                          else None, **to_json(r.estimate, 1)} for r in rows]))
         return 0
+    wide = getattr(args, "wide", False)
     first = rows[0].estimate
+    n = first.setting.n_outputs
     print(f"model    {first.model_id}")
-    print(f"setting  {describe_setting(first.setting)}, batch {first.setting.batch_size}")
+    print(f"setting  {describe_call(first.setting) if not (args.steps_list or args.precisions) else _fixed(first.setting)}")
     print(f"law      {first.law}\n")
     best = rows.best
+    pct = f"{first.interval * 100:.0f}%"
     out = []
     for r in rows.fitting:
         e = r.estimate
-        out.append([r.rank, r.label, e.gpu_name, f"{e.energy_j:,.0f}", f"{e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}",
-                    f"{r.energy_per_output_j / best.energy_per_output_j:.2f}x", f"{e.time_s:.3g}", f"{e.co2e_g:.3g}",
-                    MEMORY_LABEL.get(memory_verdict(r.memory), "unknown"),
-                    "measured" if e.gpu_measured else "never measured"])
+        row = [r.rank, r.label] + ([e.gpu_name] if wide else [])
+        row += [fmt_j(e.energy_j / n), fmt_range(e.energy_lo_j / n, e.energy_hi_j / n),
+                f"{r.energy_per_output_j / best.energy_per_output_j:.2f}x"]
+        if wide:
+            row += ([fmt_j(e.energy_j)] if n > 1 else []) + [fmt_g(e.co2e_g / n)]
+        row += [fmt_s(e.time_s), MEMORY_LABEL.get(memory_verdict(r.memory), "unknown"),
+                "measured" if e.gpu_measured else "never measured"]
+        out.append(row)
+    header = ["#", "option"] + (["gpu"] if wide else []) + ["energy\nper output", f"{pct}\ninterval", "vs\nbest"]
+    if wide:
+        header += (["energy\nper call"] if n > 1 else []) + ["CO2e\nper output"]
+    header += ["time\nper call", "memory", "GPU data"]
     if out:
-        print(table(out, ["#", "option", "gpu", "energy J", f"{first.interval * 100:.0f}% interval", "vs best",
-                          "time s", "CO2e g", "memory", "gpu data"]))
+        print(render_table(out, header, wide=wide))
     else:
         print("no option fits in its GPU's memory")
     if rows.not_fitting:
         print("\nnot ranked (the memory model says the pipeline does not fit, even with model CPU offload):")
-        print(table([[r.label, r.estimate.gpu_name,
-                      f"does not fit (needs {memory_need_gib(r.memory):.1f} GiB, has "
-                      f"{r.memory.gpu_memory_byte / GiB:.0f} GiB)"] for r in rows.not_fitting],
-                    ["option", "gpu", "memory"]))
-    print(f"\nCO2e at {first.intensity_g_per_kwh:g} g/kWh [{first.intensity_source}], PUE {first.pue:g}.\n"
-          "memory: weights at the precision + an activation estimate + 1 GiB (profilers/flops/memory.py); "
+        print(render_table([[r.label] + ([r.estimate.gpu_name] if wide else []) +
+                            [f"does not fit (needs {memory_need_gib(r.memory):.1f} GiB, has "
+                             f"{r.memory.gpu_memory_byte / GiB:.0f} GiB)"] for r in rows.not_fitting],
+                           ["option"] + (["gpu"] if wide else []) + ["memory"], wide=wide))
+    print(f"\nenergy per output (a call makes {n} output{'s' if n > 1 else ''}); time per call (a request's latency).\n"
+          f"CO2e{' per output' if wide else ' (--wide shows it per output)'}: energy x PUE {first.pue:g} x "
+          f"{first.intensity_g_per_kwh:g} g/kWh\n      [{first.intensity_source}].\n"
+          "memory: weights at the precision + an activation estimate + 1 GiB (profilers/flops/memory.py);\n"
           "offload = fits only with model CPU offload, whose transfers the law does not price.\n"
           "All figures are estimates from a fitted law.")
     return 0
+
+
+def _fixed(s) -> str:
+    """The setting without the fields being compared."""
+    from scaling.app.commands._common import describe_setting
+
+    return f"{describe_setting(s)}, batch {s.batch_size} ({s.n_outputs} output{'s' if s.n_outputs > 1 else ''} per call)"

@@ -18,10 +18,13 @@ atomically, so bad input leaves no file (and an existing one untouched).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from scaling._files import check_output
+from scaling.app.commands._out import progress
 from scaling.errors import DataError
 
 
@@ -82,6 +85,11 @@ def parse_setting(text: str | None) -> dict[str, Any] | None:
                     parsed = float(value)
                 except ValueError:
                     parsed = value
+                else:
+                    if not math.isfinite(parsed):
+                        raise DataError(f"--setting {item!r}: {value} is not a finite number")
+        if key.strip() in out:
+            raise DataError(f"--setting {item!r}: `{key.strip()}` is given twice")
         out[key.strip()] = parsed
     return out
 
@@ -96,8 +104,7 @@ def run(args) -> int:
         return _export(args)
     if cmd == "policies":
         return _policies()
-    args._data_parser.print_help()
-    return 2
+    args._data_parser.error("no action given: use one of import, inspect, export, policies")
 
 
 def _import(args) -> int:
@@ -118,7 +125,8 @@ def _import(args) -> int:
     for src in quality:
         print(f"scaling data: note: skipped {src}: a quality-metrics table, not energy runs (`scaling data inspect` "
               "shows it, `scaling pareto --quality-table` joins it)", file=sys.stderr)
-    results = [import_file(src, policy, setting=setting, phase=args.phase, flops=args.flops) for src in sources]
+    results = [import_file(src, policy, setting=setting, phase=args.phase, flops=args.flops)
+               for src in progress(sources, "importing", label=lambda s: Path(s).name)]
     tables = [r.runs for r in results if len(r.runs)]
     runs = pd.concat(tables, ignore_index=True) if tables else results[0].runs
     runs = validate_runs(runs, f"{out} (combined sources)")

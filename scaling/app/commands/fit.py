@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 
-from scaling.app.commands._common import table
+from scaling._files import check_output
+from scaling.app.commands import _types as T
+from scaling.app.commands._out import add_wide_arg, render_table, working
 
 _BY = ("gpu", "model", "component")
 
@@ -45,12 +47,15 @@ def add_parser(sub):
     p.add_argument("--out", metavar="LAW.json", help="write the fitted law (read by `scaling predict --law`)")
     p.add_argument("--report", metavar="FIT.html", help="write a plotly page: fits per component, residuals")
     p.add_argument("--keep-offload", action="store_true", help="keep rows flagged cpu_offload (excluded by default)")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse a table with rows whose model or GPU is not registered or has no FLOP profile "
-                        "(default: leave them out and say how many)")
-    p.add_argument("--drop-unresolved", action="store_true",
-                   help="leave out unresolved rows (the default since 0.2; kept so that older commands still run)")
-    p.add_argument("--n-splits", type=int, default=5, help="folds of the k-fold over settings (default 5)")
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument("--strict", action="store_true",
+                      help="refuse a table with rows whose model or GPU is not registered or has no FLOP profile "
+                           "(default: leave them out and say how many)")
+    rows.add_argument("--drop-unresolved", action="store_true",
+                      help="leave out unresolved rows (the default since 0.2; kept so that older commands still run)")
+    p.add_argument("--n-splits", type=T.n_splits, default=5,
+                   help="folds of the k-fold over settings (2 or more; default 5)")
+    add_wide_arg(p)
     return p
 
 
@@ -58,12 +63,14 @@ def run(args) -> int:
     from fits.fit_runs import fit_runs
 
     for out in (args.out, args.report):  # before the fit: never over the data, nor over each other
-        out and check_output(out, inputs=[args.data, *(o for o in (args.out, args.report) if o is not out)])
-    result = fit_runs(
-        data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
-        drop_unresolved=not args.strict, n_splits=args.n_splits,
-    )
-    _print(result, args.target)
+        if out:
+            check_output(out, inputs=[args.data, args.report if out is args.out else args.out])
+    with working(f"fitting and validating every law form on {args.data}"):
+        result = fit_runs(
+            data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
+            drop_unresolved=not args.strict, n_splits=args.n_splits,
+        )
+    _print(result, args.target, wide=getattr(args, "wide", False))
     # outputs only after everything above succeeded
     if args.report:
         from fits.report import write_report
@@ -88,13 +95,15 @@ def _fmt(v, digits=4) -> str:
     return str(v)
 
 
-def _print(result, target: str) -> None:
+def _print(result, target: str, wide: bool = False) -> None:
+    unit = "J per call" if target == "energy" else "s per call"
     print(f"data       {result['data']}")
     print(f"rows       {result['n_rows']} rows -> {result['n_settings']} settings "
           f"({', '.join(result['gpus'])}; {len(result['models'])} models)")
     for reason, n in result["left_out"].items():
         if n:
             print(f"left out   {n} rows: {reason}")
+    print(f"target     {target}, {unit} (a call is one pipeline call: batch x outputs-per-prompt outputs)")
     for key, fit in result["fits"].items():
         label = f" [{result['by']} = {key}]" if result["by"] else ""
         print(f"\nlaw{label}: {fit['form']}   {fit['equation']}")
@@ -102,7 +111,7 @@ def _print(result, target: str) -> None:
               f"{fit['n_settings']} settings")
         coefs = fit["coefficients"][target]
         rows = [[r["param"], _fmt(r["estimate"]), _fmt(r["lo"]), _fmt(r["hi"]), r["method"]] for r in coefs]
-        print(table(rows, ["parameter", "estimate", "90% lo", "90% hi", "interval"]))
+        print(render_table(rows, ["parameter", "estimate", "90% lo", "90% hi", "interval"], wide=wide))
         tab = fit["validation"]
         if tab is not None and len(tab):
             print(f"\nvalidation ({target}; held-out settings, models, GPUs):")
@@ -111,5 +120,6 @@ def _print(result, target: str) -> None:
                 vrows.append([rec["law"] + (" *" if rec["law"] == fit["form"] else ""), rec["split"], rec["folds"],
                               rec["n"], _fmt(rec["r2_log"]), _fmt(rec["mape"]), _fmt(rec["mdape"]),
                               _fmt(rec["spearman"])])
-            print(table(vrows, ["law", "split", "folds", "n", "R2(log)", "MAPE", "MdAPE", "Spearman"]))
+            print(render_table(vrows, ["law", "split", "folds", "n", "R2(log)", "MAPE", "MdAPE", "Spearman"],
+                               wide=wide))
             print("* the fitted form" + (f" (chosen: {fit['selection']})" if fit.get("selection") else ""))

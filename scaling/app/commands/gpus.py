@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from scaling.app.commands._common import dump_json, table
+from scaling.app.commands._common import dump_json
+from scaling.app.commands._out import add_wide_arg, render_table
 
 
 def add_parser(sub):
     p = sub.add_parser("gpus", help="list the GPUs in the hardware registry",
                        description="List the hardware registry: dense peak FLOP/s per precision, memory, bandwidth, TDP.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_wide_arg(p)
     return p
 
 
@@ -22,13 +24,16 @@ def run(args) -> int:
                           "memory_bandwidth_byte_per_s": g.memory_bandwidth_byte_per_s, "tdp_w": g.tdp_w,
                           "sources": dict(g.sources)} for g in gpus]))
         return 0
+    wide = getattr(args, "wide", False)
     rows = []
     for g in gpus:
         pk = g.peak_flop_per_s
         t = lambda k: f"{pk[k] / 1e12:.0f}" if k in pk else "-"  # noqa: E731
-        rows.append([g.key, g.name, g.architecture, t("fp32"), t("tf32"), t("bf16"), t("fp16"), t("fp8"), t("int8"),
-                     f"{g.memory_byte / 2**30:.0f}", f"{g.memory_bandwidth_byte_per_s / 1e9:.0f}", f"{g.tdp_w:.0f}"])
-    print(table(rows, ["key", "name", "arch", "fp32 TF", "tf32", "bf16", "fp16", "fp8", "int8", "mem GiB",
-                       "BW GB/s", "TDP W"]))
-    print("\nDense peaks (no sparsity), TFLOP/s (int8: TOPS). Sources: `scaling gpus --json`.")
+        rows.append([g.key] + ([g.name, g.architecture] if wide else [])
+                    + [t("fp32"), t("tf32"), t("bf16"), t("fp16"), t("fp8"), t("int8"),
+                       f"{g.memory_byte / 2**30:.0f}", f"{g.memory_bandwidth_byte_per_s / 1e9:.0f}", f"{g.tdp_w:.0f}"])
+    print(render_table(rows, ["key"] + (["name", "arch"] if wide else [])
+                       + ["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "memory GiB", "bandwidth GB/s", "TDP W"],
+                       wide=wide))
+    print("\nDense peaks (no sparsity), TFLOP/s (int8: TOPS). Names and architectures: `--wide`; sources: `--json`.")
     return 0

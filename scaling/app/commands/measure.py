@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from scaling.app.commands._common import add_setting_args, table
+from scaling._files import check_output
+from scaling.app.commands import _types as T
+from scaling.app.commands._common import add_setting_args
+from scaling.app.commands._out import render_table
 
 
 def add_protocol_args(p) -> None:
     g = p.add_argument_group("protocol")
-    g.add_argument("--repeats", type=int, default=3, help="measured calls per setting (default 3)")
-    g.add_argument("--warmup", type=int, default=1, help="warm-up calls before them, not recorded (default 1)")
-    g.add_argument("--idle-s", type=float, default=5.0,
+    g.add_argument("--repeats", type=T.repeats, default=3, help="measured calls per setting (default 3)")
+    g.add_argument("--warmup", type=T.warmup, default=1, help="warm-up calls before them, not recorded (default 1)")
+    g.add_argument("--idle-s", type=T.idle_s, default=5.0,
                    help="idle-baseline window before the warm-up, in seconds (default 5; 0 skips it)")
     g.add_argument("--subtract-idle", action="store_true",
                    help="subtract the idle power x duration from the GPU energy (rows flagged idle_subtracted)")
-    g.add_argument("--seed", type=int, default=0, help="repeat r uses seed SEED+r and prompt r (default 0)")
+    g.add_argument("--seed", type=T.seed, default=0, help="repeat r uses seed SEED+r and prompt r (default 0)")
     g.add_argument("--no-repeat-short", dest="repeat_short", action="store_false",
                    help="do not replay phases shorter than the meter resolution (they are flagged low_confidence)")
     g.add_argument("--country", default="USA",
                    help="ISO code for CodeCarbon's offline CPU/RAM model and carbon intensity (default USA; "
                         "'none' skips CodeCarbon)")
-    g.add_argument("--cpu-power-w", type=float, help="CPU power to assume where nothing measures it")
+    g.add_argument("--cpu-power-w", type=T.power_w, help="CPU power to assume where nothing measures it")
 
 
 def add_machine_args(p) -> None:
@@ -28,10 +31,14 @@ def add_machine_args(p) -> None:
     g.add_argument("--meter", default="auto",
                    help="auto (NVML + RAPL/CodeCarbon; estimates where nothing measures) | nvml | estimate | "
                         "replay:TRACE.csv (tests)")
-    g.add_argument("--random-weights", action="store_true",
+    w = g.add_mutually_exclusive_group()
+    w.add_argument("--random-weights", action="store_true",
                    help="build the full-size pipeline from the registry configs with random weights (the default "
                         "without --weights): energy and time depend on shapes, not weight values")
-    g.add_argument("--weights", metavar="DIR", help="load a local diffusers folder with from_pretrained instead")
+    w.add_argument("--weights", metavar="DIR", type=T.nonempty("weights"),
+                   help="load a local diffusers folder instead (safetensors only, local files only, no remote code)")
+    g.add_argument("--allow-pickle", action="store_true",
+                   help="with --weights: also load pickled .bin/.pt weights (loading them can run code)")
     g.add_argument("--out", default="runs.parquet", help="runs table to append to (default runs.parquet)")
     g.add_argument("--resume", action="store_true", help="skip repeats already in the table")
 
@@ -60,21 +67,51 @@ def protocol_from_args(args):
                     cpu_power_w=args.cpu_power_w).check()
 
 
+def check_machine_args(args) -> None:
+    """Refuse a bad meter name, device or weights folder in one line, before any pipeline is built."""
+    from profilers.energy.devices import resolve_device
+    from profilers.energy.meters.factory import check_meter_name
+
+    if getattr(args, "meter", None) is not None:
+        check_meter_name(args.meter)
+    if getattr(args, "device", None) is not None:
+        resolve_device(args.device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
+    if getattr(args, "weights", None):
+        from profilers.energy.weights import check_weights_dir
+
+        check_weights_dir(args.weights, allow_pickle=getattr(args, "allow_pickle", False))
+    elif getattr(args, "allow_pickle", False):
+        from scaling.errors import InvalidSettingError
+
+        raise InvalidSettingError("--allow-pickle applies to --weights DIR only")
+
+
+def _pickle_kwargs(args) -> dict:
+    """``allow_pickle`` for the runner, where it takes it."""
+    import inspect
+
+    from profilers.energy.runner import Runner
+
+    if "allow_pickle" in inspect.signature(Runner.__init__).parameters:
+        return {"allow_pickle": getattr(args, "allow_pickle", False)}
+    return {}
+
+
 def run(args) -> int:
     import sys
 
     from profilers.energy.pipelines import resolve_spec
     from profilers.energy.runner import Runner, SettingRequest, failures_path
-    from scaling.errors import InvalidSettingError, UnknownModelError
+    from scaling.errors import UnknownModelError
 
     from scaling.extras import require
 
     require("torch", "diffusers", "transformers", what="scaling measure")
-    if args.weights and args.random_weights:
-        raise InvalidSettingError("give --random-weights or --weights DIR, not both")
     model = args.config or args.model or args.weights  # a weights folder describes its own model
     if not model:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`), --config DIR or --weights DIR")
+    check_output(args.out, inputs=[args.weights, args.config], what="--out")  # before building anything
+    check_machine_args(args)  # the meter name, the device and the weights folder: before building anything
     protocol = protocol_from_args(args)
     request = SettingRequest(model=model, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                              guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
@@ -83,7 +120,7 @@ def run(args) -> int:
     request.setting(resolve_spec(model), args.precision or "bf16", None)
     echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with Runner(args.out, device=args.device, meter=args.meter, weights=args.weights, protocol=protocol,
-                resume=args.resume, echo=echo) as runner:
+                resume=args.resume, echo=echo, **_pickle_kwargs(args)) as runner:
         outcome = runner.run(request)
     if outcome.status == "skipped":
         print(f"{outcome.label}: {outcome.message}")
@@ -119,5 +156,5 @@ def render(out, outcome) -> str:
     lines = [f"model      {df['model'].iloc[-1]}", f"setting    {outcome.label}",
              f"meter      {meter}" + ("  (CPU run: no GPU energy; figures no meter read are estimates)" if cpu else ""),
              f"table      {out} ({outcome.rows} rows appended, run ids {outcome.key}/...)", "",
-             table(rows, ["phase", "n", "time s", "GPU J", "CPU J", "RAM J", "energy", "flags"])]
+             render_table(rows, ["phase", "n", "time s", "GPU J", "CPU J", "RAM J", "energy", "flags"])]
     return "\n".join(lines)

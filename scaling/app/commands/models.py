@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from scaling.app.commands._common import dump_json, fmt_params, table
+from scaling.app.commands._common import dump_json, fmt_params
+from scaling.app.commands._out import add_wide_arg, plural, render_table
 
 
 def add_parser(sub):
@@ -10,6 +11,7 @@ def add_parser(sub):
                        "modality, components with parameter counts, defaults.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--variants", action="store_true", help="also list checkpoints that share a registered architecture")
+    add_wide_arg(p)
     return p
 
 
@@ -22,8 +24,11 @@ def _defaults(spec) -> str:
         parts.append(f"{d['frames']} frames")
     if spec.modality == "audio" and d.get("audio_seconds"):
         parts.append(f"{d['audio_seconds']:g} s")
-    parts.append(f"{d['steps']} steps")
-    parts.append(spec.guidance_type + (f" {d['guidance_scale']:g}" if d.get("guidance_scale") is not None else ""))
+    parts.append(plural(d["steps"], "step"))
+    if spec.guidance_type == "none":
+        parts.append("no guidance")
+    else:
+        parts.append(spec.guidance_type + (f" {d['guidance_scale']:g}" if d.get("guidance_scale") is not None else ""))
     return ", ".join(parts)
 
 
@@ -32,11 +37,18 @@ def run(args) -> int:
     from scaling.registry import list_models
 
     specs = list_models(include_variants=args.variants)
+    wide = getattr(args, "wide", False)
     rows, out = [], []
     for spec in specs:
         params = parameter_counts(spec) if has_table(spec) else {}
-        comps = ", ".join(f"{name} {fmt_params(params.get(name))}" for name in spec.components)
-        rows.append([spec.id, spec.modality, ", ".join(spec.aliases), comps, _defaults(spec)])
+        if wide:
+            comps = ", ".join(f"{name} {fmt_params(params.get(name))}" for name in spec.components)
+            rows.append([spec.id, spec.modality, ", ".join(spec.aliases), comps, _defaults(spec)])
+        else:
+            denoiser = sum(params.get(n) or 0 for n, c in spec.components.items() if c.role == "denoiser")
+            total = sum(v for v in params.values() if v) if params else None
+            rows.append([spec.aliases[0] if spec.aliases else spec.key, spec.modality,
+                         fmt_params(denoiser or None), fmt_params(total), _defaults(spec)])
         out.append({"key": spec.key, "id": spec.id, "aliases": list(spec.aliases), "modality": spec.modality,
                     "pipeline": spec.pipeline_class, "guidance": spec.guidance_type,
                     "components": {n: {"role": c.role, "class": c.class_name, "params": params.get(n)}
@@ -44,6 +56,9 @@ def run(args) -> int:
                     "defaults": dict(spec.defaults), "provenance": spec.provenance})
     if args.json:
         print(dump_json(out))
+    elif wide:
+        print(render_table(rows, ["id", "modality", "aliases", "components (parameters)", "defaults"], wide=True))
     else:
-        print(table(rows, ["id", "modality", "aliases", "components (parameters)", "defaults"]))
+        print(render_table(rows, ["model", "modality", "denoiser", "all weights", "defaults"]))
+        print("\nmodel: the name to pass to --model (`--wide`: the Hugging Face id, every alias and every component).")
     return 0

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from scaling.app.commands._common import dump_json, table
+import sys
+from pathlib import Path
+
+from scaling._files import check_output
+from scaling.app.commands._common import dump_json
+from scaling.app.commands._out import add_wide_arg, fmt_j, render_table
+
+SHIPPED_QUALITY = "diffused_responsibility_quality.csv"
+"""The quality table of the public data (datasets/public/), joined when --quality names no column of the runs."""
 
 
 def add_parser(sub):
@@ -17,6 +25,7 @@ def add_parser(sub):
     p.add_argument("--lower-is-better", action="store_true", help="the metric improves downwards (e.g. FAD)")
     p.add_argument("--plot", metavar="OUT.html", help="write a plotly figure")
     p.add_argument("--json", action="store_true")
+    add_wide_arg(p)
     return p
 
 
@@ -30,10 +39,15 @@ def run(args) -> int:
         require("plotly", what="--plot")
         check_output(args.plot, inputs=[args.data, args.quality_table])
     runs = read_runs(args.data)
-    if args.quality_table:
+    table_path = args.quality_table
+    if table_path is None and args.quality not in runs.columns:
+        table_path = shipped_quality_table(args.quality)
+        print(f"scaling pareto: note: `{args.quality}` is not a column of {args.data}: joined from the shipped "
+              f"quality table {table_path} (--quality-table CSV joins another)", file=sys.stderr)
+    if table_path:
         from scaling.app.importers import import_quality
 
-        runs = join_quality(runs, import_quality(args.quality_table), args.quality, args.dataset)
+        runs = join_quality(runs, import_quality(table_path), args.quality, args.dataset)
     higher = not args.lower_is_better
     if args.quality.lower() == "fad" and not args.lower_is_better:
         higher = False  # FAD is a distance
@@ -47,13 +61,30 @@ def run(args) -> int:
         print(dump_json(pts.to_dict(orient="records")))
         return 0
     rows = [[r.model, int(r.steps) if r.steps == r.steps else "-", int(r.batch_size) if r.batch_size == r.batch_size else 1,
-             f"{r.energy_per_output_j:,.1f}", f"{r.quality:.4g}", r.n_rows,
+             fmt_j(r.energy_per_output_j), f"{r.quality:.4g}", r.n_rows,
              "yes" if r.on_model_front else "", "yes" if r.on_front else ""]
             for r in pts.sort_values(["model", "energy_per_output_j"]).itertuples()]
-    print(table(rows, ["model", "steps", "batch", "J/output", args.quality, "runs", "model front", "global front"]))
+    print(render_table(rows, ["model", "steps", "batch", "energy\nper output", args.quality, "runs", "model\nfront",
+                              "global\nfront"], wide=getattr(args, "wide", False)))
     front_steps = sorted({int(s) for s in res.front(per_model=True)["steps"].dropna()})
     print(f"\nsteps on a model's front: {', '.join(map(str, front_steps))}; "
           f"{'higher' if higher else 'lower'} {args.quality} is better; energy: GPU, median per setting.")
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
+
+
+def shipped_quality_table(metric: str) -> Path:
+    """The public quality table of a clone (datasets/public/), or a DataError saying it is not here."""
+    from scaling.app.curate import PUBLIC_DIR
+    from scaling.errors import DataError
+
+    path = Path(PUBLIC_DIR) / SHIPPED_QUALITY
+    if not path.is_file():
+        raise DataError(f"`{metric}` is not a column of the runs table, and the shipped quality table "
+                        f"{path} is not here (it comes with a clone of the repository, not with the package): "
+                        "pass --quality-table CSV")
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path

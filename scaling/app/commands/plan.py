@@ -4,49 +4,56 @@ Options where a job does not fit in the GPU's memory are listed after the rankin
 
 from __future__ import annotations
 
-from scaling.app.commands._common import dump_json, table
-
-
-def _csv(text: str | None, cast=str):
-    return [cast(x.strip()) for x in text.split(",") if x.strip()] if text else None
+from scaling.app.commands import _types as T
+from scaling.app.commands._common import dump_json
+from scaling.app.commands._out import add_wide_arg, fmt_g, fmt_hours, fmt_j, fmt_kwh, fmt_range, render_table
 
 
 def add_parser(sub):
     p = sub.add_parser("plan", help="price a workload (jobs x counts) across GPUs and regions",
                        description="Totals of energy, GPU-hours and CO2e for a mix of jobs on candidate GPUs and "
-                                   "regions, ranked, with the energy vs time Pareto set. Options where a job does not "
-                                   "fit in the GPU's memory are listed after the ranking. See scaling/app/planning.py "
-                                   "for the workload format.")
+                                   "regions, ranked, with the Pareto set, and the jobs of the best option one by "
+                                   "one. A job's `count` counts outputs (images, videos, clips). Options where a "
+                                   "job does not fit in the GPU's memory are listed after the ranking. See "
+                                   "scaling/app/planning.py for the workload format.")
     p.add_argument("workload", metavar="WORKLOAD.yaml")
-    p.add_argument("--gpu", help="comma-separated GPUs (default: the file's `gpus`)")
-    p.add_argument("--regions", help="comma-separated ISO region codes (default: the file's `regions`)")
-    p.add_argument("--precisions",
+    p.add_argument("--gpu", type=T.names("gpu"), help="comma-separated GPUs (default: the file's `gpus`)")
+    p.add_argument("--regions", type=T.names("regions"),
+                   help="comma-separated ISO region codes (default: the file's `regions`)")
+    p.add_argument("--precisions", type=T.names("precisions"),
                    help="comma-separated precisions to compare, each applied to every job (e.g. bf16,fp8)")
-    p.add_argument("--steps-scale", metavar="S,...",
+    p.add_argument("--steps-scale", metavar="S,...", type=T.csv_of(T.steps_scale, "steps_scale"),
                    help="comma-separated factors on each job's steps to compare (e.g. 1,0.5; default 1)")
     p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
     p.add_argument("--json", action="store_true")
+    add_wide_arg(p)
     return p
 
 
 def run(args) -> int:
+    from scaling.app import planning
     from scaling.app.planning import plan
 
-    res = plan(args.workload, law=args.law, gpus=_csv(args.gpu), regions=_csv(args.regions),
-               precisions=_csv(args.precisions), step_scales=_csv(args.steps_scale, float))
+    res = plan(args.workload, law=args.law, gpus=args.gpu, regions=args.regions,
+               precisions=args.precisions, step_scales=args.steps_scale)
     if args.json:
         print(dump_json({"candidates": res.candidates, "jobs": res.jobs, "pareto": res.pareto}))
         return 0
+    wide = getattr(args, "wide", False)
+    pct = f"{res.interval * 100:.0f}%"
     rows = []
     for c in res.fitting:
-        rows.append([c["rank"], c["option"], f"{c['kwh']:,.1f}", f"{c['kwh_lo']:,.1f} - {c['kwh_hi']:,.1f}",
-                     f"{c['gpu_hours']:,.1f}", f"{c['co2e_kg']:,.1f}",
-                     f"{c['co2e_kg_lo']:,.1f} - {c['co2e_kg_hi']:,.1f}",
-                     "yes" if c["option"] in res.pareto else "", "" if c["gpu_measured"] else "never measured"])
-    pct = f"{res.interval * 100:.0f}%"
+        row = [c["rank"], c["option"], fmt_kwh(c["kwh"]), fmt_range(c["kwh_lo"], c["kwh_hi"], fmt_kwh),
+               fmt_hours(c["gpu_hours"]), fmt_g(c["co2e_kg"] * 1000)]
+        if wide:
+            row.append(fmt_range(c["co2e_kg_lo"] * 1000, c["co2e_kg_hi"] * 1000, fmt_g))
+        row += ["yes" if c["option"] in res.pareto else "", "measured" if c["gpu_measured"] else "never measured"]
+        rows.append(row)
+    header = ["#", "option", "energy", f"{pct} interval", "GPU-hours", "CO2e"]
+    header += ([f"CO2e {pct} interval"] if wide else []) + ["pareto", "GPU data"]
     if rows:
-        print(table(rows, ["#", "option", "kWh", f"{pct} interval", "GPU-hours", "kg CO2e", f"{pct} interval",
-                           "pareto", "gpu data"]))
+        print("the whole workload, per option (energy at the facility: GPU energy x PUE):")
+        print(render_table(rows, header, wide=wide))
     else:
         print("no option fits: every candidate GPU is too small for at least one job")
     if res.not_fitting:
@@ -55,7 +62,24 @@ def run(args) -> int:
         for c in res.not_fitting:
             out.append([c["option"], ", ".join(c["jobs_not_fitting"]),
                         f"does not fit (needs {c['memory_need_gib']:.1f} GiB, has {c['gpu_memory_gib']:.0f} GiB)"])
-        print(table(out, ["option", "jobs", "memory"]))
-    print(f"\nintervals: the sum of the jobs' {pct} bounds. Pareto: not beaten on both energy and GPU-hours by an "
-          "option that fits. All figures are estimates from a fitted law.")
+        print(render_table(out, ["option", "jobs", "memory"], wide=wide))
+    shown = [c["option"] for c in (res.fitting if wide else res.fitting[:1])]
+    for option in shown:
+        jobs = [j for j in res.jobs if j.get("option") == option]
+        if not jobs:
+            continue
+        print(f"\njobs on {option}" + (" (the first-ranked option; --wide: every option)" if not wide else "") + ":")
+        jrows = []
+        total_kwh = sum(j["kwh"] for j in jobs) or 1.0
+        for j in jobs:
+            outputs = j.get("outputs", j.get("count"))
+            jrows.append([j["job"], j.get("model_key") or j["model"], f"{outputs:,}" if outputs is not None else "-",
+                          fmt_j(j["energy_per_output_j"]), fmt_kwh(j["kwh"]), fmt_hours(j["gpu_hours"]),
+                          fmt_g(j["co2e_kg"] * 1000), f"{j['kwh'] / total_kwh:.0%}"])
+        print(render_table(jrows, ["job", "model", "outputs", "energy/output", "energy", "GPU-hours", "CO2e", "share"],
+                           wide=wide))
+    co2e = "CO2e" in (planning.pareto_labels.__doc__ or "")
+    print(f"\nintervals: the sum of the jobs' {pct} bounds. Pareto: not beaten on energy"
+          f"{', GPU-hours and CO2e' if co2e else ' and GPU-hours'} at once by an option that fits.\n"
+          "All figures are estimates from a fitted law.")
     return 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, setting_from_args, table
+from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, setting_from_args
+from scaling.app.commands._out import add_wide_arg, plural, render_table, working
 
 
 def add_parser(sub):
@@ -16,6 +17,7 @@ def add_parser(sub):
                    help="attention variant: full | litefocus:r=0.1[,blocks=down.1+up.2] | tome:ratio=0.5[,merge=attn|all]"
                         " | window:size=N; prefix COMPONENT= for another component than the denoiser; repeatable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_wide_arg(p)
     return p
 
 
@@ -30,7 +32,8 @@ def run(args) -> int:
 
         require("torch", "diffusers", "transformers", what="tracing (--traced, --config DIR)")
     attention = ";".join(args.attention) if args.attention else None
-    prof = profile(setting, method=method, spec=spec, attention=attention)
+    with working(f"tracing {spec.id} on the meta device" if method == "traced" else "counting FLOPs"):
+        prof = profile(setting, method=method, spec=spec, attention=attention)
     from profilers.flops.memory import fmt_byte, is_rough, memory_profile
 
     mem = memory_profile(setting, spec=spec)
@@ -40,39 +43,54 @@ def run(args) -> int:
     s = setting
     what = describe_setting(s)
     print(f"model     {spec.id}")
-    print(f"setting   {what}, {s.steps} steps, {'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, "
-          f"batch {s.batch_size}" + (f" x {s.outputs_per_prompt} outputs" if s.outputs_per_prompt > 1 else ""))
+    wide = getattr(args, "wide", False)
+    print(f"setting   {what}, {plural(s.steps, 'step')}, {'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, "
+          f"batch {s.batch_size}" + (f" x {s.outputs_per_prompt} outputs" if s.outputs_per_prompt > 1 else "")
+          + f" ({plural(s.n_outputs, 'output')} per call)")
     print(f"method    {method} (one multiply-add = 2 FLOP; attention QK^T and AV counted)")
     if prof.attention:
         full = profile(setting, method=method, spec=spec) if method == "closed-form" else None
         for comp, v in prof.attention.items():
-            print(f"attention {comp}: {v}" + (f" (FLOP/generation {prof.total_flop / full.total_flop - 1:+.1%} vs full "
+            print(f"attention {comp}: {v}" + (f" (FLOP per call {prof.total_flop / full.total_flop - 1:+.1%} vs full "
                                               "attention)" if full else ""))
     print()
     cm = {m.component: m for m in mem.components}
     rows = []
+    shapes = []
     for c in prof.components:
         ops = c.by_op_flop
         share = ops["attention"] / c.flop * 100 if c.flop else 0.0
         m = cm.get(c.component)
-        row = [c.component + (f" ({c.label})" if c.label else ""), c.role, c.description, c.calls,
-               fmt_flop(c.per_call_flop), fmt_flop(c.flop), f"{share:.0f}%",
-               fmt_byte(m.weights_byte if m else None), fmt_byte(m.activation_byte if m else None, m is not None and is_rough(m))]
+        name = c.component + (f" ({c.label})" if c.label else "")
+        row = [name] + ([c.role, c.description] if wide else []) + [
+            c.calls, fmt_flop(c.per_call_flop), fmt_flop(c.flop)] + (
+            [fmt_flop(c.flop / s.n_outputs)] if wide and s.n_outputs > 1 else []) + [
+            f"{share:.0f}%", fmt_byte(m.weights_byte if m else None),
+            fmt_byte(m.activation_byte if m else None, m is not None and is_rough(m))]
         if mem.gpu:
             fits = mem.component_fits(m) if m else None
             row.append("-" if fits is None else "yes" if fits else "NO")
         rows.append(row)
-    header = ["component", "role", "shape of one call", "calls", "FLOP/call", "FLOP/generation", "attn",
-              f"weights {s.precision}", "activ. (est.)"] + (["fits"] if mem.gpu else [])
-    print(table(rows, header))
-    print(f"\nmemory    weights = params x bytes at {s.precision} (+ quantisation scales); activations = ESTIMATE: peak "
-          "live tensors of the largest call (traced once on the meta device, fused attention)")
-    line = (f"          pipeline weights {fmt_byte(mem.weights_byte)}; peak all resident {fmt_byte(mem.resident_peak_byte)}"
-            f", with model CPU offload {fmt_byte(mem.offload_peak_byte)}")
+        shapes.append(f"{name}: {c.description}")
+    header = ["component"] + (["role", "shape of one pass"] if wide else []) + [
+        "passes", "FLOP/pass", "FLOP per call"] + (["FLOP per output"] if wide and s.n_outputs > 1 else []) + [
+        "attn", f"weights {s.precision}", "activ. (est.)"] + (["fits"] if mem.gpu else [])
+    print(render_table(rows, header, wide=wide))
+    if not wide:
+        print("\nshape of one pass (`--wide`: in the table, with the roles):")
+        for line in shapes:
+            print(f"  {line}")
+    print("\npass = one forward of a component; call = one pipeline call "
+          f"({plural(s.n_outputs, 'output')}); attn = attention's share of the FLOPs")
+    print(f"\nmemory    weights = params x bytes at {s.precision} (+ quantisation scales);\n"
+          "          activations = ESTIMATE: peak live tensors of the largest pass (traced once on the meta device,\n"
+          "          fused attention)")
+    print(f"          pipeline weights {fmt_byte(mem.weights_byte)}; peak all resident {fmt_byte(mem.resident_peak_byte)}"
+          f", with model CPU offload {fmt_byte(mem.offload_peak_byte)}")
     if mem.gpu:
-        line += (f"; on {mem.gpu} ({fmt_byte(mem.gpu_memory_byte)}, {fmt_byte(mem.overhead_byte)} kept for the CUDA "
-                 f"context and allocator): {'fits ' + mem.pipeline_fit() if mem.pipeline_fit() != 'does not fit' else 'does NOT fit'}")
-    print(line)
+        verdict = mem.pipeline_fit()
+        print(f"          on {mem.gpu} ({fmt_byte(mem.gpu_memory_byte)}, {fmt_byte(mem.overhead_byte)} kept for the CUDA "
+              f"context and allocator):\n          {'fits ' + verdict if verdict != 'does not fit' else 'does NOT fit'}")
     if any(is_rough(m) for m in mem.components):
         print("          ~ = the activation fit misses one of its traced points by more than 5% (chunked decoding)")
     for note in mem.notes:
@@ -80,7 +98,7 @@ def run(args) -> int:
     print()
     by_role = prof.by_role()
     total = prof.total_flop
-    rows = [[role, fmt_flop(v), f"{v / total * 100:.1f}%"] for role, v in by_role.items()]
+    rows = [[role, fmt_flop(v), f"{v / total * 100:.1f}%"] for role, v in by_role.items() if v]
     rows.append(["total", fmt_flop(total), "100%"])
-    print(table(rows, ["role", "FLOP/generation", "share"]))
+    print(render_table(rows, ["role", "FLOP per call", "share"], totals=1))
     return 0

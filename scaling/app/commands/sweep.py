@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from scaling.app.commands import _types as T
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -11,7 +13,7 @@ def add_parser(sub):
                     "Every setting is checked before anything runs; failures (out of memory, no GPU, ...) are "
                     "recorded next to the table and the sweep goes on.")
     p.add_argument("file", metavar="SWEEP.yaml", help="the sweep file")
-    p.add_argument("--out", help="runs table (default: `out` of the sweep file)")
+    p.add_argument("--out", type=T.nonempty("out"), help="runs table (default: `out` of the sweep file)")
     p.add_argument("--executor", default="local", choices=("local", "slurm", "submitit-local", "debug"),
                    help="local: this process (default); slurm: a submitit job array, one GPU per task; "
                         "submitit-local / debug: submitit's local executors (testing)")
@@ -21,10 +23,10 @@ def add_parser(sub):
     p.add_argument("--dry-run", action="store_true", help="list the settings and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("slurm (with --executor slurm)")
-    g.add_argument("--settings-per-job", type=int, default=4, help="settings per array task (default 4)")
+    g.add_argument("--settings-per-job", type=T.settings_per_job, default=4, help="settings per array task (default 4)")
     g.add_argument("--partition", help="SLURM partition")
-    g.add_argument("--time-min", type=int, default=240, help="time limit per task, minutes (default 240)")
-    g.add_argument("--array-parallelism", type=int, help="tasks running at once (default: all)")
+    g.add_argument("--time-min", type=T.minutes, default=240, help="time limit per task, minutes (default 240)")
+    g.add_argument("--array-parallelism", type=T.array_parallelism, help="tasks running at once (default: all)")
     g.add_argument("--logs", metavar="DIR", help="submitit folder (default: <table>.submitit next to the table)")
     return p
 
@@ -34,6 +36,10 @@ def run(args) -> int:
 
     from profilers.energy.sweep import load_sweep, run_sweep
 
+    if args.meter is not None:  # the overrides are checked before the file is read, and before any work
+        from profilers.energy.meters.factory import check_meter_name
+
+        check_meter_name(args.meter)
     sweep = load_sweep(args.file)
     if args.device:
         sweep = replace(sweep, device=args.device)
@@ -50,6 +56,14 @@ def run(args) -> int:
     require("torch", "diffusers", "transformers", what="scaling sweep")
     if args.executor != "local":
         require("submitit", what=f"--executor {args.executor}")
+    else:  # this process measures: the device must be here (a SLURM task resolves it on its node)
+        from profilers.energy.devices import resolve_device
+
+        resolve_device(sweep.device)
+    if args.out is not None:
+        from scaling._files import check_output
+
+        check_output(args.out, inputs=[args.file], what="--out")
     slurm = {"timeout_min": args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition

@@ -1,0 +1,153 @@
+"""The workload file of ``scaling plan``: its schema (pydantic) and its loader.
+
+A workload file (YAML)::
+
+    jobs:                      # a mix of generation jobs (at least one)
+      - model: wan2.1          # required
+        res: 480p              # 480p | 720p | WxH (width first) | one number (a square)
+        frames: 81
+        count: 100000          # outputs; a whole number >= 1 (1e6 reads as 1,000,000); default 1
+      - model: flux-dev
+        steps: 28
+        cfg: false             # true or false, unquoted: a quoted "false" is text, and refused
+        count: 1e6
+    gpus: [h100, a100, l40s]   # candidates (default: h100, a100); one name works too
+    regions: [FR, US]          # ISO codes (optional; or `intensity: 300`, gCO2e/kWh)
+    precision: bf16            # optional, for every job (a job's own wins)
+    pue: 1.2                   # optional, 1.0 to 5.0
+    law: law.json              # optional; a relative path is relative to this file
+
+Job keys: ``model``, ``name``, ``res``, ``frames``, ``seconds``, ``steps``, ``guidance``,
+``cfg``, ``batch`` (or ``batch_size``), ``outputs_per_prompt``, ``precision``, ``count``.
+
+The file is read by :func:`scaling._inputs.read_yaml` (UTF-8, YAML 1.2 booleans and numbers, a
+key given twice refused) and checked against :class:`Workload` before any prediction; the first
+error is one :class:`~scaling.errors.WorkloadError` line with the file's line:
+``workload.yaml:7: job 2: `cfg` is 'false' (text); rule: true or false, unquoted ...``. What the
+model accepts (a resolution, a frame count) is checked by the prediction, with the same prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scaling._inputs import (FiniteNumber, checked, finite_number, precision_name, read_yaml, resolution, text,
+                             validate, whole_number)
+from scaling.carbon import check_pue
+from scaling.errors import ScalingError, WorkloadError
+
+__all__ = ["JOB_KEYS", "TOP_KEYS", "Job", "Workload", "load_workload"]
+
+
+def _pue(value: Any, name: str, info: Any) -> float:
+    value = finite_number(value, name, info)
+    try:
+        return check_pue(value)
+    except ScalingError:
+        raise ValueError("a power usage effectiveness between 1.0 and 5.0") from None
+
+
+def _names(value: Any, name: str, info: Any) -> list[str]:
+    """A list of names; one name alone is a list of one."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ValueError("a name or a non-empty list of names, as [a, b]")
+    out = []
+    for i, v in enumerate(values, 1):
+        try:
+            out.append(text(v, name, info))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (item {i} is {v!r})") from None
+    return out
+
+
+_STRICT = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+
+
+class Job(BaseModel):
+    """One job of a workload: a setting and how many outputs."""
+
+    model_config = _STRICT
+
+    model: checked(text)
+    name: checked(text) = None
+    res: checked(resolution) = None
+    frames: checked(whole_number) = None
+    seconds: checked(finite_number, gt=0) = None
+    steps: checked(whole_number) = None
+    guidance: FiniteNumber = None
+    cfg: bool | None = None
+    batch: checked(whole_number) = None
+    batch_size: checked(whole_number) = None
+    outputs_per_prompt: checked(whole_number) = None
+    precision: checked(precision_name) = None
+    count: checked(whole_number) = 1
+
+    @model_validator(mode="after")
+    def _one_batch(self) -> "Job":
+        if self.batch is not None and self.batch_size is not None:
+            raise ValueError("give `batch` or `batch_size`, not both")
+        return self
+
+
+class Workload(BaseModel):
+    """A workload file: jobs and the options to price them on."""
+
+    model_config = _STRICT
+
+    jobs: list[Job] = Field(min_length=1)
+    gpus: checked(_names) = None
+    regions: checked(_names) = None
+    intensity: checked(finite_number, ge=0) = None
+    precision: checked(precision_name) = None
+    pue: checked(_pue) = None
+    law: checked(text) = None
+
+
+JOB_KEYS = frozenset(Job.model_fields)
+TOP_KEYS = frozenset(Workload.model_fields)
+
+
+def _where(loc: tuple) -> str:
+    return f"job {loc[1] + 1}" if len(loc) >= 2 and loc[0] == "jobs" and isinstance(loc[1], int) else ""
+
+
+def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
+    """Read and check a workload file; returns ``(data, job index -> line number)``.
+
+    ``data`` holds the top-level keys given (checked; ``law`` made relative to the file's folder),
+    ``jobs`` as dicts of the keys given (``count`` always), ``_lines`` (``top``: key -> line,
+    ``jobs``: index -> line, ``path``) and ``_notes`` (values read in another form than written,
+    e.g. ``count: 1e6`` read as 1,000,000: say so to the user).
+
+    Raises
+    ------
+    WorkloadError
+        One line, ``path:line: ...``: not UTF-8, not YAML, a key given twice, an unknown key, a
+        missing ``model``, a value of the wrong type (a quoted "false", ``steps: .inf``,
+        ``precision: 16``, ``regions: [[FR]]``), out of range, or fractional where a count is.
+    """
+    path = Path(path)
+    raw, root = read_yaml(path, what="workload", error=WorkloadError)
+    if not isinstance(raw, dict):
+        raise WorkloadError(f"{path}:1: a workload is a mapping with a `jobs` list (see `scaling plan --help`), "
+                            f"not {'an empty file' if raw is None else type(raw).__name__}")
+    notes: list[str] = []
+    checked_doc = validate(Workload, raw, source=path, root=root, error=WorkloadError, where=_where, notes=notes)
+    data: dict[str, Any] = checked_doc.model_dump(exclude_none=True, exclude={"jobs"})
+    data["jobs"] = [{**job.model_dump(exclude_none=True), "count": job.count} for job in checked_doc.jobs]
+    if "law" in data and not Path(data["law"]).is_absolute():
+        data["law"] = str(path.parent / data["law"])
+    top_lines: dict[str, int] = {}
+    lines: dict[int, int] = {}
+    for key_node, value_node in root.value:
+        top_lines[str(key_node.value)] = key_node.start_mark.line + 1
+        if key_node.value == "jobs":
+            for i, item in enumerate(getattr(value_node, "value", [])):
+                lines[i] = item.start_mark.line + 1
+    data["_lines"] = {"top": top_lines, "jobs": lines, "path": str(path)}
+    data["_notes"] = [f"{path}: {n}" for n in notes]
+    return data, lines
