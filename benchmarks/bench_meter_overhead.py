@@ -2,8 +2,9 @@
 
 Times a fixed CPU workload (torch matmuls, about 1 s per run) with and without a meter,
 in interleaved pairs, and prints the overhead in %. The meter is what the runner would use
-on a GPU machine, with NVML faked: a CompositeMeter of NvmlMeter (fake ``pynvml`` from
-tests/fixtures/fake_nvml.py, 2 GPUs, power sampled every 50 ms, the meter's default;
+on a GPU machine, with NVML faked: a CompositeMeter of NvmlMeter (Zeus over the fake ``pynvml``
+of tests/fixtures/fake_nvml.py, installed as the one Zeus calls; 2 GPUs, power sampled every
+50 ms, the meter's default;
 ``--interval 0.01`` for the costliest setting), a ReplayMeter (the synthetic trace) and an
 EstimateMeter; one window per call and one per phase (three phases), as the measurement
 runner opens them.
@@ -15,8 +16,8 @@ Wall-clock differences on a shared machine are noisy, so the benchmark also prin
   time spent inside begin_window/end_window, as a share of the workload's wall time.
   That sum is the meter's overhead, which wall-clock noise cannot hide.
 
-The fake NVML functions are plain by default, so what is timed is the meter itself (real
-NVML calls add driver time: rerun on a GPU). ``--autospec`` uses the tests' mock instead,
+The fake NVML functions are plain by default, so what is timed is the meter itself and
+Zeus's NVML wrapper (real NVML calls add driver time: rerun on a GPU). ``--autospec`` uses the tests' mock instead,
 whose machinery costs about 15 us per call.
 
 Run: ``PYTHONPATH=. python benchmarks/bench_meter_overhead.py [--pairs 10] [--interval 0.01]``
@@ -84,7 +85,8 @@ def workload(iters: int, meter=None) -> tuple[float, float]:
 
 
 def make_meter(fake: FakeNVML, interval_s: float) -> CompositeMeter:
-    nvml = NvmlMeter(sample_interval_s=interval_s, nvml=fake.module, env={})
+    """The meter of one metered run; ``fake`` must be installed (``with fake.installed():``)."""
+    nvml = NvmlMeter(sample_interval_s=interval_s)
     replay = ReplayMeter(TRACE, loop=True)
     return CompositeMeter([nvml, replay, EstimateMeter(cpu_power_w=65.0, source="benchmark")])
 
@@ -95,12 +97,13 @@ def thread_cpu_s(thread) -> float:
 
 
 def tick_cost_s(fake: FakeNVML, n: int) -> float:
-    m = NvmlMeter(nvml=fake.module, env={}, start_sampler=False)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        m.sample()
-    dt = (time.perf_counter() - t0) / n
-    m.close()
+    with fake.installed():
+        m = NvmlMeter(start_sampler=False)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            m.sample()
+        dt = (time.perf_counter() - t0) / n
+        m.close()
     return dt
 
 
@@ -133,14 +136,15 @@ def main(argv: list[str] | None = None) -> None:
         first = i % 2 == 0  # alternate the order within a pair: drift hits both sides alike
         if not first:
             wb, cb = workload(iters)
-        meter = make_meter(fake, args.interval)
-        timed = Timed(meter)
-        thread = meter.parts[0]._loop._thread
-        s0 = thread_cpu_s(thread)
-        wm, cm = workload(iters, timed)
-        sampler_s = thread_cpu_s(thread) - s0
-        samples = len(meter.parts[0].trace()[0]["t_s"])
-        meter.close()
+        with fake.installed():
+            meter = make_meter(fake, args.interval)
+            timed = Timed(meter)
+            thread = meter.parts[0]._loop._thread
+            s0 = thread_cpu_s(thread)
+            wm, cm = workload(iters, timed)
+            sampler_s = thread_cpu_s(thread) - s0
+            samples = len(meter.parts[0].trace()[0]["t_s"])
+            meter.close()
         if first:
             wb, cb = workload(iters)
         ab_wall.append(pct(wm, wb))
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
 
     kind = "autospecced mock" if args.autospec else "plain fake"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {iters} matmuls {SIZE}x{SIZE} per run")
-    print(f"meter: nvml ({kind}, 2 GPUs, every {args.interval * 1e3:.0f} ms) + replay + estimate; 4 windows per call")
+    print(f"meter: zeus(nvml) ({kind}, 2 GPUs, every {args.interval * 1e3:.0f} ms) + replay + estimate; 4 windows per call")
     print(f"samples in the last metered run: {samples}")
     print(f"wall,  meter vs none: median {statistics.median(ab_wall):+.2f} %  ({fmt(ab_wall)})")
     print(f"wall,  A/A control:   median {statistics.median(aa_wall):+.2f} %  ({fmt(aa_wall)})")

@@ -87,7 +87,7 @@ def leybzon_gpus() -> list[str]:
 def _predict(model, gpu, precision, **kw):
     from scaling.app.estimate import predict
 
-    return predict(model, gpu=gpu, precision=precision, **kw)
+    return predict(model, gpu=gpu, precision=precision, check_memory=False, **kw)  # ratios of the law, fit or not
 
 
 def denoiser_weights_byte(model: str, precision: str) -> float:

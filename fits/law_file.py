@@ -51,12 +51,12 @@ import numpy as np
 from fits.law import LawState, hardware_row, predict_interval
 from scaling.errors import LawError, ScalingError
 from scaling.hardware import GPUSpec, resolve_gpu
-from scaling.precision import dequant_cost, precision_plan
+from scaling.precision import SIXTEEN_BIT, dequant_cost, precision_plan
 from scaling.registry import resolve_model
 from scaling.units import Interval
 
 __all__ = ["SCHEMA", "SPREAD_RULE", "Law", "LawPrediction", "ShippedLaw", "default_law_path", "law_from_dict",
-           "load_law", "precision_class"]
+           "load_law", "precision_class", "widen_interval"]
 
 SCHEMA = "scaling.law/1"
 COMPONENT_METHODS = ("flop_share", "per_component")
@@ -73,14 +73,15 @@ def precision_class(precision: str, gpu: GPUSpec) -> str:
     matmuls run at (:func:`scaling.precision.precision_plan`), with bf16 and fp16 one class
     (``"16-bit float"``) on a chip whose bf16 and fp16 peaks are equal (same law inputs)."""
     compute = precision_plan(precision, gpu).compute
-    peaks = gpu.peak_flop_per_s
-    if compute in ("bf16", "fp16") and peaks.get("bf16") is not None and peaks.get("bf16") == peaks.get("fp16"):
+    peaks = {peaks_of: gpu.peak_flop_per_s.get(peaks_of) for peaks_of in SIXTEEN_BIT}
+    if compute in SIXTEEN_BIT and None not in peaks.values() and len(set(peaks.values())) == 1:
         return "16-bit float"
     return compute
 
 
-def _widen(m: float, lo: float, hi: float, t: float, extra_var: float) -> tuple[float, float, float]:
-    """``[lo, hi]`` (a log-space interval exp(mu -+ t s)) with ``extra_var`` added to s^2; ``m`` kept."""
+def widen_interval(m: float, lo: float, hi: float, t: float, extra_var: float) -> tuple[float, float, float]:
+    """``(m, lo, hi)`` with ``[lo, hi]`` (a log-space interval ``exp(mu -+ t s)``) widened to
+    ``exp(mu -+ t sqrt(s^2 + extra_var))``; the central value ``m`` is kept."""
     if extra_var <= 0 or not (lo > 0 and hi > 0):
         return m, lo, hi
     mu, half = 0.5 * (math.log(lo) + math.log(hi)), 0.5 * (math.log(hi) - math.log(lo))
@@ -343,7 +344,7 @@ class Law:
     def _interval(law: _Group, target: str, state: LawState, row, level: float, widen: tuple[str, ...]):
         """(mean, lo, hi) of one state at one row, widened by the ``widen`` splits' spread."""
         m, lo, hi = predict_interval(state, row, level)
-        return _widen(float(m[0]), float(lo[0]), float(hi[0]), state.quantile(level),
+        return widen_interval(float(m[0]), float(lo[0]), float(hi[0]), state.quantile(level),
                       law.extra_variance(target, widen, state))
 
     def _energy(self, law: _Group, flops: dict[str, float], steps, hw, level: float,

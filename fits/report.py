@@ -87,9 +87,15 @@ def figures(result: Mapping[str, Any], target: str = "energy") -> list[tuple[str
                                      line={"width": 0}, name=f"90% interval, {gkey}", legendgroup=gkey,
                                      hoverinfo="skip"))
             fig.add_trace(go.Scatter(x=grid, y=mean, mode="lines", name=name, legendgroup=gkey))
-        fig.update_xaxes(type="log", title="FLOP per call (whole batch)")
-        fig.update_yaxes(type="log", title=ylabel)
-        fig.update_layout(title=title, height=560)
+        fig.update_xaxes(type="log", title="FLOP per call (whole batch; log scale)", dtick=1, exponentformat="power",
+                         minor=dict(ticks="inside", showgrid=True), automargin=True)
+        fig.update_yaxes(type="log", title=ylabel + ", log scale", dtick=1, tickformat="~g",
+                         minor=dict(ticks="inside", showgrid=True), automargin=True)
+        # the legend below the plot, as tall as its entries: one line per 3 entries (never clipped on the right)
+        n_entries = sum(1 for tr in fig.data if tr.showlegend is not False)
+        fig.update_layout(title=title, height=560 + 22 * math.ceil(n_entries / 3),
+                          legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0),
+                          margin=dict(t=70, b=40))
         figs.append((title, fig))
 
         resid = np.log(y) - law.predict_log(X)
@@ -101,7 +107,8 @@ def figures(result: Mapping[str, Any], target: str = "energy") -> list[tuple[str
                 rfig.add_trace(go.Box(y=resid[m], name=v, boxpoints="all", jitter=0.4, showlegend=False),
                                row=1, col=col)
         rfig.add_hline(y=0.0, line_dash="dot")
-        rfig.update_yaxes(title="log(measured / predicted)")
+        rfig.update_yaxes(title="log(measured / predicted), per call", automargin=True)
+        rfig.update_xaxes(tickangle=-45, automargin=True)
         rfig.update_layout(title=f"residuals{label}", height=520)
         figs.append((f"residuals{label}", rfig))
     return figs

@@ -44,6 +44,7 @@ _EXPORTS = {
     "append_runs": "scaling.runs",
     "load_law": "fits.law_file",
     "ScalingError": "scaling.errors",
+    "track": "profilers.energy.track",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -108,7 +108,8 @@ def check_output(path: str | os.PathLike | None, *, inputs: Iterable[str | os.Pa
     A symlink is followed: the returned path is its target, which the writers replace.
     """
     if path is None or not str(os.fspath(path)).strip():
-        raise OutputError(f"{what} path {'' if path is None else os.fspath(path)!r} is empty (rule: name a file to write)")
+        shown = "" if path is None else os.fspath(path)
+        raise OutputError(f"{what} path {shown!r} is empty (rule: name a file to write)")
     raw = os.fspath(path)
     target = Path(os.path.realpath(raw))
     clash = _input_clash(target, inputs)

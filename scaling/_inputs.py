@@ -32,8 +32,8 @@ from pydantic import BaseModel, BeforeValidator, ValidationError, ValidationInfo
 
 from scaling.errors import ScalingError
 
-__all__ = ["FiniteNumber", "WholeNumber", "boolean", "checked", "finite_number", "one_or_list", "precision_name", "read_yaml",
-           "resolution", "schema_error", "text", "validate", "whole_number"]
+__all__ = ["FiniteNumber", "WholeNumber", "boolean", "checked", "finite_number", "one_or_list", "precision_name",
+           "read_yaml", "resolution", "schema_error", "text", "validate", "whole_number"]
 
 MAX_BYTES = 1 << 20
 MAX_NODES = 100_000

@@ -14,7 +14,7 @@ from typing import Any
 
 from scaling.errors import InvalidSettingError
 from scaling.precision import PRECISIONS, normalize_precision  # noqa: F401  (PRECISIONS: re-exported)
-from scaling.registry import ModelSpec, resolve_model
+from scaling.registry import ModelSpec, prompt_token_rule, resolve_model
 
 NAMED_RESOLUTIONS = {"240p": 240, "360p": 360, "480p": 480, "540p": 540, "576p": 576, "720p": 720, "1080p": 1080,
                      "1440p": 1440, "2160p": 2160, "4k": 2160}
@@ -26,6 +26,12 @@ class GenerationSetting:
 
     ``batch_size`` prompts are encoded; each prompt yields ``outputs_per_prompt`` outputs,
     so the denoiser and decoder run on ``batch_size * outputs_per_prompt`` samples.
+
+    ``prompt_tokens``: the text length the prompt sets, for models whose text length is not
+    fixed by the model (:func:`scaling.registry.prompt_token_rule`: the padded
+    ``max_sequence_length`` of SD3, Flux, PixArt, Wan, LTX, CogVideoX and HunyuanVideo; the
+    prompt's own tokens for Qwen-Image, Tango, AudioLDM 2 and Mochi's joint attention); None
+    for models whose text encoders all pad to a fixed length (CLIP 77, CLAP 512, ...).
     """
 
     model: str
@@ -41,6 +47,7 @@ class GenerationSetting:
     outputs_per_prompt: int = 1
     precision: str = "bf16"
     gpu: str | None = None
+    prompt_tokens: int | None = None   # None: the model's text lengths are fixed (or its default)
 
     @property
     def n_outputs(self) -> int:
@@ -106,6 +113,7 @@ def make_setting(
     outputs_per_prompt: int = 1,
     precision: str | None = None,
     gpu: str | None = None,
+    prompt_tokens: int | None = None,
 ) -> GenerationSetting:
     """Build a checked :class:`GenerationSetting`; unset fields take the model's defaults."""
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
@@ -180,6 +188,7 @@ def make_setting(
     batch_size = _check_positive_int("batch", batch_size)
     outputs_per_prompt = _check_positive_int("outputs_per_prompt", outputs_per_prompt)
     precision = normalize_precision(precision or "bf16")
+    prompt_tokens = _prompt_tokens(spec, prompt_tokens)
 
     return GenerationSetting(
         model=spec.key,
@@ -195,4 +204,26 @@ def make_setting(
         outputs_per_prompt=outputs_per_prompt,
         precision=precision,
         gpu=gpu,
+        prompt_tokens=prompt_tokens,
     )
+
+
+def _prompt_tokens(spec: ModelSpec, value: Any) -> int | None:
+    """The checked ``prompt_tokens``: the rule's default when unset; refused (one line) where the
+    model fixes every text length, unless it is that length."""
+    rule = prompt_token_rule(spec)
+    if rule is None:
+        if value is None:
+            return None
+        fixed = sorted(set(spec.text_tokens.values()))
+        if _check_positive_int("prompt_tokens", value) in fixed:
+            return None
+        lengths = ", ".join(f"{k} {v}" for k, v in spec.text_tokens.items())
+        raise InvalidSettingError(
+            f"`prompt_tokens` {value!r} does not apply to {spec.id}: its text encoders pad to a fixed length "
+            f"({lengths} tokens); leave it unset")
+    n = rule.default if value is None else _check_positive_int("prompt_tokens", value)
+    if n > rule.max_tokens:
+        raise InvalidSettingError(
+            f"`prompt_tokens` {n} is more than {spec.id} takes: at most {rule.max_tokens} ({rule.note})")
+    return n

@@ -199,7 +199,7 @@ def test_cli_profile_attention(capsys):
     assert main(["profile", "-m", "audioldm2", "--seconds", "80", "--steps", "200", "--attention",
                  "litefocus:r=0.1"]) == 0
     out = capsys.readouterr().out
-    assert "attention unet: litefocus:r=0.1 (FLOP/generation -38." in out
+    assert "attention unet: litefocus:r=0.1 (FLOP per call -38." in out
     assert main(["profile", "-m", "audioldm2", "--seconds", "10", "--attention", "tome:ratio=0.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["attention"] == {"unet": "tome:ratio=0.5,merge=attn"}
     assert main(["profile", "-m", "audioldm2", "--attention", "litefocus:r=7"]) == 2

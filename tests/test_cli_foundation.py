@@ -20,10 +20,30 @@ def test_models_lists_every_model_with_parameters(capsys):
     assert all(c["params"] for m in models for c in m["components"].values())
 
 
-def test_models_table(capsys):
+def test_models_table_fits_100_columns_and_wide_has_every_detail(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 100
+    wan = next(line for line in out.splitlines() if line.startswith("wan2.1 "))
+    assert "1.42B" in wan and "50 steps" in wan
+    assert "1 steps" not in out and "none 0" not in out
+    assert main(["models", "--wide"]) == 0
+    out = capsys.readouterr().out
     assert "Wan-AI/Wan2.1-T2V-1.3B-Diffusers" in out and "transformer 1.42B" in out
+
+
+@pytest.mark.parametrize("argv", [["models"], ["gpus"], ["profile", "-m", "wan2.1", "--gpu", "h100"],
+                                  ["profile", "-m", "sd2.1", "--batch", "4"], ["predict", "-m", "sd2.1", "--batch", "4"],
+                                  ["predict", "-m", "stable-audio", "--count", "1000"],
+                                  ["compare", "-m", "flux-dev", "--gpu", "t4,h100,l4"]])
+def test_tables_fit_100_columns(argv, capsys):
+    """Tables are at most 100 characters wide when stdout is not a terminal (text lines may be longer)."""
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
+    assert rules, "a table with a rule under its header"
+    for i in rules:
+        assert len(lines[i]) <= 100 and len(lines[i - 1]) <= 100 and len(lines[i + 1]) <= 100, lines[i - 1]
 
 
 def test_gpus(capsys):
@@ -55,7 +75,7 @@ def test_profile_json_matches_library(capsys):
     (["profile", "--model", "nope"], "unknown model 'nope'"),
     (["profile", "--model", "wan2.1", "--frames", "80"], "4k+1"),
     (["profile", "--model", "wan2.1", "--res", "100x100"], "multiple of 16"),
-    (["profile", "--model", "sd2.1", "--steps", "0"], "`steps` is 0"),
+    (["profile", "--model", "sd2.1", "--steps", "0"], "`steps` 0"),
     (["profile", "--model", "stable-audio", "--seconds", "90"], "at most 47.55 s"),
     (["profile"], "no model given"),
 ])

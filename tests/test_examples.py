@@ -10,7 +10,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 def test_example_workload_plans(capsys):
     assert main(["plan", str(EXAMPLES / "workload.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "h100-sxm" in out and "kg CO2e" in out
+    assert "h100-sxm" in out and "CO2e" in out and "jobs on h100-sxm" in out
 
 
 def test_example_gpu_sweep_expands(capsys):

@@ -54,5 +54,38 @@ def test_published_audio_study_front_has_no_setting_above_100_steps(public_data,
     assert main(["pareto", "--data", str(out), "--quality", "fad", "--quality-table",
                  str(public_data / "diffused_responsibility_quality.csv"), "--plot", str(tmp_path / "p.html")]) == 0
     text = capsys.readouterr().out
-    assert "global front" in text and "lower fad is better" in text
+    assert "global" in text and "front" in text and "lower fad is better" in text and "per output" in text
     assert (tmp_path / "p.html").stat().st_size > 100_000
+
+
+def test_pareto_finds_the_shipped_quality_table_and_labels_do_not_merge(public_data, tmp_path, capsys):
+    """The README's `scaling pareto --data runs.parquet --quality clap` works without --quality-table."""
+    out = tmp_path / "runs.parquet"
+    assert main(["data", "import", str(public_data / "diffused_responsibility_t2a.csv"), "--out", str(out),
+                 "--no-flops", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["pareto", "--data", str(out), "--quality", "clap", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "diffused_responsibility_quality.csv" in captured.err, "says which quality table it joined"
+    import json
+
+    points = json.loads(captured.out)
+    assert points and all(p["quality"] == p["quality"] for p in points)
+    assert main(["pareto", "--data", str(out), "--quality", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope" in err and "clap" in err and "\n" not in err, "an unknown metric names the known ones"
+
+    from scaling.app.importers import import_quality
+    from scaling.app.pareto import pareto_figure
+    from scaling.runs import read_runs
+
+    runs = join_quality(read_runs(out), import_quality(public_data / "diffused_responsibility_quality.csv"), "clap")
+    fig = pareto_figure(pareto(runs, "clap"))
+    for trace in fig.data:
+        if trace.mode == "markers+text":
+            labelled = [t for t in trace.text if t]
+            front = [s == "star" for s in trace.marker.symbol]
+            assert len(labelled) == sum(front), "only the points on a model's front carry a label"
+            assert len(set(trace.textposition)) > 1 or len(labelled) <= 1, "labels alternate around their points"
+            assert all(h for h in trace.hovertext), "every point says what it is on hover"
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.dtick == 1 and "per output" in fig.layout.xaxis.title.text

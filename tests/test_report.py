@@ -69,10 +69,46 @@ def test_report_holds_every_section(report):
     assert axes == {"resolution", "frames", "steps", "seconds"}
     gpus = next(f for f in meta["figures"] if f["kind"] == "gpus")
     assert len(gpus["gpus"]) >= 10 and gpus["never_measured"], "the GPU comparison marks never-measured GPUs"
+    assert gpus["not_fitting"], "Wan2.1 at 480p does not fit some 16 GiB boards: they are shown, not ranked"
     assert "never measured" in html
     assert meta["law"] and meta["law"] in html
     assert "90% interval" in html
     assert meta["skipped"] == [], "every default model of the report can be predicted"
+
+
+def test_every_energy_and_time_axis_names_its_unit_and_whether_per_output_or_per_call(report):
+    _, html, meta = report
+    for fig in meta["figures"]:
+        titles = fig["axis_titles"]
+        assert titles, f"figure {fig['id']} has untitled axes"
+        measured = [t for t in titles if t.startswith(("energy", "time"))]
+        assert measured, f"figure {fig['id']}: no energy or time axis among {titles}"
+        for t in measured:
+            assert re.search(r"\((Wh|J|kWh|s)\b", t), f"{fig['id']}: axis title {t!r} names no unit"
+            assert "per output" in t or "per call" in t, f"{fig['id']}: axis title {t!r} says neither per output nor per call"
+        if fig["kind"] == "curves":
+            from scaling.app.report import AXIS_TITLES
+
+            assert {AXIS_TITLES[a] for a in fig["axes"]} <= set(titles), "every x axis of the curves is titled"
+    assert "Energy and CO2e are per output" in html
+
+
+def test_breakdown_uses_a_readable_log_axis_and_the_gpu_figure_marks_what_does_not_fit():
+    import scaling
+    from scaling.app.report import breakdown_figure, gpu_figure
+
+    ests = [scaling.predict("sd2.1"), scaling.predict("audioldm2")]
+    fig = breakdown_figure(ests)
+    for name in ("yaxis", "yaxis2"):
+        axis = getattr(fig.layout, name)
+        assert axis.type == "log" and axis.dtick == 1 and axis.tickformat == "~g", "one labelled tick per decade"
+    assert all(getattr(fig.layout, n).automargin for n in ("xaxis", "xaxis2")), "x labels are never clipped"
+    assert fig.layout.barmode == "group", "components side by side on the log axis, not a linear stack"
+    roles = {t.name for t in fig.data if t.type == "bar"}
+    assert {"text_encoder", "denoiser", "decoder", "vocoder"} <= roles
+    frame = scaling.compare("flux-dev", gpus=["t4", "h100"]).to_frame()
+    names = {t.name for t in gpu_figure(frame).data}
+    assert "does not fit in memory (not ranked)" in names, "a GPU the pipeline does not fit is shown apart"
 
 
 def test_report_is_self_contained(report):

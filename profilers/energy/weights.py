@@ -57,7 +57,8 @@ def check_weights_dir(folder: str | os.PathLike, *, allow_pickle: bool = False) 
     if not p.is_dir():
         raise UnknownModelError(f"--weights {str(p)!r}: not a folder (rule: a local diffusers pipeline folder)")
     if not (p / "model_index.json").is_file():
-        raise UnknownModelError(f"--weights {str(p)!r}: no model_index.json there (expected a diffusers pipeline folder)")
+        raise UnknownModelError(f"--weights {str(p)!r}: no model_index.json there "
+                                "(expected a diffusers pipeline folder)")
     try:
         index = json.loads((p / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

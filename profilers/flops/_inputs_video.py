@@ -241,6 +241,133 @@ def animatediff_vae_inputs(spec, call, module):
     return module, {"latents": torch.empty(1, module.vae.config.latent_channels, d["f"], d["h"], d["w"])}
 
 
+# -- LTX-Video 0.9.7 multiscale (the two-pass recipe) -------------------------------------------
+
+def ltx_latent_upsampler(spec, call, module):
+    """``LTXLatentUpsamplePipeline``: the latent upsampler on the pass-1 latents (B, C, f, h, w)."""
+    d = call.dims
+    return module, {"hidden_states": torch.empty(1, module.config.in_channels, d["f"], d["h"], d["w"])}
+
+
+class LTXTiledVAEDecode(torch.nn.Module):
+    """``AutoencoderKLLTXVideo.decode`` after ``vae.enable_tiling()`` (the recipe's call: 512 px
+    tiles, stride 448, the class defaults ``enable_tiling()`` keeps), timestep-conditioned: the
+    same branch ``_decode`` takes, without switching the shared module's tiling flag."""
+
+    def __init__(self, vae: torch.nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, z: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
+        vae = self.vae
+        tile_h = vae.tile_sample_min_height // vae.spatial_compression_ratio
+        tile_w = vae.tile_sample_min_width // vae.spatial_compression_ratio
+        if z.shape[-2] > tile_h or z.shape[-1] > tile_w:
+            return vae.tiled_decode(z, temb, return_dict=False)[0]
+        return vae.decoder(z, temb)
+
+
+def ltx_tiled_vae_module(component):
+    return LTXTiledVAEDecode(component("vae"))
+
+
+def ltx_tiled_vae(spec, call, module):
+    d = call.dims
+    vae = module.vae
+    z = torch.empty(1, vae.config.latent_channels, d["f"], d["h"], d["w"])
+    return module, {"z": z, "temb": torch.empty(1) if vae.config.timestep_conditioning else None}
+
+
+# -- video UNets: SVD, I2VGen-XL, ModelScope ----------------------------------------------------
+
+def clip_image_encoder(spec, call, module):
+    """The CLIP image encoder on one preprocessed ``S x S`` image (``pixel_values``)."""
+    S = call.dims["S"]
+    return module, {"pixel_values": torch.empty(1, module.config.num_channels, S, S)}
+
+
+def svd_unet(spec, call, module):
+    """``sample`` (B, frames, 4 noise + 4 image-latent channels, h, w), the image embedding as one
+    token, ``added_time_ids`` (fps, motion bucket, noise augmentation)."""
+    d = call.dims
+    cfg = module.config
+    return module, {
+        "sample": torch.empty(1, d["f"], cfg.in_channels, d["h"], d["w"]),
+        "timestep": torch.empty(1),
+        "encoder_hidden_states": torch.empty(1, 1, cfg.cross_attention_dim),
+        "added_time_ids": torch.empty(1, 3),
+        "return_dict": False,
+    }
+
+
+def svd_vae(spec, call, module):
+    """``vae:encode``: the conditioning image (1, 3, H, W); the decode: the frames as the batch
+    (``decode_latents`` flattens them) with ``num_frames``, one chunk of all frames."""
+    d = call.dims
+    s = spec.pipeline["vae_scale_factor_spatial"]
+    if call.label == "encode":
+        return module.encode, {"x": torch.empty(1, module.config.in_channels, d["h"] * s, d["w"] * s),
+                               "return_dict": False}
+    z = torch.empty(d["f"], module.config.latent_channels, d["h"], d["w"])
+    return module.decode, {"z": z, "num_frames": d["f"], "return_dict": False}
+
+
+def i2vgen_unet(spec, call, module):
+    """The I2VGenXLPipeline call: text embeddings, fps, the image latents of every frame and the
+    CLIP image embedding."""
+    d = call.dims
+    cfg = module.config
+    T = spec.text_tokens["text_encoder"]
+    return module, {
+        "sample": torch.empty(1, cfg.in_channels, d["f"], d["h"], d["w"]),
+        "timestep": torch.empty(1),
+        "encoder_hidden_states": torch.empty(1, T, cfg.cross_attention_dim),
+        "fps": torch.empty(1),
+        "image_latents": torch.empty(1, cfg.in_channels, d["f"], d["h"], d["w"]),
+        "image_embeddings": torch.empty(1, 1, cfg.cross_attention_dim),
+        "return_dict": False,
+    }
+
+
+def unet_3d(spec, call, module):
+    """TextToVideoSDPipeline: ``sample`` (B, C, frames, h, w) and the CLIP text embeddings."""
+    d = call.dims
+    cfg = module.config
+    return module, {
+        "sample": torch.empty(1, cfg.in_channels, d["f"], d["h"], d["w"]),
+        "timestep": torch.empty(1),
+        "encoder_hidden_states": torch.empty(1, spec.text_tokens["text_encoder"], cfg.cross_attention_dim),
+        "return_dict": False,
+    }
+
+
+class FramesVAE(torch.nn.Module):
+    """A 2-D ``AutoencoderKL`` as the video UNet pipelines run it: ``decode_latents`` makes the
+    frames the batch (in chunks: their size does not change the count), ``encode`` the
+    conditioning image (I2VGen-XL's ``prepare_image_latents``)."""
+
+    def __init__(self, vae: torch.nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = latents.shape
+        return self.vae.decode(latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)).sample
+
+
+def frames_vae_module(component):
+    return FramesVAE(component("vae"))
+
+
+def frames_vae(spec, call, module):
+    d = call.dims
+    vae = module.vae
+    if call.label == "encode":
+        s = spec.pipeline["vae_scale_factor_spatial"]
+        return vae.encode, {"x": torch.empty(1, vae.config.in_channels, d["h"] * s, d["w"] * s), "return_dict": False}
+    return module, {"latents": torch.empty(1, vae.config.latent_channels, d["f"], d["h"], d["w"])}
+
+
 BUILDERS = {
     "WanTransformer3DModel": wan_transformer,
     "AutoencoderKLWan": wan_vae,
@@ -254,6 +381,14 @@ BUILDERS = {
     "AutoencoderKLHunyuanVideo": hunyuan_vae,
     "UNetMotionModel": animatediff_unet_inputs,
     "AnimateDiffFrameDecoder": animatediff_vae_inputs,
+    "LTXLatentUpsamplerModel": ltx_latent_upsampler,
+    "LTXTiledVAEDecode": ltx_tiled_vae,
+    "CLIPVisionModelWithProjection": clip_image_encoder,
+    "UNetSpatioTemporalConditionModel": svd_unet,
+    "AutoencoderKLTemporalDecoder": svd_vae,
+    "I2VGenXLUNet": i2vgen_unet,
+    "UNet3DConditionModel": unet_3d,
+    "FramesVAE": frames_vae,
 }
 """Component class name -> input builder (combined with the others in ``traced.BUILDERS``)."""
 
@@ -261,5 +396,8 @@ COMPOSERS = {
     ("mochi", "vae"): mochi_vae_module,
     ("animatediff", "unet"): animatediff_unet,
     ("animatediff", "vae"): animatediff_vae,
+    ("ltx-multiscale", "vae"): ltx_tiled_vae_module,
+    ("i2vgen", "vae"): frames_vae_module,
+    ("modelscope", "vae"): frames_vae_module,
 }
 """(family, component) -> the module the family really runs for that component."""

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from profilers.flops.profile import OP_CLASSES
-from scaling.registry import ModelSpec, list_models, resolve_model
+from profilers.flops.traffic import BYTE_CLASSES, KINDS
+from scaling.registry import ModelSpec, list_models, prompt_token_rule, resolve_model
 from scaling.settings import GenerationSetting, make_setting
 from scaling.shapes import ComponentCall, component_calls
 
@@ -36,7 +39,8 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
         # not only the powers of two of the default audio design.
         max_s = rules.get("max_audio_s") or 60.0
         secs = (0.52, 1.0, 2.2, 2.56, 3.64, 5.12, 6.76, 10.0, 10.24, 15.0, 20.48, 30.6, 40.96, 60.0)
-        return [make_setting(spec, seconds=s, steps=1) for s in secs if s <= max_s + 1e-9]
+        out = [make_setting(spec, seconds=s, steps=1) for s in secs if s <= max_s + 1e-9]
+        return out + _prompt_design(spec, out)
     if spec.modality in ("image", "video"):
         m = rules.get("res_multiple") or 8
         max_side = rules.get("max_side") or 2048
@@ -62,7 +66,7 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
     out += _image_family_design(spec)
     if spec.family in ("cogvideox", "hunyuan", "animatediff"):  # video families (scaling/shapes/_video.py)
         out = _video_family_design(spec, out)
-    return out
+    return out + _prompt_design(spec, out)
 
 
 def _video_family_design(spec: ModelSpec, out: list[GenerationSetting]) -> list[GenerationSetting]:
@@ -107,9 +111,31 @@ def _image_family_design(spec: ModelSpec) -> list[GenerationSetting]:
             if h % m == 0 and w % m == 0 and h <= max_side and w <= max_side]
 
 
-def _row(call: ComponentCall) -> list[float]:
+def _prompt_design(spec: ModelSpec, out: list[GenerationSetting]) -> list[GenerationSetting]:
+    """Design points that vary the prompt's tokens (``prompt_tokens``), for the models whose text
+    length the prompt sets: the text tokens ``T`` (or ``L``) are a feature of the text encoder
+    (``1, T, T^2``) and of the denoiser (``T``, ``L T``, ``T^2``; for the mel UNets ``L`` times each
+    level). Two more token counts at the cheapest base settings (six for the mel UNets, whose
+    ``L x level`` terms need six level configurations) identify them."""
+    rule = prompt_token_rule(spec)
+    if rule is None:
+        return []
+    d = rule.default
+    others = sorted({max(1, d // 2), d * 2 if d * 2 <= rule.max_tokens else max(1, d // 4)} - {d})
+    if len(others) < 2:
+        others = sorted({1, 2, 3, max(1, d // 2)} - {d})[:2]
+    k = 6 if spec.family == "audioldm2" else 2
+    base = sorted(out, key=_cost)[:k]
+    return [replace(s, prompt_tokens=t) for s in base for t in others]
+
+
+def _cost(s: GenerationSetting) -> tuple:
+    return ((s.height or 1) * (s.width or 1) * (s.frames or 1), s.audio_seconds or 0.0)
+
+
+def _row(call: ComponentCall, basis=None) -> list[float]:
     row = []
-    for mono in call.basis:
+    for mono in (call.basis if basis is None else basis):
         v = 1.0
         for name, power in mono:
             v *= float(call.features[name]) ** power
@@ -117,51 +143,85 @@ def _row(call: ComponentCall) -> list[float]:
     return row
 
 
-def fit_model(spec: ModelSpec, settings: list[GenerationSetting] | None = None, verbose: bool = True) -> dict:
-    from profilers.flops.traced import count_call, parameter_count
+def _solve(X: np.ndarray, y: np.ndarray) -> tuple[list[float], float]:
+    """Least-squares coefficients (columns scaled for conditioning) and the worst relative miss."""
+    scale = np.abs(X).max(axis=0)
+    scale[scale == 0] = 1.0
+    beta, *_ = np.linalg.lstsq(X / scale, y, rcond=None)
+    beta = beta / scale
+    pred = X @ beta
+    denom = np.maximum(np.abs(y), 1e-9 * max(1.0, np.abs(y).max()))
+    rel = np.abs(pred - y) / np.maximum(denom, 1.0)
+    return [float(b) for b in beta], float(rel.max()) if len(rel) else 0.0
+
+
+def fit_model(spec: ModelSpec, settings: list[GenerationSetting] | None = None, verbose: bool = True,
+              previous: dict | None = None) -> dict:
+    """The closed-form table of ``spec``: FLOPs (``coef``) and values moved (``traffic``) per
+    component call, each an exact polynomial fitted to traced points.
+
+    ``previous``: the shipped table; a component whose basis, features and design are unchanged
+    keeps its FLOP coefficients as shipped (a refit in another library version can differ in the
+    last digits), only its traffic is fitted."""
+    from profilers.flops.traced import parameter_count, trace_call
 
     settings = settings or design_settings(spec)
-    points: dict[str, dict[tuple, tuple[ComponentCall, dict[str, float]]]] = {}
+    points: dict[str, dict[tuple, tuple[ComponentCall, dict[str, float], dict]]] = {}
     for s in settings:
         for call in component_calls(spec, s):
             fkey = tuple(sorted(call.features.items()))
             pts = points.setdefault(call.key, {})
             if fkey not in pts:
-                pts[fkey] = (call, count_call(spec, call).as_dict())
+                tr = trace_call(spec, call)
+                pts[fkey] = (call, tr.flops.as_dict(), tr.traffic)
                 if verbose:
-                    print(f"  {spec.key} {call.key} {dict(fkey)} {sum(pts[fkey][1].values()) / 1e12:.3f} TFLOP",
-                          file=sys.stderr)
+                    print(f"  {spec.key} {call.key} {dict(fkey)} {tr.flops.total / 1e12:.3f} TFLOP", file=sys.stderr)
+    old = (previous or {}).get("components", {})
     components = {}
     for key, pts in points.items():
-        calls = [c for c, _ in pts.values()]
+        calls = [c for c, _, _ in pts.values()]
         basis = calls[0].basis
-        X = np.array([_row(c) for c in calls])
-        scale = np.abs(X).max(axis=0)
-        scale[scale == 0] = 1.0
-        coef, resid_max = {}, 0.0
-        for op in OP_CLASSES:
-            y = np.array([flops[op] for _, flops in pts.values()])
-            beta, *_ = np.linalg.lstsq(X / scale, y, rcond=None)
-            beta = beta / scale
-            pred = X @ beta
-            denom = np.maximum(np.abs(y), 1e-9 * max(1.0, np.abs(y).max()))
-            rel = np.abs(pred - y) / np.maximum(denom, 1.0)
-            resid_max = max(resid_max, float(rel.max()) if len(rel) else 0.0)
-            coef[op] = [float(b) for b in beta]
         if len(pts) < len(basis):
             raise RuntimeError(f"{spec.key} {key}: {len(pts)} design points for {len(basis)} coefficients")
-        components[key] = {
-            "role": calls[0].role,
-            "features": sorted(calls[0].features),
-            "basis": [list(map(list, m)) for m in basis],
-            "coef": coef,
-            "design": [dict(k) for k in pts],
-            "n_points": len(pts),
-            "max_rel_residual": resid_max,
-        }
-        if resid_max > MAX_REL_RESIDUAL:
-            print(f"WARNING {spec.key} {key}: polynomial misses a traced point by {resid_max:.2e} (relative)",
-                  file=sys.stderr)
+        X = np.array([_row(c) for c in calls])
+        byte_basis = calls[0].traffic_basis
+        Xb = np.array([_row(c, byte_basis) for c in calls])
+        if len(pts) < len(byte_basis):
+            raise RuntimeError(f"{spec.key} {key}: {len(pts)} design points for {len(byte_basis)} traffic coefficients")
+        design = [dict(k) for k in pts]
+        entry = {"role": calls[0].role, "features": sorted(calls[0].features),
+                 "basis": [list(map(list, m)) for m in basis]}
+        if byte_basis != basis:
+            entry["traffic_basis"] = [list(map(list, m)) for m in byte_basis]
+        prev = old.get(key)
+        if prev is not None and prev["basis"] == entry["basis"] and set(prev["features"]) <= set(entry["features"]) \
+                and prev["design"] == [{f: d[f] for f in prev["features"]} for d in design]:
+            coef, resid_max = prev["coef"], prev["max_rel_residual"]
+        else:
+            coef, resid_max = {}, 0.0
+            for op in OP_CLASSES:
+                coef[op], r = _solve(X, np.array([flops[op] for _, flops, _ in pts.values()]))
+                resid_max = max(resid_max, r)
+        # traffic: exact polynomials too; the miss is measured against the call's whole traffic
+        # (bytes at bf16 widths), as the FLOP tests measure an op class against the call's FLOPs
+        total = np.array([2.0 * sum(tr["activation"].values()) + 2.0 * sum(tr["weight"].values())
+                          + sum(tr["fixed_byte"].values()) for _, _, tr in pts.values()])
+        traffic, traffic_resid = {}, 0.0
+        for kind in KINDS:
+            traffic[kind] = {}
+            width = 1.0 if kind == "fixed_byte" else 2.0
+            for cls in BYTE_CLASSES:
+                y = np.array([tr[kind][cls] for _, _, tr in pts.values()])
+                traffic[kind][cls], _ = _solve(Xb, y)
+                miss = np.abs(Xb @ np.array(traffic[kind][cls]) - y) * width / np.maximum(total, 1.0)
+                traffic_resid = max(traffic_resid, float(miss.max()) if len(miss) else 0.0)
+        entry.update({"coef": coef, "traffic": traffic, "design": design, "n_points": len(pts),
+                      "max_rel_residual": resid_max, "traffic_max_rel_residual": traffic_resid})
+        components[key] = entry
+        for what, r in (("FLOP", resid_max), ("traffic", traffic_resid)):
+            if r > MAX_REL_RESIDUAL:
+                print(f"WARNING {spec.key} {key}: the {what} polynomial misses a traced point by {r:.2e} (relative)",
+                      file=sys.stderr)
     import diffusers
     import torch
     import transformers
@@ -173,22 +233,56 @@ def fit_model(spec: ModelSpec, settings: list[GenerationSetting] | None = None, 
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                      "transformers": transformers.__version__},
         "convention": "FLOP of one call for one sample; one multiply-add = 2 FLOP; attention QK^T and AV counted",
+        "traffic_convention": TRAFFIC_CONVENTION,
         "params": {name: parameter_count(spec, name) for name in spec.components},
         "components": components,
     }
 
 
+TRAFFIC_CONVENTION = (
+    "values moved by one call for one sample (profilers/flops/counting.py): traffic[kind][class] = polynomial "
+    "coefficients on the component's traffic_basis (its FLOP basis where absent); kind activation (floating activation values read + written), weight "
+    "(parameter and buffer values read, once per op that reads them), fixed_byte (bytes of integer, boolean, "
+    "float64 and complex tensors); classes attention, linear, conv, other, elementwise; fused SDPA moves Q, K, V, "
+    "O; eager attention its score matrix; views move nothing")
+
+
+def _build_one(key: str) -> tuple[str, dict, float]:
+    spec = resolve_model(key)
+    path = OUT_DIR / f"{spec.key}.json"
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    t0 = time.perf_counter()
+    table = fit_model(spec, previous=previous, verbose=False)
+    path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    return spec.key, table, time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    keys = argv or [s.key for s in list_models()]
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m profilers.flops.build_closed_form", description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="*", help="model keys (default: every registered architecture)")
+    ap.add_argument("-j", "--jobs", type=int, default=1, help="models traced in parallel (processes; default 1)")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    keys = args.models or [s.key for s in list_models()]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for key in keys:
-        spec = resolve_model(key)
-        print(f"{spec.key}: tracing", file=sys.stderr)
-        table = fit_model(spec)
-        (OUT_DIR / f"{spec.key}.json").write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
-        worst = max(c["max_rel_residual"] for c in table["components"].values())
-        print(f"{spec.key}: wrote {len(table['components'])} components, worst residual {worst:.1e}")
+
+    def report(key: str, table: dict, seconds: float) -> None:
+        comps = table["components"].values()
+        worst = max(c["max_rel_residual"] for c in comps)
+        worst_t = max(c["traffic_max_rel_residual"] for c in comps)
+        print(f"{key}: wrote {len(table['components'])} components in {seconds:.0f} s, worst residual FLOP "
+              f"{worst:.1e}, traffic {worst_t:.1e}", flush=True)
+
+    if args.jobs <= 1:
+        for key in keys:
+            report(*_build_one(key))
+        return 0
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for key, table, seconds in pool.map(_build_one, keys):
+            report(key, table, seconds)
     return 0
 
 

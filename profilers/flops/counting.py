@@ -72,6 +72,9 @@ _PASS = {aten.sym_is_contiguous.default, aten.is_contiguous.default, aten.is_con
 # metadata-only ops that the schema does not mark as views
 _METADATA = {"aten._unsafe_view", "aten.lift_fresh", "aten._reshape_alias", "aten.detach", "aten.alias"}
 _NO_WRITE = {"aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty", "aten.new_empty_strided"}
+# ops that decompose on the meta device (index arithmetic) but are one kernel on a GPU: their
+# traffic is their input and output, not the decomposition's
+_ONE_KERNEL = ("aten.upsample_", "aten._upsample_")
 _NO_READ_SELF = {"aten.copy_", "aten.fill_", "aten.zero_", "aten.normal_", "aten.uniform_"}
 
 # per-op kinds (cached per OpOverload)
@@ -217,6 +220,7 @@ class OpCounter(TorchDispatchMode):
         self._active: list[Counts] = [self.total]
         self.in_attention = 0
         self.in_sdpa = 0
+        self.in_kernel = 0
         self._weights = WeakIdKeyDictionary()
         for t in state:
             self._weights[t] = True
@@ -296,9 +300,16 @@ class OpCounter(TorchDispatchMode):
             info = self._kinds[func] = _kind(func)
         kind, name, decomposes = info
         if decomposes:  # as FlopCounterMode: an op without a FLOP formula that decomposes is counted as its parts
-            with self:
-                r = func.decompose(*args, **kwargs)
+            one_kernel = name.startswith(_ONE_KERNEL)
+            self.in_kernel += one_kernel
+            try:
+                with self:
+                    r = func.decompose(*args, **kwargs)
+            finally:
+                self.in_kernel -= one_kernel
             if r is not NotImplemented:
+                if one_kernel and not (self.in_sdpa or self.in_kernel):
+                    self._move("elementwise", _tensors(args) + _tensors(kwargs.values()), _tensors([r]))
                 return r
         key = None
         if kind in (_PLAIN, _FLOP, _EMBED):
@@ -357,7 +368,7 @@ class OpCounter(TorchDispatchMode):
             if scored:
                 for t in _tensors([out]):
                     self._scores[t] = True
-        if self.in_sdpa:
+        if self.in_sdpa or self.in_kernel:
             return out
         writes = _tensors([out])
         if kind == _EMBED:  # embedding(weight, indices): reads the gathered rows only

@@ -119,10 +119,12 @@ def _diffusers_class(name: str):
     cls = getattr(diffusers, name, None)
     if cls is None:  # classes not exported at top level
         from diffusers.pipelines.audioldm2.modeling_audioldm2 import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel
+        from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
         from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
 
         cls = {"AudioLDM2UNet2DConditionModel": AudioLDM2UNet2DConditionModel,
                "AudioLDM2ProjectionModel": AudioLDM2ProjectionModel,
+               "LTXLatentUpsamplerModel": LTXLatentUpsamplerModel,
                "StableAudioProjectionModel": StableAudioProjectionModel}.get(name)
     if cls is None:
         raise ProfilerError(f"diffusers has no class {name!r}")
@@ -257,6 +259,7 @@ BUILDERS: dict[str, Builder] = _one_table(_SHARED_BUILDERS, _inputs_image.BUILDE
 """Component class name -> input builder: ``(spec, call, module) -> (fn, kwargs)``, where
 ``fn(**kwargs)`` runs one call for ONE sample."""
 
-COMPOSERS: dict[tuple[str, str], Composer] = _one_table(_inputs_video.COMPOSERS, _inputs_audio.COMPOSERS)
+COMPOSERS: dict[tuple[str, str], Composer] = _one_table(_inputs_image.COMPOSERS, _inputs_video.COMPOSERS,
+                                                        _inputs_audio.COMPOSERS)
 """(family, component) -> the function that builds the module the family really runs for that
 component from the components it is made of (``compose(component_by_name) -> module``)."""

@@ -3,14 +3,19 @@
 ``write_report("report.html")`` (or ``scaling report --out report.html``) writes a single page
 with plotly.js inlined, so it opens offline. It holds:
 
-- the energy breakdown per component (text encoder, denoiser, decoder, vocoder) of several
-  models at their default settings, as stacked bars with the 90% interval of the total;
-- scaling curves with their 90% interval bands: energy against resolution, frames, steps and
-  audio length, one figure per model (by default a video, two image and an audio model);
-- a GPU comparison: one model's setting across GPUs, never-measured GPUs marked.
+- the energy per component (text encoder, denoiser, decoder, vocoder) of several models at
+  their default settings, per output: grouped bars on a log axis (the denoiser is often 99% of
+  the total, which a linear stack hides) and a table of each component's share;
+- scaling curves with their 90% interval bands: energy per output against resolution, frames,
+  steps and audio length, one figure per model (by default a video, two image and an audio model);
+- a GPU comparison: one model's setting across GPUs, ranked by energy per output among the GPUs
+  it fits; never-measured GPUs hatched, GPUs it does not fit shown apart and not ranked.
 
-Every figure is a prediction of the law (``scaling.predict``), never a measurement. plotly is
-imported lazily, only when a figure is drawn: the predict path never pulls it in.
+The data come from the DataFrame API (``scaling.predict_grid(...).to_frame()`` and
+``scaling.compare(...).to_frame()``, scaling/app/frames.py), so the page shows the columns a
+notebook would. Every axis title names its unit and whether it is per output or per call.
+Every figure is a prediction of the law, never a measurement. plotly is imported lazily, only
+when a figure is drawn: the predict path never pulls it in.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from scaling._files import check_output, write_text_atomic
+from scaling.app.report_figures import (  # noqa: F401  (the figures' names, re-exported)
+    AXES_BY_MODALITY, AXIS_TITLES, ENERGY_TITLE, ROLE_COLORS, ROLES, _component_energy, _describe, _fmt_j,
+    _go, _grid_kwargs, _law, _short, breakdown_figure, curves_figure, gpu_figure, log_axis, scaling_curve,
+    sweep_values,
+)
 from scaling.errors import ScalingError
 
 DEFAULT_BREAKDOWN_MODELS = (
@@ -33,29 +43,6 @@ DEFAULT_BREAKDOWN_MODELS = (
 DEFAULT_CURVE_MODELS = ("wan2.1", "sd2.1", "flux-dev", "audioldm2")
 """One default model per modality (two for images) for the scaling curves."""
 
-AXES_BY_MODALITY = {
-    "video": ("resolution", "frames", "steps"),
-    "image": ("resolution", "steps"),
-    "audio": ("seconds", "steps"),
-}
-AXIS_TITLES = {
-    "resolution": "pixels per frame (megapixels)",
-    "frames": "frames",
-    "steps": "denoising steps",
-    "seconds": "audio length (s)",
-}
-ROLE_COLORS = {
-    "text_encoder": "#4C78A8",
-    "denoiser": "#F58518",
-    "decoder": "#54A24B",
-    "vocoder": "#B279A2",
-    "upsampler": "#E45756",
-}
-_OTHER_COLORS = ("#72B7B2", "#EECA3B", "#9D755D", "#BAB0AC")
-MEASURED_COLOR = "#4C78A8"
-UNMEASURED_COLOR = "#BAB0AC"
-J_PER_WH = 3600.0
-
 
 @dataclass
 class Report:
@@ -65,261 +52,7 @@ class Report:
     figures: list[str] = field(default_factory=list)     # div ids of the plotly figures, in order
     skipped: list[str] = field(default_factory=list)     # what could not be predicted, and why
     law: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)   # per figure: kind, model, modality, GPUs
-
-
-# -- sweeps -------------------------------------------------------------------------------------
-
-def sweep_values(spec, axis: str) -> list[Any]:
-    """Valid values of ``axis`` for ``spec`` around its default setting (the model's own rules).
-
-    resolution -> ``(width, height)`` pairs keeping the default aspect ratio; frames -> counts
-    of the model's ``k*step+1`` form; steps -> step counts; seconds -> audio lengths.
-    """
-    d, rules = spec.defaults, spec.rules
-    if axis == "resolution":
-        w0, h0 = d["width"], d["height"]
-        mult = rules.get("res_multiple") or 8
-        max_side = rules.get("max_side") or 2048
-        out = []
-        for f in (0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 1.75, 2.0):
-            w = max(mult, int(round(w0 * f / mult)) * mult)
-            h = max(mult, int(round(h0 * f / mult)) * mult)
-            if max(w, h) <= max_side and (w, h) not in out:
-                out.append((w, h))
-        return out
-    if axis == "frames":
-        step = rules.get("frame_step") or 1
-        max_frames = rules.get("max_frames") or 4 * d["frames"]
-        top = min(max_frames, 2 * d["frames"])
-        out = sorted({min(top, max(1, step * k + 1)) for k in _spread(0, (top - 1) // step, 8)} | {d["frames"]})
-        return [f for f in out if (f - 1) % step == 0 and f <= max_frames]
-    if axis == "steps":
-        s0 = d["steps"]
-        vals = {max(1, int(round(s0 * f))) for f in (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)}
-        return sorted(v for v in vals if v <= 10_000)
-    if axis == "seconds":
-        s0 = d["audio_seconds"]
-        max_s = rules.get("max_audio_s") or 4 * s0
-        vals = {round(s0 * f, 2) for f in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)}
-        return sorted(v for v in vals if 0 < v <= max_s + 1e-9)
-    raise ScalingError(f"unknown sweep axis {axis!r}: use one of {', '.join(AXIS_TITLES)}")
-
-
-def _spread(lo: int, hi: int, n: int) -> list[int]:
-    if hi <= lo:
-        return [lo]
-    return sorted({lo + round(i * (hi - lo) / (n - 1)) for i in range(n)})
-
-
-def _setting_kwargs(axis: str, value: Any) -> dict[str, Any]:
-    if axis == "resolution":
-        return {"res": f"{value[0]}x{value[1]}"}
-    return {axis: value}
-
-
-def _x_of(axis: str, value: Any) -> float:
-    return value[0] * value[1] / 1e6 if axis == "resolution" else float(value)
-
-
-def _x_label(axis: str, value: Any) -> str:
-    if axis == "resolution":
-        return f"{value[0]}x{value[1]}"
-    if axis == "seconds":
-        return f"{value:g} s"
-    return f"{value} {axis}"
-
-
-def scaling_curve(model, axis: str, *, values: Sequence[Any] | None = None, law: Any = None, **predict_kwargs: Any):
-    """Predictions of ``model`` along ``axis`` (other fields at their defaults): ``[(value, Estimate)]``."""
-    from scaling.app.estimate import predict
-    from scaling.registry import ModelSpec, resolve_model
-
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-    law_obj = _law(law)
-    out = []
-    for v in values if values is not None else sweep_values(spec, axis):
-        out.append((v, predict(spec, law=law_obj, **predict_kwargs, **_setting_kwargs(axis, v))))
-    return out
-
-
-# -- figures ------------------------------------------------------------------------------------
-
-def _go():
-    try:
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-    except ImportError:
-        raise ScalingError("the report needs plotly: pip install 'diffusion-energy-scaling[report]'") from None
-    return go, make_subplots
-
-
-def _role_color(role: str, seen: dict[str, str]) -> str:
-    if role in ROLE_COLORS:
-        return ROLE_COLORS[role]
-    if role not in seen:
-        seen[role] = _OTHER_COLORS[len(seen) % len(_OTHER_COLORS)]
-    return seen[role]
-
-
-def _short(model_id: str) -> str:
-    return model_id.split("/")[-1]
-
-
-def _describe(setting) -> str:
-    from scaling.app.commands._common import describe_setting
-
-    return f"{describe_setting(setting)}, {setting.steps} steps"
-
-
-def breakdown_figure(estimates: Sequence[Any], title: str | None = None):
-    """Stacked bars of energy per component (Wh), one panel per modality, the total's 90% interval on top."""
-    go, make_subplots = _go()
-    modalities = [m for m in ("video", "image", "audio") if any(e.setting.modality == m for e in estimates)]
-    fig = make_subplots(rows=1, cols=max(1, len(modalities)), subplot_titles=[f"{m} models" for m in modalities],
-                        horizontal_spacing=0.08)
-    other: dict[str, str] = {}
-    roles: list[str] = []
-    for e in estimates:
-        for c in e.components:
-            if c.role not in roles:
-                roles.append(c.role)
-    for col, modality in enumerate(modalities, 1):
-        group = [e for e in estimates if e.setting.modality == modality]
-        names = [_short(e.model_id) for e in group]
-        for role in roles:
-            ys, texts = [], []
-            for e in group:
-                c = next((c for c in e.components if c.role == role), None)
-                ys.append(None if c is None else c.energy_j / J_PER_WH)
-                texts.append("" if c is None else
-                             f"{c.energy_j:,.0f} J ({c.energy_lo_j:,.0f} - {c.energy_hi_j:,.0f}), "
-                             f"{c.energy_j / e.energy_j:.0%} of total")
-            fig.add_trace(go.Bar(x=names, y=ys, name=role, legendgroup=role, showlegend=col == 1,
-                                 marker_color=_role_color(role, other), hovertext=texts,
-                                 hovertemplate="%{x}<br>" + role + ": %{y:.3g} Wh<br>%{hovertext}<extra></extra>"),
-                          row=1, col=col)
-        fig.add_trace(go.Scatter(
-            x=names, y=[e.energy_j / J_PER_WH for e in group], mode="markers", name="total, 90% interval",
-            legendgroup="total", showlegend=col == 1, marker=dict(color="black", symbol="line-ew-open", size=14),
-            error_y=dict(type="data", symmetric=False, color="black",
-                         array=[(e.energy_hi_j - e.energy_j) / J_PER_WH for e in group],
-                         arrayminus=[(e.energy_j - e.energy_lo_j) / J_PER_WH for e in group]),
-            hovertext=[f"{_describe(e.setting)}; total {e.energy_j:,.0f} J ({e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f})"
-                       for e in group],
-            hovertemplate="%{x}<br>%{hovertext}<extra></extra>"), row=1, col=col)
-        fig.update_yaxes(title_text="energy per generation (Wh)" if col == 1 else None, row=1, col=col)
-    fig.update_layout(barmode="stack", title=title or "Energy per component (default setting of each model)",
-                      height=480, legend=dict(orientation="h", y=-0.25), margin=dict(t=70, b=120))
-    return fig
-
-
-def curves_figure(model, *, axes: Sequence[str] | None = None, law: Any = None, title: str | None = None,
-                  curves: dict[str, list] | None = None, **predict_kwargs: Any):
-    """Energy (Wh) of ``model`` against each axis of its modality, with the 90% interval band."""
-    from scaling.registry import ModelSpec, resolve_model
-
-    go, make_subplots = _go()
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-    axes = list(axes or AXES_BY_MODALITY[spec.modality])
-    if curves is None:
-        curves = {a: scaling_curve(spec, a, law=law, **predict_kwargs) for a in axes}
-    fig = make_subplots(rows=1, cols=len(axes), subplot_titles=[f"energy vs {AXIS_TITLES[a].split(' (')[0]}"
-                                                               for a in axes], horizontal_spacing=0.07)
-    for col, axis in enumerate(axes, 1):
-        pts = curves[axis]
-        xs = [_x_of(axis, v) for v, _ in pts]
-        ests = [e for _, e in pts]
-        first = col == 1
-        fig.add_trace(go.Scatter(x=xs, y=[e.energy_hi_j / J_PER_WH for e in ests], mode="lines",
-                                 line=dict(width=0), showlegend=False, hoverinfo="skip", legendgroup="band"),
-                      row=1, col=col)
-        fig.add_trace(go.Scatter(x=xs, y=[e.energy_lo_j / J_PER_WH for e in ests], mode="lines",
-                                 line=dict(width=0), fill="tonexty", fillcolor="rgba(245,133,24,0.25)",
-                                 name="90% interval", showlegend=first, hoverinfo="skip", legendgroup="band"),
-                      row=1, col=col)
-        fig.add_trace(go.Scatter(
-            x=xs, y=[e.energy_j / J_PER_WH for e in ests], mode="lines+markers", name="predicted energy",
-            showlegend=first, legendgroup="total", line=dict(color="#F58518", width=2),
-            hovertext=[f"{_x_label(axis, v)}: {e.energy_j:,.0f} J ({e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}), "
-                       f"{e.time_s:.3g} s" for v, e in pts],
-            hovertemplate="%{hovertext}<extra></extra>"), row=1, col=col)
-        default = spec.defaults
-        dx = _default_x(axis, default)
-        if dx is not None:
-            fig.add_vline(x=dx, line=dict(color="grey", dash="dot", width=1), row=1, col=col)
-        fig.update_xaxes(title_text=AXIS_TITLES[axis], row=1, col=col)
-        fig.update_yaxes(title_text="energy per generation (Wh)" if first else None, rangemode="tozero",
-                         row=1, col=col)
-    e0 = curves[axes[0]][0][1]
-    fig.update_layout(
-        title=title or (f"{spec.id} on {e0.gpu_name}, {e0.precision}: scaling curves "
-                        f"(dotted line: default setting; other fields at their defaults)"),
-        height=400, legend=dict(orientation="h", y=-0.22), margin=dict(t=80, b=100))
-    return fig
-
-
-def _default_x(axis: str, d) -> float | None:
-    if axis == "resolution":
-        return d["width"] * d["height"] / 1e6
-    if axis == "frames":
-        return d.get("frames")
-    if axis == "steps":
-        return d.get("steps")
-    if axis == "seconds":
-        return d.get("audio_seconds")
-    return None
-
-
-def gpu_figure(estimates: Sequence[Any], title: str | None = None):
-    """Energy and time of one setting across GPUs, ranked; never-measured GPUs hatched and grey."""
-    go, make_subplots = _go()
-    ests = sorted(estimates, key=lambda e: e.energy_j)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("energy per generation (Wh), 90% interval",
-                                                        "time per generation (s), 90% interval"),
-                        horizontal_spacing=0.1)
-    for measured, name, color, pattern in ((True, "GPU in the law's data", MEASURED_COLOR, ""),
-                                           (False, "never measured: predicted from registry figures",
-                                            UNMEASURED_COLOR, "/")):
-        group = [e for e in ests if bool(e.gpu_measured) == measured]
-        if not group:
-            continue
-        labels = [e.gpu for e in group]
-        hover = [f"{e.gpu_name}: {e.energy_j:,.0f} J ({e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}), "
-                 f"{e.time_s:.3g} s ({e.time_lo_s:.3g} - {e.time_hi_s:.3g})"
-                 + ("" if measured else " - never measured") for e in group]
-        marker = dict(color=color, pattern=dict(shape=pattern), line=dict(color="#333", width=0.5))
-        fig.add_trace(go.Bar(
-            x=labels, y=[e.energy_j / J_PER_WH for e in group], name=name, legendgroup=name, marker=marker,
-            error_y=dict(type="data", symmetric=False, array=[(e.energy_hi_j - e.energy_j) / J_PER_WH for e in group],
-                         arrayminus=[(e.energy_j - e.energy_lo_j) / J_PER_WH for e in group]),
-            hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Bar(
-            x=labels, y=[e.time_s for e in group], name=name, legendgroup=name, showlegend=False, marker=marker,
-            error_y=dict(type="data", symmetric=False, array=[e.time_hi_s - e.time_s for e in group],
-                         arrayminus=[e.time_s - e.time_lo_s for e in group]),
-            hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"), row=1, col=2)
-    order = [e.gpu for e in ests]
-    for col, values in ((1, [e.energy_j for e in ests]), (2, [e.time_s for e in ests])):
-        fig.update_xaxes(categoryorder="array", categoryarray=order, tickangle=-45, row=1, col=col)
-        # a wide spread (old boards at fp32 next to new ones) would flatten the rest: log axis
-        if min(values) > 0 and max(values) / min(values) > 20:
-            fig.update_yaxes(type="log", row=1, col=col)
-    e0 = ests[0]
-    fig.update_layout(
-        title=title or f"{e0.model_id}, {_describe(e0.setting)}, {e0.precision}: GPUs ranked by energy",
-        height=460, barmode="relative", legend=dict(orientation="h", y=-0.4), margin=dict(t=80, b=150))
-    return fig
-
-
-# -- the page -----------------------------------------------------------------------------------
-
-def _law(law: Any):
-    from fits.law_file import load_law
-
-    if law is None or isinstance(law, str) or hasattr(law, "__fspath__"):
-        return load_law(law)
-    return law
+    meta: dict[str, Any] = field(default_factory=dict)   # per figure: kind, model, modality, GPUs, axis titles
 
 
 def _try(skipped: list[str], what: str, fn, strict: bool):
@@ -374,6 +107,55 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _missing(v) -> bool:
+    import pandas as pd
+
+    return v is None or bool(pd.isna(v))
+
+
+def _axis_titles(fig) -> list[str]:
+    """Every axis title of a figure (for the page's metadata: a test checks their units)."""
+    out = []
+    for name in dir(fig.layout):
+        if name.startswith(("xaxis", "yaxis")):
+            t = getattr(fig.layout, name).title.text
+            if t:
+                out.append(t)
+    return out
+
+
+def _breakdown(specs, names, common, skipped, strict):
+    """(estimates, frame) of the breakdown: one ``predict_grid`` row per model at its default setting."""
+    import pandas as pd
+
+    from scaling.app.planning import predict_grid
+
+    grids = [g for g in (_try(skipped, f"breakdown of {specs[n].id}",
+                              lambda n=n: predict_grid(specs[n], **_grid_kwargs(**common)), strict) for n in names)
+             if g is not None]
+    if not grids:
+        raise ScalingError("no model of the report could be predicted: " + "; ".join(skipped))
+    return [e for g in grids for e in g.estimates], pd.concat([g.to_frame() for g in grids], ignore_index=True)
+
+
+def _gpu_comparison(model, gpu_list, common, setting, skipped, strict):
+    """The ``Comparison`` of ``model`` across ``gpu_list`` (each GPU on its own when one fails and not ``strict``)."""
+    from scaling.app.planning import compare, rank_rows
+
+    kw = dict(law=common["law"], region=common["region"], intensity=common["intensity"], pue=common["pue"],
+              precision=common["precision"], **setting)
+    try:
+        return compare(model, gpus=[g.key for g in gpu_list], **kw)
+    except (ScalingError, NotImplementedError):
+        if strict:
+            raise
+    rows = []
+    for g in gpu_list:
+        res = _try(skipped, f"{model.id} on {g.key}", lambda g=g: compare(model, gpus=[g.key], **kw), False)
+        rows += list(res or [])
+    return rank_rows(rows)
+
+
 def build_report(
     models: Sequence[str] | None = None,
     *,
@@ -396,50 +178,58 @@ def build_report(
     compared (default: every registry GPU).
     """
     from scaling._version import __version__
+    from scaling.app.commands._out import fmt_g, fmt_s, fmt_wh, plural
     from scaling.hardware import DEFAULT_GPU, list_gpus, resolve_gpu
-    from scaling.app.estimate import predict
     from scaling.registry import resolve_model
 
-    go, _ = _go()
+    _go()
     strict = bool(models)
     names = list(models) if models else list(DEFAULT_BREAKDOWN_MODELS)
     curve_names = list(models) if models else list(DEFAULT_CURVE_MODELS)
     specs = {n: resolve_model(n) for n in dict.fromkeys(names + curve_names)}
     gpu_spec = resolve_gpu(gpu or DEFAULT_GPU)
     law_obj = _law(law)
-    common = dict(gpu=gpu_spec, law=law_obj, region=region, intensity=intensity, pue=pue, precision=precision)
+    common = dict(gpu=gpu_spec.key, law=law_obj, region=region, intensity=intensity, pue=pue, precision=precision)
     skipped: list[str] = []
     sections: list[str] = []
     figures: list[tuple[str, Any]] = []
     fig_meta: list[dict[str, Any]] = []
 
+    def add(fid: str, fig, **meta) -> None:
+        figures.append((fid, fig))
+        fig_meta.append({"id": fid, **meta, "axis_titles": _axis_titles(fig)})
+
     # 1. breakdown
-    estimates = [e for e in (_try(skipped, f"breakdown of {specs[n].id}", lambda n=n: predict(specs[n], **common),
-                                  strict) for n in names) if e is not None]
-    if not estimates:
-        raise ScalingError("no model of the report could be predicted: " + "; ".join(skipped))
+    estimates, frame = _breakdown(specs, names, common, skipped, strict)
     ref = estimates[0]
     law_name = ref.law
-    figures.append(("fig-breakdown", breakdown_figure(estimates)))
-    fig_meta.append({"id": "fig-breakdown", "kind": "breakdown", "models": [e.model_id for e in estimates]})
+    add("fig-breakdown", breakdown_figure(estimates), kind="breakdown", models=[e.model_id for e in estimates])
+    roles = [r for r in ROLES if any(_component_energy(e, r) for e in estimates)]
     rows = []
-    for e in estimates:
-        comp = {c.role: c for c in e.components}
-        rows.append([_short(e.model_id), _describe(e.setting)]
-                    + [_fmt_j(comp[r].energy_j) if r in comp else "-" for r in ("text_encoder", "denoiser", "decoder", "vocoder")]
-                    + [f"{e.energy_j:,.0f}", f"{e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}", f"{e.energy_wh:.3g}",
-                       f"{e.time_s:.3g}", f"{e.co2e_g:.3g}"])
+    for e, rec in zip(estimates, frame.itertuples()):
+        cells = []
+        for r in roles:
+            part = _component_energy(e, r)
+            cells.append("-" if part is None else
+                         f"{_fmt_j(part[0])} ({part[0] * e.setting.n_outputs / e.energy_j:.1%})")
+        rows.append([_short(e.model_id), _describe(e.setting)] + cells
+                    + [_fmt_j(rec.energy_per_output_j),
+                       f"{_fmt_j(rec.energy_per_output_lo_j)} - {_fmt_j(rec.energy_per_output_hi_j)}",
+                       fmt_wh(rec.energy_per_output_j), fmt_s(rec.time_s), fmt_g(rec.co2e_per_output_g)])
     sections.append(
         "<h2>Energy per component</h2>"
-        f"<p class='note'>Each model at its default setting on {html.escape(gpu_spec.name)}. Bars stack the predicted "
-        "GPU energy of the text encoder(s), the denoiser (all steps, both CFG passes), the decoder and the vocoder; "
-        "the black mark is the total with its 90% interval.</p>"
+        f"<p class='note'>Each model at its default setting (batch 1: one output per call) on "
+        f"{html.escape(gpu_spec.name)}. Bars: the predicted GPU energy per output of the text encoder(s), the "
+        "denoiser (all steps, both CFG passes), the decoder and the vocoder, with their 90% intervals, on a log "
+        "axis (the denoiser is often 99% of the total: a linear stack would hide the rest); the black mark is the "
+        "total with its 90% interval. The table gives each component's share of the total.</p>"
         "<div id='slot-fig-breakdown'></div>"
-        + _table(["model", "setting", "text encoder J", "denoiser J", "decoder J", "vocoder J", "total J",
-                  f"{ref.interval:.0%} interval J", "total Wh", "time s", "CO2e g"], rows))
+        + _table(["model", "setting"] + [f"{r.replace('_', ' ')} per output (share)" for r in roles]
+                 + ["total per output", f"{ref.interval:.0%} interval", "total Wh per output", "time per call",
+                    "CO2e per output"], rows))
 
     # 2. scaling curves
-    curve_html = ["<h2>Scaling curves</h2><p class='note'>Predicted energy per generation against one setting "
+    curve_html = ["<h2>Scaling curves</h2><p class='note'>Predicted energy per output against one setting "
                   "at a time, the others at the model's defaults; the band is the 90% interval of the law. "
                   "Resolutions keep the model's default aspect ratio; frame counts follow the model's "
                   "<code>k*step+1</code> rule.</p>"]
@@ -451,34 +241,39 @@ def build_report(
         if curves is None:
             continue
         fid = f"fig-curves-{len(figures)}"
-        figures.append((fid, curves_figure(spec, axes=axes, curves=curves)))
-        fig_meta.append({"id": fid, "kind": "curves", "model": spec.id, "modality": spec.modality, "axes": list(axes)})
+        add(fid, curves_figure(spec, axes=axes, curves=curves), kind="curves", model=spec.id,
+            modality=spec.modality, axes=list(axes))
         curve_html.append(f"<h3>{html.escape(spec.id)} ({spec.modality})</h3><div id='slot-{fid}'></div>")
     sections.append("".join(curve_html))
 
     # 3. GPU comparison
     gpu_model = specs[names[0]] if models else resolve_model("wan2.1")
-    gpu_kwargs = {} if models else {"res": "480p", "frames": 81}
+    gpu_setting = {} if models else {"res": "480p", "frames": 81}
     gpu_list = [resolve_gpu(g) for g in gpus] if gpus else list_gpus()
-    by_gpu = [e for e in (_try(skipped, f"{gpu_model.id} on {g.key}",
-                               lambda g=g: predict(gpu_model, **{**common, "gpu": g}, **gpu_kwargs), bool(gpus))
-                          for g in gpu_list) if e is not None]
-    if by_gpu:
-        figures.append(("fig-gpus", gpu_figure(by_gpu)))
-        fig_meta.append({"id": "fig-gpus", "kind": "gpus", "model": gpu_model.id, "gpus": [e.gpu for e in by_gpu],
-                         "never_measured": [e.gpu for e in by_gpu if not e.gpu_measured]})
-        best = min(e.energy_j for e in by_gpu)
-        rows = [[e.gpu, e.gpu_name, f"{e.energy_j:,.0f}", f"{e.energy_lo_j:,.0f} - {e.energy_hi_j:,.0f}",
-                 f"{e.energy_j / best:.2f}x", f"{e.time_s:.3g}", f"{e.co2e_g:.3g}",
-                 "measured" if e.gpu_measured else "never measured"] for e in sorted(by_gpu, key=lambda e: e.energy_j)]
+    comparison = _gpu_comparison(gpu_model, gpu_list, common, gpu_setting, skipped, bool(gpus))
+    if len(comparison):
+        by_gpu = comparison.to_frame()
+        add("fig-gpus", gpu_figure(by_gpu), kind="gpus", model=gpu_model.id, gpus=by_gpu["gpu"].tolist(),
+            never_measured=by_gpu.loc[~by_gpu["gpu_measured"], "gpu"].tolist(),
+            not_fitting=by_gpu.loc[~by_gpu["fits_memory"], "gpu"].tolist())
+        best = comparison.best.energy_per_output_j if comparison.best else None
+        rows = [["-" if _missing(r.rank) else int(r.rank), r.gpu, r.gpu_name,
+                 _fmt_j(r.energy_per_output_j), f"{_fmt_j(r.energy_per_output_lo_j)} - {_fmt_j(r.energy_per_output_hi_j)}",
+                 f"{r.energy_per_output_j / best:.2f}x" if best and r.fits_memory else "-", fmt_s(r.time_s),
+                 fmt_g(r.co2e_per_output_g),
+                 "does not fit" if not r.fits_memory else r.memory_fit,
+                 "measured" if r.gpu_measured else "never measured"] for r in by_gpu.itertuples()]
+        setting = comparison[0].estimate.setting
         sections.append(
             "<h2>GPU comparison</h2>"
-            f"<p class='note'>{html.escape(gpu_model.id)}, {html.escape(_describe(by_gpu[0].setting))}, "
-            f"{html.escape(by_gpu[0].precision)}, ranked by predicted energy. Hatched grey bars are GPUs the law never "
+            f"<p class='note'>{html.escape(gpu_model.id)}, {html.escape(_describe(setting))}, "
+            f"{html.escape(str(by_gpu['precision'].iloc[0]))} ({plural(setting.n_outputs, 'output')} per call), "
+            "ranked by predicted energy per output among the GPUs it fits. Hatched grey bars are GPUs the law never "
             "saw a measurement on: their figures come from the hardware registry (peak FLOP/s, memory bandwidth, "
-            "board power) and carry the widest uncertainty.</p><div id='slot-fig-gpus'></div>"
-            + _table(["gpu", "name", "energy J", f"{ref.interval:.0%} interval J", "vs best", "time s", "CO2e g",
-                      "gpu data"], rows))
+            "board power) and carry the widest uncertainty. Red outlines: the pipeline does not fit in the GPU's "
+            "memory even with model CPU offload; they are not ranked.</p><div id='slot-fig-gpus'></div>"
+            + _table(["#", "gpu", "name", "energy per output", f"{ref.interval:.0%} interval", "vs best",
+                      "time per call", "CO2e per output", "memory", "gpu data"], rows))
 
     if skipped:
         sections.append("<h2>Not shown</h2><ul class='skipped'>"
@@ -501,7 +296,9 @@ def build_report(
         f"({html.escape(gpu_spec.key)}) &middot; precision: {html.escape(ref.precision)} &middot; "
         f"{html.escape(carbon)} &middot; diffusion-energy-scaling {html.escape(__version__)}</p>"
         "<p class='note'>Every figure on this page is an estimate of GPU energy from a fitted scaling law on the "
-        "FLOPs of each component (CPU and RAM not included), not a measurement. Intervals are 90%.</p>"
+        "FLOPs of each component (CPU and RAM not included), not a measurement. Energy and CO2e are per output "
+        "(one image, video or clip); time is per call (one pipeline call, the latency of a request). Intervals "
+        "are 90%.</p>"
         f"{body}"
         "<div id='report-status' hidden data-ready='0'></div>"
         f"<script type='application/json' id='report-meta'>{_json_in_html(meta)}</script>"
@@ -519,10 +316,6 @@ def write_report(path: str | Path, **kwargs: Any) -> Report:
     report = build_report(**kwargs)
     write_text_atomic(path, report.html, inputs=[kwargs.get("law")])
     return report
-
-
-def _fmt_j(j: float) -> str:
-    return f"{j:,.0f}" if abs(j) >= 100 else f"{j:.3g}"
 
 
 def _json_in_html(obj: Any) -> str:

@@ -14,7 +14,8 @@ FLOP per generation of a call = FLOP(one sample) x batch x calls: every counted 
 in the batch. CFG is counted as two denoiser passes per step whether diffusers concatenates
 them into one batch of 2 or makes two calls.
 
-The families live in ``_image.py``, ``_video.py`` and ``_audio.py``, one function per family,
+The families live in ``_image.py`` (with ``_image_movq.py``: Kandinsky, ``_image_dit.py``: SANA and
+HunyuanDiT), ``_video.py`` (with ``_video_unet.py``: SVD, I2VGen-XL, ModelScope) and ``_audio.py``, one function per family,
 written with the helpers of ``_common.py``; :data:`FAMILIES` below is the one table from a
 registry family name to its shape function.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
-from scaling.shapes import _audio, _image, _video
+from scaling.shapes import _audio, _image, _image_dit, _image_movq, _video, _video_unet
 from scaling.shapes._common import (
     ComponentCall,
     Monomial,
@@ -53,6 +54,10 @@ FAMILIES: dict[str, ShapeFn] = _FamilyTable({
     "flux": _image.flux,
     "qwen": _image.qwen_image,
     "pixart": _image.pixart,
+    "kandinsky2.2": _image_movq.kandinsky22,   # _image_movq.py
+    "kandinsky3": _image_movq.kandinsky3,
+    "sana": _image_dit.sana,                   # _image_dit.py
+    "hunyuandit": _image_dit.hunyuandit,
     # video (_video.py)
     "wan": _video.wan,
     "cogvideox": _video.cogvideox,
@@ -60,6 +65,11 @@ FAMILIES: dict[str, ShapeFn] = _FamilyTable({
     "mochi": _video.mochi,
     "hunyuan": _video.hunyuan,
     "animatediff": _video.animatediff,
+    "ltx-multiscale": _video.ltx_multiscale,
+    "cogvideox1.5": _video.cogvideox_1_5,
+    "svd": _video_unet.svd,                    # _video_unet.py
+    "i2vgen": _video_unet.i2vgen,
+    "modelscope": _video_unet.modelscope,
     # audio (_audio.py)
     "audioldm": _audio.audioldm,
     "musicldm": _audio.audioldm,

@@ -26,7 +26,14 @@ import math
 from scaling.errors import InvalidSettingError
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
-from scaling.shapes._common import ComponentCall, Monomial, denoiser_calls_per_generation, poly, text_encoder_calls
+from scaling.shapes._common import (
+    ComponentCall,
+    Monomial,
+    denoiser_calls_per_generation,
+    encoder_tokens,
+    poly,
+    text_encoder_calls,
+)
 
 UNET_LEVELS = ("T", "T2", "T4", "T8")
 """Latent frames at each UNet level: T, ceil(T/2), ceil(T/4), ceil(T/8)."""
@@ -35,6 +42,12 @@ UNET_LEVELS = ("T", "T2", "T4", "T8")
 def _linear_and_squares(names: tuple[str, ...]) -> tuple[Monomial, ...]:
     """1, each feature, each feature squared (no cross terms: no op mixes two UNet levels)."""
     return ((),) + tuple(((n, 1),) for n in names) + tuple(((n, 2),) for n in names)
+
+
+def _with_text(levels: tuple[str, ...], text: str) -> tuple[Monomial, ...]:
+    """The level basis plus the text tokens: linear (the cross-attention K/V projections) and
+    times each level (cross-attention scores and outputs)."""
+    return _linear_and_squares(levels) + (((text, 1),),) + tuple(((n, 1), (text, 1)) for n in levels)
 
 
 def mel_latent(spec: ModelSpec, seconds: float) -> tuple[int, int, int]:
@@ -128,17 +141,17 @@ def audioldm2(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall
     n = setting.n_outputs
     cfg = setting.cfg
     neg = 2 if cfg else 1
-    L = spec.text_tokens["text_encoder_2"]
+    L = encoder_tokens(spec, setting, "text_encoder_2")[0]  # the prompt's Flan-T5 tokens
     L0 = L + 5  # [sos, clap, eos, sos, t5 x L, eos]
     new = spec.pipeline.get("language_model_max_new_tokens") or spec.components["language_model"].config.get(
         "max_new_tokens", 8)
     tag = " (prompt + negative prompt)" if cfg else ""
     calls = [
         *text_encoder_calls(spec, setting, ["text_encoder", "text_encoder_2"]),
-        ComponentCall("projection_model", "text_encoder", dims={"L": L}, features={"L": L}, basis=((),),
+        ComponentCall("projection_model", "text_encoder", dims={"L": L}, features={"L": L}, basis=poly(("L", 1)),
                       batch=setting.batch_size, calls=neg,
                       description=f"CLAP 1x512 + T5 {L}x1024 -> {L0}x768" + tag),
-        ComponentCall("language_model", "text_encoder", dims={"L": L0}, features={"L": L0}, basis=((),),
+        ComponentCall("language_model", "text_encoder", dims={"L": L0}, features={"L": L0}, basis=poly(("L", 2)),
                       batch=setting.batch_size, calls=neg, label="prefill",
                       description=f"GPT-2 prefill over {L0} tokens" + tag),
     ]
@@ -150,8 +163,8 @@ def audioldm2(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall
             description=f"GPT-2 step {k + 1}/{new}: 1 token over a KV cache of {K}" + tag))
     levels = unet_levels(T, _n_downsamplers(spec))
     calls += [
-        ComponentCall("unet", "denoiser", dims={"T": T, "F": F, "L_gpt": new, "L_t5": L}, features=levels,
-                      basis=_linear_and_squares(tuple(levels)), batch=n,
+        ComponentCall("unet", "denoiser", dims={"T": T, "F": F, "L_gpt": new, "L_t5": L}, features={**levels, "L": L},
+                      basis=_with_text(tuple(levels), "L"), batch=n,
                       calls=denoiser_calls_per_generation(setting),
                       description=f"latent {C}x{T}x{F} ({setting.audio_seconds:g} s -> {mel} mel frames), "
                                   f"cross-attention to {new}x768 (GPT-2) and {L}x1024 (T5)"),
@@ -170,13 +183,14 @@ def tango(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     mel = T * vae_scale
     voc = spec.components["vocoder"].config
     seconds = mel * math.prod(voc["upsample_rates"]) / voc["sampling_rate"]
-    L = spec.text_tokens["text_encoder"]
+    L = encoder_tokens(spec, setting, "text_encoder")[0]  # the prompt's Flan-T5 tokens
     n = setting.n_outputs
     asked = setting.audio_seconds
     trim = f" (always {seconds:g} s; {asked:g} s asked)" if asked is not None and abs(asked - seconds) > 1e-9 else ""
     return [
         *text_encoder_calls(spec, setting),
-        ComponentCall("unet", "denoiser", dims={"T": T, "F": F, "L": L}, features={"T": T}, basis=((),), batch=n,
+        ComponentCall("unet", "denoiser", dims={"T": T, "F": F, "L": L}, features={"T": T, "L": L},
+                      basis=poly(("L", 1)), batch=n,
                       calls=denoiser_calls_per_generation(setting),
                       description=f"fixed latent {C}x{T}x{F}, cross-attention to {L}x1024 (T5)"),
         *_decoder_and_vocoder(spec, setting, mel, T, F, C, fixed=True, trimmed_to=trim),

@@ -21,7 +21,16 @@ from dataclasses import replace
 
 from scaling.registry import ModelSpec
 from scaling.settings import GenerationSetting
-from scaling.shapes._common import ComponentCall, denoiser_calls_per_generation, poly, text_encoder_calls
+from scaling.shapes._common import (
+    ComponentCall,
+    denoiser_calls_per_generation,
+    encoder_tokens,
+    poly,
+    prompt_tokens,
+    quadratic,
+    text_encoder_calls,
+    with_perimeter,
+)
 
 
 def _latent(spec: ModelSpec, setting: GenerationSetting, height: int | None = None,
@@ -117,8 +126,10 @@ def _transformer_call(spec: ModelSpec, setting: GenerationSetting, h: int, w: in
                       what: str) -> ComponentCall:
     C = spec.pipeline["latent_channels"]
     L = _tokens(spec, h, w)
-    return ComponentCall("transformer", "denoiser", dims={"h": h, "w": w, "L": L, "T": T}, features={"L": L},
-                         basis=poly(("L", 2)), batch=setting.n_outputs,
+    # the text tokens T are a feature: joint attention is quadratic in L + T, cross-attention
+    # bilinear in L and T, the text stream's layers linear in T
+    return ComponentCall("transformer", "denoiser", dims={"h": h, "w": w, "L": L, "T": T},
+                         features={"L": L, "T": T}, basis=quadratic("L", "T"), batch=setting.n_outputs,
                          calls=denoiser_calls_per_generation(setting),
                          description=f"latent {C}x{h}x{w}, {L} image tokens, {what}")
 
@@ -127,13 +138,13 @@ def stable_diffusion_3(spec: ModelSpec, setting: GenerationSetting) -> list[Comp
     """StableDiffusion3Pipeline.
 
     CLIP-L and CLIP-G (77 tokens each, with projection: pooled 768 + 1280 = 2048) and T5
-    (``max_sequence_length`` 256, padded to it) encode the prompt, and under CFG the empty
-    negative prompt too (all three encoders, same lengths). The transformer sees
-    77 (CLIP-L|CLIP-G on channels, padded to 4096) + 256 T5 = 333 text tokens jointly with the
-    (H/16)*(W/16) image tokens; CFG concatenates uncond + cond into one batch of 2.
+    (``max_sequence_length`` 256, padded to it; ``prompt_tokens`` sets it) encode the prompt,
+    and under CFG the empty negative prompt too (all three encoders, same lengths). The
+    transformer sees 77 (CLIP-L|CLIP-G on channels, padded to 4096) + 256 T5 = 333 text tokens
+    jointly with the (H/16)*(W/16) image tokens; CFG concatenates uncond + cond into one batch of 2.
     """
     h, w = _latent(spec, setting)
-    T = spec.text_tokens["text_encoder"] + spec.text_tokens["text_encoder_3"]
+    T = spec.text_tokens["text_encoder"] + encoder_tokens(spec, setting, "text_encoder_3")[0]
     return [
         *text_encoder_calls(spec, setting),
         _transformer_call(spec, setting, h, w, T, f"joint attention with {T} text tokens, pooled 2048"),
@@ -152,7 +163,7 @@ def flux(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     the transformer runs twice per step.
     """
     h, w = _latent(spec, setting)
-    T = spec.text_tokens["text_encoder_2"]
+    T = encoder_tokens(spec, setting, "text_encoder_2")[0]
     guidance = spec.components["transformer"].config.get("guidance_embeds", False)
     what = f"joint attention with {T} T5 tokens, pooled 768" + (", guidance embedding" if guidance else "")
     return [
@@ -162,14 +173,15 @@ def flux(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     ]
 
 
-def qwen_text_tokens(spec: ModelSpec) -> tuple[int, int]:
+def qwen_text_tokens(spec: ModelSpec, setting: GenerationSetting | None = None) -> tuple[int, int]:
     """(tokens the text encoder runs on, text tokens the transformer sees).
 
-    The prompt is wrapped in a chat template; the encoder runs on the whole sequence, the
-    first ``prompt_template_drop_tokens`` (34) hidden states are dropped and at most
+    The prompt (``prompt_tokens``, 72 by default) is wrapped in a chat template (34 tokens
+    before, 5 after); the encoder runs on the whole sequence, the first
+    ``prompt_template_drop_tokens`` (34) hidden states are dropped and at most
     ``max_sequence_length`` (512) are kept.
     """
-    T_enc = spec.text_tokens["text_encoder"]
+    T_enc = spec.text_tokens["text_encoder"] if setting is None else encoder_tokens(spec, setting, "text_encoder")[0]
     drop = spec.pipeline.get("prompt_template_drop_tokens", 34)
     cap = (spec.pipeline.get("max_sequence_length") or {}).get("text_encoder") or 512
     return T_enc, min(T_enc - drop, cap)
@@ -190,13 +202,14 @@ def qwen_image(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCal
     The VAE (AutoencoderKLQwenImage, Wan-style causal 3-D) decodes one latent frame.
     """
     h, w = _latent(spec, setting)
-    T_enc, T = qwen_text_tokens(spec)
+    T_enc, T = qwen_text_tokens(spec, setting)
     texts = text_encoder_calls(spec, setting)
-    texts = [_replace_description(c, c.description + f" (chat template; {T} kept for the transformer)")
+    texts = [_replace_description(c, c.description + f" ({prompt_tokens(spec, setting)} prompt tokens in the chat "
+                                  f"template; {T} kept for the transformer)")
              for c in texts]
     C = spec.pipeline["latent_channels"]
-    vae = ComponentCall("vae", "decoder", dims={"f": 1, "h": h, "w": w}, features={"P": h * w},
-                        basis=poly(("P", 2)), batch=setting.n_outputs, calls=1,
+    vae = ComponentCall("vae", "decoder", dims={"f": 1, "h": h, "w": w}, features={"P": h * w, "S": h + w},
+                        basis=poly(("P", 2)), batch=setting.n_outputs, calls=1, byte_basis=with_perimeter(poly(("P", 2))),
                         description=f"latent {C}x1x{h}x{w} -> 3x{setting.height}x{setting.width}")
     return [
         *texts,
@@ -276,10 +289,16 @@ def pixart(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """
     H, W = pixart_bin(spec, setting.height, setting.width)
     h, w = _latent(spec, setting, H, W)
-    T = spec.text_tokens["text_encoder"]
+    T = encoder_tokens(spec, setting, "text_encoder")[0]
     note = "" if (H, W) == (setting.height, setting.width) else f" (bin of {setting.height}x{setting.width})"
+    dit = _transformer_call(spec, setting, h, w, T, f"cross-attention to {T} T5 tokens{note}")
+    # PatchEmbed recomputes its sin-cos positional embedding (in float64) at every call whose
+    # latent is not the model's sample_size square: bytes only (feature R = 1), no FLOP
+    ss = spec.components["transformer"].config["sample_size"]
+    R = 0 if (h, w) == (ss, ss) else 1
+    dit = replace(dit, features={**dit.features, "R": R}, byte_basis=dit.basis + ((("R", 1),), (("L", 1), ("R", 1))))
     return [
         *text_encoder_calls(spec, setting),
-        _transformer_call(spec, setting, h, w, T, f"cross-attention to {T} T5 tokens{note}"),
+        dit,
         _vae_call(spec, setting, h, w, H, W, note),
     ]

@@ -30,9 +30,11 @@ def add_setting_args(p: argparse.ArgumentParser, with_gpu: bool = True) -> None:
     g.add_argument("--batch", type=T.batch, default=1, help=f"prompts per call (default 1, at most {T.MAX_BATCH})")
     g.add_argument("--outputs-per-prompt", type=T.outputs_per_prompt, default=1,
                    help="outputs per prompt (default 1); a call makes batch x outputs-per-prompt outputs")
-    g.add_argument("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
+    g.add_argument("--precision", type=T.nonempty("precision"),
+                   help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
     if with_gpu:
-        g.add_argument("--gpu", help="GPU name as you type it or as nvidia-smi prints it (see `scaling gpus`)")
+        g.add_argument("--gpu", type=T.nonempty("gpu"),
+                       help="GPU name as you type it or as nvidia-smi prints it (see `scaling gpus`)")
 
 
 def model_spec_from_args(args):

@@ -24,7 +24,7 @@ def add_parser(sub):
     p.add_argument("--steps-list", type=T.csv_of(T.steps, "steps_list"),
                    help="comma-separated step counts to compare (e.g. 20,30,50)")
     add_carbon_args(p)
-    p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law from `scaling fit --out` (default: the shipped law)")
     p.add_argument("--json", action="store_true", help="machine-readable output (per call and per output fields)")
     add_wide_arg(p)
     return p

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling._files import check_output
+from scaling.app.commands import _types as T
 from scaling.app.commands._out import progress
 from scaling.errors import DataError
 
@@ -37,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import measurement files into a runs table (parquet)")
     imp.add_argument("sources", nargs="+", metavar="SOURCE", help="public energy CSV, runs table or emissions.csv "
                      "(a quality-metrics table is skipped with a note)")
-    imp.add_argument("--out", required=True, help="runs table to write (.parquet, or .csv)")
+    imp.add_argument("--out", required=True, type=T.nonempty("out"), help="runs table to write (.parquet, or .csv)")
     imp.add_argument("--policy", action="append", default=[], metavar="NAME=ACTION",
                      help="override a flag policy, e.g. first_call=mark (see `scaling data policies`)")
     imp.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
@@ -55,7 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     exp = sub.add_parser("export", help="export a runs table as CSV")
     exp.add_argument("file", metavar="FILE")
-    exp.add_argument("--out", required=True, help="CSV file to write")
+    exp.add_argument("--out", required=True, type=T.nonempty("out"), help="CSV file to write")
 
     sub.add_parser("policies", help="list the flag policies, their actions and reasons")
     p.set_defaults(_data_parser=p)
@@ -122,9 +123,8 @@ def _import(args) -> int:
     if not sources:
         raise DataError(f"{', '.join(quality)}: quality-metrics tables only, no energies to import (rule: at least "
                         "one SOURCE with energies; `scaling data inspect FILE` shows a quality table)")
-    for src in quality:
-        print(f"scaling data: note: skipped {src}: a quality-metrics table, not energy runs (`scaling data inspect` "
-              "shows it, `scaling pareto --quality-table` joins it)", file=sys.stderr)
+    notes = [f"scaling data: note: skipped {src}: a quality-metrics table, not energy runs (`scaling data inspect` "
+             "shows it, `scaling pareto --quality-table` joins it)" for src in quality]  # printed once all went well
     results = [import_file(src, policy, setting=setting, phase=args.phase, flops=args.flops)
                for src in progress(sources, "importing", label=lambda s: Path(s).name)]
     tables = [r.runs for r in results if len(r.runs)]
@@ -137,6 +137,8 @@ def _import(args) -> int:
     else:
         write_runs(runs, out, report=report.to_dict())
         summary = f"wrote {len(runs)} rows to {out}"
+    for note in notes:
+        print(note, file=sys.stderr)
     if not args.quiet:
         print(report.to_text())
     print(summary)

@@ -36,16 +36,16 @@ def add_parser(sub):
         description="Fit E = a*C^b (+ overheads, hardware terms) on measured runs; print coefficients with 90% "
                     "intervals and the validation table (k-fold over settings, leave-one-model-out, "
                     "leave-one-GPU-out).")
-    p.add_argument("--data", required=True, metavar="RUNS", help="runs table (.parquet from `scaling data import`, or .csv)")
-    p.add_argument("--law", default="auto", metavar="NAME",
+    p.add_argument("--data", required=True, metavar="RUNS", type=T.nonempty("data"), help="runs table (.parquet from `scaling data import`, or .csv)")
+    p.add_argument("--law", default="auto", metavar="NAME", type=T.nonempty("law"),
                    help="law form: auto (best form with hardware terms by the validation table) or one of "
                         "power, power-robust, power+E0, power+step, hw-compute, hw-compute+step, hw-memory, "
                         "hw-memory+E0, hw-memory+step, hw-memory+E0+step, hw-fit+step, hw-fit+flatstep")
     p.add_argument("--by", choices=_BY, help="one law per GPU, per model, or per component (phase rows)")
     p.add_argument("--target", choices=("energy", "time"), default="energy",
                    help="print and validate the energy law (default) or the time law (both are written)")
-    p.add_argument("--out", metavar="LAW.json", help="write the fitted law (read by `scaling predict --law`)")
-    p.add_argument("--report", metavar="FIT.html", help="write a plotly page: fits per component, residuals")
+    p.add_argument("--out", metavar="LAW.json", type=T.nonempty("out"), help="write the fitted law (read by `scaling predict --law`)")
+    p.add_argument("--report", metavar="FIT.html", type=T.nonempty("report"), help="write a plotly page: fits per component, residuals")
     p.add_argument("--keep-offload", action="store_true", help="keep rows flagged cpu_offload (excluded by default)")
     rows = p.add_mutually_exclusive_group()
     rows.add_argument("--strict", action="store_true",

@@ -27,8 +27,8 @@ def add_protocol_args(p) -> None:
 
 def add_machine_args(p) -> None:
     g = p.add_argument_group("machine")
-    g.add_argument("--device", default="auto", help="auto (a GPU when one is visible) | cuda | cuda:N | cpu")
-    g.add_argument("--meter", default="auto",
+    g.add_argument("--device", default="auto", type=T.nonempty("device"), help="auto (a GPU when one is visible) | cuda | cuda:N | cpu")
+    g.add_argument("--meter", default="auto", type=T.nonempty("meter"),
                    help="auto (NVML + RAPL/CodeCarbon; estimates where nothing measures) | nvml | estimate | "
                         "replay:TRACE.csv (tests)")
     w = g.add_mutually_exclusive_group()
@@ -39,7 +39,8 @@ def add_machine_args(p) -> None:
                    help="load a local diffusers folder instead (safetensors only, local files only, no remote code)")
     g.add_argument("--allow-pickle", action="store_true",
                    help="with --weights: also load pickled .bin/.pt weights (loading them can run code)")
-    g.add_argument("--out", default="runs.parquet", help="runs table to append to (default runs.parquet)")
+    g.add_argument("--out", default="runs.parquet", type=T.nonempty("out"),
+                   help="runs table to append to (default runs.parquet)")
     g.add_argument("--resume", action="store_true", help="skip repeats already in the table")
 
 
@@ -76,6 +77,15 @@ def check_machine_args(args) -> None:
         check_meter_name(args.meter)
     if getattr(args, "device", None) is not None:
         resolve_device(args.device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
+    country = getattr(args, "country", None)
+    if country is not None and str(country).lower() not in ("none", ""):
+        from profilers.energy.meters.codecarbon_meter import check_country_iso_code
+        from scaling.errors import MissingMeterDependencyError
+
+        try:
+            check_country_iso_code(country)
+        except MissingMeterDependencyError:
+            pass  # no CodeCarbon: the meter says so in the rows' notes
     if getattr(args, "weights", None):
         from profilers.energy.weights import check_weights_dir
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from scaling._files import check_output
+from scaling.app.commands import _types as T
 from scaling.app.commands._common import dump_json
 from scaling.app.commands._out import add_wide_arg, fmt_j, render_table
 
@@ -17,13 +18,13 @@ def add_parser(sub):
     p = sub.add_parser("pareto", help="energy against quality: the Pareto set of settings",
                        description="Median energy per output and quality per setting; the settings not beaten on "
                                    "both, per model and across models.")
-    p.add_argument("--data", required=True, metavar="RUNS", help="runs table (parquet or CSV)")
-    p.add_argument("--quality", required=True, metavar="COLUMN", help="quality column (or metric of --quality-table)")
-    p.add_argument("--quality-table", metavar="CSV", help="a tidy quality table to join on model and steps "
+    p.add_argument("--data", required=True, metavar="RUNS", type=T.nonempty("data"), help="runs table (parquet or CSV)")
+    p.add_argument("--quality", required=True, metavar="COLUMN", type=T.nonempty("quality"), help="quality column (or metric of --quality-table)")
+    p.add_argument("--quality-table", metavar="CSV", type=T.nonempty("quality_table"), help="a tidy quality table to join on model and steps "
                    "(e.g. diffused_responsibility_quality.csv)")
     p.add_argument("--dataset", help="only this dataset of the quality table (default: mean over datasets)")
     p.add_argument("--lower-is-better", action="store_true", help="the metric improves downwards (e.g. FAD)")
-    p.add_argument("--plot", metavar="OUT.html", help="write a plotly figure")
+    p.add_argument("--plot", metavar="OUT.html", type=T.nonempty("plot"), help="write a plotly figure")
     p.add_argument("--json", action="store_true")
     add_wide_arg(p)
     return p
@@ -42,12 +43,16 @@ def run(args) -> int:
     table_path = args.quality_table
     if table_path is None and args.quality not in runs.columns:
         table_path = shipped_quality_table(args.quality)
-        print(f"scaling pareto: note: `{args.quality}` is not a column of {args.data}: joined from the shipped "
-              f"quality table {table_path} (--quality-table CSV joins another)", file=sys.stderr)
+        note = (f"scaling pareto: note: `{args.quality}` is not a column of {args.data}: joined from the shipped "
+                f"quality table {table_path} (--quality-table CSV joins another)")
+    else:
+        note = None
     if table_path:
         from scaling.app.importers import import_quality
 
         runs = join_quality(runs, import_quality(table_path), args.quality, args.dataset)
+    if note:  # after the join: a refusal stays one line
+        print(note, file=sys.stderr)
     higher = not args.lower_is_better
     if args.quality.lower() == "fad" and not args.lower_is_better:
         higher = False  # FAD is a distance

@@ -16,7 +16,7 @@ def add_parser(sub):
                                    "one. A job's `count` counts outputs (images, videos, clips). Options where a "
                                    "job does not fit in the GPU's memory are listed after the ranking. See "
                                    "scaling/app/planning.py for the workload format.")
-    p.add_argument("workload", metavar="WORKLOAD.yaml")
+    p.add_argument("workload", metavar="WORKLOAD.yaml", type=T.nonempty("workload"))
     p.add_argument("--gpu", type=T.names("gpu"), help="comma-separated GPUs (default: the file's `gpus`)")
     p.add_argument("--regions", type=T.names("regions"),
                    help="comma-separated ISO region codes (default: the file's `regions`)")
@@ -24,7 +24,7 @@ def add_parser(sub):
                    help="comma-separated precisions to compare, each applied to every job (e.g. bf16,fp8)")
     p.add_argument("--steps-scale", metavar="S,...", type=T.csv_of(T.steps_scale, "steps_scale"),
                    help="comma-separated factors on each job's steps to compare (e.g. 1,0.5; default 1)")
-    p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law from `scaling fit --out` (default: the shipped law)")
     p.add_argument("--json", action="store_true")
     add_wide_arg(p)
     return p

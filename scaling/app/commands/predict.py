@@ -10,7 +10,7 @@ from scaling.app.commands._out import (add_wide_arg, fmt_g, fmt_j, fmt_kwh, fmt_
 
 def add_carbon_args(p) -> None:
     g = p.add_argument_group("carbon (offline: CodeCarbon's bundled country data)")
-    g.add_argument("--region", help="ISO country code (FR, DE, US or FRA, DEU, USA)")
+    g.add_argument("--region", type=T.nonempty("region"), help="ISO country code (FR, DE, US or FRA, DEU, USA)")
     g.add_argument("--intensity", type=T.intensity, metavar="G_PER_KWH", help="carbon intensity in gCO2e/kWh")
     g.add_argument("--pue", type=T.pue, default=1.0, help="power usage effectiveness of the facility (1.0 to 5.0, "
                    "default 1.0)")
@@ -26,7 +26,7 @@ def add_parser(sub):
     p.add_argument("--count", type=T.count, default=1, metavar="OUTPUTS",
                    help="number of outputs (images, videos, clips; 1e6 is read as 1,000,000): fleet totals (kWh, "
                         "GPU-hours, CO2e) of count / outputs-per-call calls")
-    p.add_argument("--law", metavar="LAW.json", help="a law fitted with `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law fitted with `scaling fit --out` (default: the shipped law)")
     p.add_argument("--attention", metavar="VARIANT", action="append",
                    help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512 (see `scaling profile`)")
     p.add_argument("--baseline", action="store_true",

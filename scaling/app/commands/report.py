@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scaling.app.commands import _types as T
 from scaling.app.commands.predict import add_carbon_args
 
 
@@ -19,26 +20,27 @@ def add_parser(sub):
                     "per component of several models, scaling curves with 90% intervals (energy against "
                     "resolution, frames, steps, audio length) and a comparison across GPUs, never-measured ones "
                     "marked. Every figure is an estimate from a fitted law.")
-    p.add_argument("--model", "-m", action="append", metavar="M",
+    p.add_argument("--model", "-m", action="append", metavar="M", type=T.nonempty("model"),
                    help="a model to report (repeat or comma-separate; default: a video, image and audio set)")
-    p.add_argument("--gpu", help="GPU of the breakdown and the curves (default: the registry's default GPU)")
-    p.add_argument("--gpus", metavar="LIST",
+    p.add_argument("--gpu", type=T.nonempty("gpu"), help="GPU of the breakdown and the curves (default: the registry's default GPU)")
+    p.add_argument("--gpus", metavar="LIST", type=T.names("gpus"),
                    help="comma-separated GPUs to compare (default: every GPU of the registry)")
-    p.add_argument("--precision", help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
+    p.add_argument("--precision", type=T.nonempty("precision"), help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
     add_carbon_args(p)
-    p.add_argument("--law", metavar="LAW.json", help="a law from `scaling fit --out` (default: the shipped law)")
+    p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law from `scaling fit --out` (default: the shipped law)")
     p.add_argument("--title", default="Energy of diffusion-model inference: predicted", help="page title")
-    p.add_argument("--out", "-o", default="report.html", help="output HTML file (default: report.html)")
+    p.add_argument("--out", "-o", default="report.html", type=T.nonempty("out"), help="output HTML file (default: report.html)")
     return p
 
 
 def run(args) -> int:
     from scaling.app.report import write_report
 
-    report = write_report(args.out, models=_csv(args.model), gpu=args.gpu, gpus=_csv([args.gpus] if args.gpus else None),
+    report = write_report(args.out, models=_csv(args.model), gpu=args.gpu, gpus=args.gpus,
                           precision=args.precision, law=args.law, region=args.region, intensity=args.intensity,
                           pue=args.pue, title=args.title)
-    print(f"wrote {args.out}: {len(report.figures)} figures, law {report.law}")
+    print(f"wrote {args.out}: {len(report.figures)} figures, law {report.law} (energy and CO2e per output, time per "
+          "call)")
     for s in report.skipped:
         print(f"note: not shown: {s}")
     return 0

@@ -1,0 +1,650 @@
+"""Measure your own pipeline in one line: :func:`track`, a context manager and decorator.
+
+::
+
+    with scaling.track(pipe, out="runs.parquet") as run:
+        pipe(prompt, num_inference_steps=30)
+    run.phases      # {"text_encoder": ..., "denoiser": ..., "decoder": ...}: energy (J) and time (s)
+
+    @scaling.track(pipe, out="runs.parquet")          # the decorator form: every call of generate()
+    def generate(prompt): ...
+
+    with scaling.track(name="upscale", out="runs.parquet") as run:   # code that is not a pipeline
+        upscale(images)
+
+- **Pipeline form.** Every call of ``pipe`` inside the block is one measured window, cut into
+  phases by the hooks of :class:`~profilers.energy.phases.PhaseRecorder` (text encoders,
+  denoiser, decoder, vocoder; the device synchronised at every boundary), and appended at
+  once to ``out`` as runs rows (:func:`scaling.runs.append_runs`): one row per phase and a
+  ``total`` row, with the columns ``scaling measure`` writes (see
+  :mod:`profilers.energy.run_rows`). The setting is read from the call's arguments
+  (``num_inference_steps``, ``height``, ``width``, ``num_frames``, ``audio_length_in_s``,
+  ``guidance_scale``, ``num_*_per_prompt``, the batch from a prompt list), the signature's
+  defaults, what the pipeline reports after the call (``num_timesteps``,
+  ``do_classifier_free_guidance``) and the output's shape; the model from
+  ``pipe.name_or_path`` (its registry id where it resolves, which also gives the phases'
+  closed-form FLOPs) or ``local:<PipelineClass>``.
+- **Plain form** (``name=...``, no pipeline): one ``total`` row for the whole block, whose
+  ``model`` is ``name``.
+- **Nesting.** A track inside a track shares the outer one's meter (windows nest) and writes
+  its own rows: the inner one measures each call of its pipeline phase by phase; an outer
+  track of the same pipeline records the call's ``total``; an outer plain track the whole block.
+- **No GPU.** The meter is :func:`~profilers.energy.meters.make_meter`'s (``auto``: Zeus for a
+  GPU, RAPL / CodeCarbon for the CPU); where nothing measures, energies are time x an assumed
+  power, and every such row says so (``estimated`` true, ``meter`` ``estimate``, the power in
+  the notes).
+
+``out`` is checked when :func:`track` is called, before any work: a runs table (``.parquet``
+or ``.csv``) in an existing folder, or None to keep the results in memory only.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from profilers.energy.meters import make_meter
+from profilers.energy.meters.base import Measurement
+from profilers.energy.phase_results import ENERGY_FIELDS, PHASE_ORDER, CallMeasurement, PhaseMeasurement, rows_of
+from profilers.energy.run_rows import call_rows
+from scaling.errors import InvalidSettingError, MeterError, OutputError, ProfilerError, UnknownModelError
+
+__all__ = ["TRACK_SOURCE", "Tracker", "track"]
+
+TRACK_SOURCE = "scaling-track"
+"""The ``source`` of every row :func:`track` writes."""
+
+_OUTPUTS_PER_PROMPT = ("num_images_per_prompt", "num_videos_per_prompt", "num_waveforms_per_prompt")
+_local = threading.local()  # this thread's active trackers (outermost first), and whether one records phases
+_patch_lock = threading.Lock()
+_patched: dict[type, list] = {}  # pipeline class -> [its own __call__ or None, trackers using the patch]
+_uid = iter(range(1, 1 << 62))
+
+
+def track(pipe: Any = None, *, out: str | Path | None = None, name: str | None = None, meter: Any = "auto",
+          device: str | None = None, country: str | None = "USA", cpu_power_w: float | None = None,
+          idle_s: float = 0.0, modality: str = "image") -> "Tracker":
+    """Measure the calls of a diffusers pipeline (``pipe``), or a plain block of code (``name``).
+
+    Parameters
+    ----------
+    pipe : diffusers pipeline, optional
+        Its calls inside the block are measured phase by phase. None: the plain form.
+    out : path, optional
+        The runs table to append to (``.parquet`` or ``.csv``; created when missing). None:
+        nothing is written; the results stay on the returned :class:`Tracker`.
+    name : str, optional
+        The plain form's ``model`` (required there); with a pipeline, a label in the notes.
+    meter : str or Meter
+        ``auto``, ``nvml``, ``estimate``, ``replay:TRACE.csv`` or a meter object (its caller
+        closes it). Inside another track the default shares that track's meter.
+    device : str, optional
+        Where the work runs; default: the pipeline's device, or (plain form) ``cuda`` when torch
+        sees a GPU, else ``cpu``.
+    country : str or None
+        ISO code for CodeCarbon's offline CPU/RAM model and carbon intensity; None: no CodeCarbon.
+    cpu_power_w : float, optional
+        CPU power to assume where nothing measures it (else 65 W for CPU work).
+    idle_s : float
+        Seconds of an idle window before the block, whose GPU power goes into ``idle_power_w``
+        (recorded, never subtracted); 0: none.
+    modality : str
+        The plain form's ``modality`` column (``image``, ``video`` or ``audio``).
+    """
+    return Tracker(pipe, out=out, name=name, meter=meter, device=device, country=country,
+                   cpu_power_w=cpu_power_w, idle_s=idle_s, modality=modality)
+
+
+def _check_out(out: str | Path | None) -> Path | None:
+    if out is None:
+        return None
+    p = Path(out).expanduser()
+    if p.suffix.lower() not in (".parquet", ".csv"):
+        raise OutputError(f"`out`={str(out)!r}: a runs table is a .parquet or .csv file")
+    if p.exists() and not p.is_file():
+        raise OutputError(f"`out`={str(out)!r} exists and is not a file: give a runs-table file name")
+    if not p.parent.is_dir():
+        raise OutputError(f"`out`={str(out)!r}: its folder {str(p.parent)!r} does not exist; create it first")
+    return p.resolve()
+
+
+class Tracker:
+    """What :func:`track` returns: a context manager, a decorator, and the results.
+
+    Attributes (of the block in progress, else of the last one)
+    ----------
+    calls : list of CallMeasurement
+        One per measured pipeline call (pipeline form).
+    phases : dict
+        Phase -> :class:`~profilers.energy.phase_results.PhaseMeasurement`, summed over the calls.
+    total : PhaseMeasurement or None
+        The calls' totals summed (pipeline form), or the whole block (plain form).
+    rows : list of dict
+        The runs rows written (or, with ``out=None``, that would have been).
+    """
+
+    def __init__(self, pipe: Any = None, *, out=None, name=None, meter="auto", device=None, country="USA",
+                 cpu_power_w=None, idle_s=0.0, modality="image") -> None:
+        if pipe is None and not (isinstance(name, str) and name.strip()):
+            raise InvalidSettingError("scaling.track needs a pipeline, or `name` for a plain window "
+                                      "(scaling.track(name='my-step'))")
+        if pipe is not None and not callable(pipe):
+            raise InvalidSettingError(f"scaling.track: {type(pipe).__name__} is not a pipeline (it cannot be called)")
+        if modality not in ("image", "video", "audio"):
+            raise InvalidSettingError(f"`modality` {modality!r}: use image, video or audio")
+        if not (isinstance(idle_s, (int, float)) and 0 <= idle_s <= 600):
+            raise InvalidSettingError(f"`idle_s` {idle_s!r}: seconds between 0 and 600")
+        if isinstance(meter, str):
+            from profilers.energy.meters import check_meter_name
+
+            check_meter_name(meter)
+        self.out = _check_out(out)  # before any work
+        self.pipe, self.name, self.modality = pipe, name, modality
+        self._meter_arg, self._device_arg = meter, device
+        self._country, self._cpu_power_w, self._idle_s = country, cpu_power_w, float(idle_s)
+        self._uid = next(_uid)
+        self.session = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+        self._blocks: list[dict[str, Any]] = []
+        self._last: dict[str, Any] = _new_block()
+        self._entered = 0  # blocks begun so far: each has its own run ids
+
+    # -- results ----------------------------------------------------------------------------
+    @property
+    def _block(self) -> dict[str, Any]:
+        return self._blocks[-1] if self._blocks else self._last
+
+    @property
+    def calls(self) -> list[CallMeasurement]:
+        return self._block["calls"]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self._block["rows"]
+
+    @property
+    def total(self) -> PhaseMeasurement | None:
+        b = self._block
+        if b["window"] is not None:
+            return b["window"]
+        return _sum("total", [c.total for c in b["calls"]]) if b["calls"] else None
+
+    @property
+    def phases(self) -> dict[str, PhaseMeasurement]:
+        names = sorted({p for c in self.calls for p in c.phases}, key=_phase_order)
+        return {p: _sum(p, [c.phases[p] for c in self.calls if p in c.phases]) for p in names}
+
+    @property
+    def estimated(self) -> bool:
+        """Whether the main figure (GPU energy where there is one) is an estimate."""
+        t = self.total
+        return True if t is None else t.primary_estimated
+
+    # -- the block --------------------------------------------------------------------------
+    def __enter__(self) -> "Tracker":
+        stack = _stack()
+        outer = stack[-1] if stack else None
+        block = _new_block()
+        self._entered += 1
+        block["index"] = self._entered
+        self._blocks.append(block)
+        try:
+            block["device"] = self._device()
+            block["meter"], block["owns_meter"] = self._open_meter(outer, block["device"])
+            block["idle_w"] = outer._block["idle_w"] if outer is not None and not block["owns_meter"] else None
+            if block["owns_meter"] and self._idle_s > 0:
+                block["idle_w"] = self._idle(block["meter"], block["device"])
+            if self.pipe is None:
+                block["started"] = datetime.now(timezone.utc)
+                block["key"] = f"track{self._uid}:block{block['index']}"
+                block["meter"].begin_window(block["key"])
+            else:
+                _patch(type(self.pipe))
+                block["patched"] = True
+        except BaseException:
+            self._finish(block)
+            raise
+        stack.append(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        stack = _stack()
+        if stack and stack[-1] is self:
+            stack.pop()
+        block = self._blocks[-1]
+        try:
+            if self.pipe is None:
+                m = block["meter"].end_window(block["key"])
+                if exc_type is None:
+                    total = _as_phase(m)
+                    block["window"] = total
+                    self._write(block, [_plain_row(total)], self._plain_base(block),
+                                context=f"scaling.track; plain window {self.name!r}; device {block['device']}")
+        finally:
+            self._finish(block)
+
+    def _finish(self, block: dict[str, Any]) -> None:
+        if block.get("patched"):
+            _unpatch(type(self.pipe))
+        meter = block.get("meter")
+        if meter is not None and block.get("owns_meter") and isinstance(self._meter_arg, str):
+            meter.close()
+        self._last = self._blocks.pop()
+
+    def __call__(self, fn: Callable) -> Callable:
+        """The decorator form: each call of ``fn`` is one block."""
+
+        @functools.wraps(fn)
+        def tracked(*args, **kwargs):
+            with self:
+                return fn(*args, **kwargs)
+
+        return tracked
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _device(self) -> str:
+        from profilers.energy.devices import resolve_device
+
+        if self._device_arg is not None:
+            return resolve_device(self._device_arg)
+        if self.pipe is not None:
+            return str(getattr(self.pipe, "device", "cpu"))
+        try:
+            return resolve_device("auto")
+        except ImportError:  # no torch: the work cannot be on a GPU that torch drives
+            return "cpu"
+
+    def _open_meter(self, outer: "Tracker | None", device: str):
+        if outer is not None and self._meter_arg == "auto" and outer._block.get("device") == device:
+            return outer._block["meter"], False
+        gpu = _gpu_key(device)
+        meter = make_meter(self._meter_arg, device=device, country=self._country, cpu_power_w=self._cpu_power_w,
+                           gpu=gpu)
+        return meter, True
+
+    def _idle(self, meter, device: str) -> float | None:
+        from profilers.energy.devices import sync_device
+
+        sync_device(device)
+        key = f"track{self._uid}:idle"
+        meter.begin_window(key)
+        time.sleep(self._idle_s)
+        m = meter.end_window(key)
+        if m.energy_gpu_j is None or m.time_s <= 0 or m.estimated.get("energy_gpu_j", False):
+            return None
+        return m.energy_gpu_j / m.time_s
+
+    # -- one pipeline call --------------------------------------------------------------------
+    def _measure_call(self, original: Callable, pipe: Any, args: tuple, kwargs: dict, outers: list["Tracker"]):
+        from profilers.energy.pipelines import roles_of
+
+        block = self._block
+        meter = block["meter"]
+        started = datetime.now(timezone.utc)
+        n = len(block["calls"])
+        outer_keys = [(t, f"track{t._uid}:call{len(t._block['calls'])}:{self._uid}") for t in outers]
+        for t, key in outer_keys:
+            t._block["meter"].begin_window(key)
+        try:
+            spec = _registered(pipe)
+            if getattr(_local, "recording", False):  # a call inside a call measured phase by phase
+                meter.begin_window(f"track{self._uid}:call{n}")
+                out = original(pipe, *args, **kwargs)
+                result = _total_only(meter.end_window(f"track{self._uid}:call{n}"))
+            else:
+                from profilers.energy.phases import PhaseRecorder
+
+                roles = roles_of(spec if spec is not None else _NO_SPEC, pipe)
+                _local.recording = True
+                try:
+                    with PhaseRecorder(pipe, meter, roles, device=block["device"]) as rec:
+                        out, result = rec.measure(original, pipe, *args, **kwargs)
+                finally:
+                    _local.recording = False
+        finally:
+            ends = [(t, t._block["meter"].end_window(key)) for t, key in reversed(outer_keys)]
+        setting = _read_setting(pipe, original, args, kwargs, out, spec, block["device"])
+        flops, flop_error = _flops(spec, setting)
+        for role, ph in result.phases.items():
+            ph.flop = flops.get(role) if flops else None
+        fl = [p.flop for p in result.phases.values()]
+        result.total.flop = sum(fl) if fl and all(v is not None for v in fl) else None
+        block["calls"].append(result)
+        base = self._call_base(setting, spec, started, n, flops, flop_error, block)
+        self._write(block, rows_of(result), base, context=self._context(pipe, block))
+        for t, m in ends:
+            t._block["calls"].append(_total_only(m))
+            t._write(t._block, [_plain_row(_as_phase(m))],
+                     {**t._call_base(setting, spec, started, len(t._block["calls"]) - 1, flops, flop_error, t._block)},
+                     context=t._context(pipe, t._block) + "; the whole call (an inner track measured its phases)")
+        return out
+
+    # -- rows ---------------------------------------------------------------------------------
+    def _call_base(self, s: dict, spec, started, n: int, flops, flop_error, block) -> dict[str, Any]:
+        key = f"{s['model_key'] or s['model']}-{_digest(s)}"
+        row = {
+            "run_id": f"{key}/{self.session}-t{self._uid}b{block['index']}c{n}", "timestamp": started,
+            "source": TRACK_SOURCE, "model": s["model"], "model_key": s["model_key"], "modality": s["modality"],
+            "gpu": s["gpu"], "gpu_key": _gpu_key(block["device"]), "gpu_count": 1, "precision": s["precision"],
+            "height": s["height"], "width": s["width"], "frames": s["frames"], "fps": s["fps"],
+            "audio_seconds": s["audio_seconds"], "steps": s["steps"], "guidance_scale": s["guidance_scale"],
+            "cfg": s["cfg"], "batch_size": s["n_outputs"], "idle_power_w": block["idle_w"], "n_repeats": 1,
+            "repeat": n, "warmup": 0, "flop_error": flop_error if not flops else None,
+        }
+        for role in ("text_encoder", "denoiser", "decoder", "vocoder"):
+            row[f"flop_{role}"] = flops.get(role) if flops else None
+        return row
+
+    def _plain_base(self, block) -> dict[str, Any]:
+        s = {"model": self.name, "model_key": None, "modality": self.modality, "gpu": _gpu_name(block["device"]),
+             "precision": None, "height": None, "width": None, "frames": None, "fps": None, "audio_seconds": None,
+             "steps": None, "guidance_scale": None, "cfg": None, "n_outputs": 1}
+        return self._call_base(s, None, block["started"], 0, {}, "a plain window: no FLOP count", block)
+
+    def _context(self, pipe, block) -> str:
+        bits = ["scaling.track", f"{type(pipe).__name__}" + (f" ({self.name})" if self.name else ""),
+                f"device {block['device']}"]
+        if block["idle_w"] is not None:
+            bits.append(f"idle baseline {block['idle_w']:.1f} W (not subtracted)")
+        return "; ".join(bits)
+
+    def _write(self, block, rows: list[dict[str, Any]], base: Mapping[str, Any], *, context: str) -> None:
+        rows = [r for r in rows if any(r.get(f) is not None for f in ENERGY_FIELDS)]
+        if not rows:
+            raise MeterError(f"scaling.track: the {block['meter'].name} meter read no energy for this window "
+                             "(shorter than it resolves?): measure a longer call, or pass meter='estimate'")
+        table = call_rows(rows, base, context=context, cpu_only=not block["device"].startswith("cuda"),
+                          idle_power_w=None)
+        if self.out is not None:
+            import pandas as pd
+
+            from scaling.runs import append_runs
+
+            append_runs(pd.DataFrame(table), self.out)
+        block["rows"].extend(table)
+
+
+# --------------------------------------------------------------------------------------------
+# intercepting the pipeline's calls
+# --------------------------------------------------------------------------------------------
+
+def _stack() -> list[Tracker]:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
+
+
+def _patch(cls: type) -> None:
+    """Route ``cls.__call__`` through :func:`_dispatch` while a tracker of an instance is active.
+
+    ``pipe(...)`` looks ``__call__`` up on the class, so the class is patched; the dispatcher
+    passes the calls of every other instance, and of other threads, straight through."""
+    with _patch_lock:
+        entry = _patched.get(cls)
+        if entry is None:
+            own = cls.__dict__.get("__call__")
+            original = cls.__call__
+
+            @functools.wraps(original)
+            def dispatch(self, *args, **kwargs):
+                mine = list(dict.fromkeys(t for t in _stack() if t.pipe is self))  # a re-entered tracker once
+                if not mine:
+                    return original(self, *args, **kwargs)
+                return mine[-1]._measure_call(original, self, args, kwargs, mine[:-1])
+
+            setattr(cls, "__call__", dispatch)
+            entry = _patched[cls] = [own, 0]
+        entry[1] += 1
+
+
+def _unpatch(cls: type) -> None:
+    with _patch_lock:
+        entry = _patched.get(cls)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            own = entry[0]
+            if own is None:
+                delattr(cls, "__call__")
+            else:
+                setattr(cls, "__call__", own)
+            del _patched[cls]
+
+
+# --------------------------------------------------------------------------------------------
+# what the call was: model, setting
+# --------------------------------------------------------------------------------------------
+
+class _NoSpec:
+    components: dict = {}
+
+
+_NO_SPEC = _NoSpec()
+
+
+def _registered(pipe: Any):
+    """The registry's model for ``pipe.name_or_path`` (or its last parts), else None."""
+    from scaling.registry import resolve_model
+
+    name = getattr(pipe, "name_or_path", None) or (getattr(pipe, "config", None) or {}).get("_name_or_path")
+    if not name:
+        return None
+    parts = str(name).replace("\\", "/").rstrip("/").split("/")
+    for candidate in dict.fromkeys([str(name), "/".join(parts[-2:]), parts[-1]]):
+        try:
+            return resolve_model(candidate)
+        except UnknownModelError:
+            continue
+    return None
+
+
+def _read_setting(pipe, original, args, kwargs, out, spec, device: str) -> dict[str, Any]:
+    sig = inspect.signature(original)
+    try:
+        bound = sig.bind_partial(pipe, *args, **kwargs)
+    except TypeError:  # the call itself raised it already, had it been wrong; read what is named
+        bound = None
+    given = dict(bound.arguments) if bound is not None else dict(kwargs)
+    params = sig.parameters
+
+    def arg(name: str):
+        if given.get(name) is not None:
+            return given[name]
+        p = params.get(name)
+        return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+    modality = spec.modality if spec is not None else (
+        "video" if "num_frames" in params else "audio" if {"audio_length_in_s", "audio_end_in_s"} & set(params)
+        else "image")
+    prompt = given.get("prompt")
+    if isinstance(prompt, (list, tuple)):
+        batch = len(prompt)
+    elif prompt is None and getattr(given.get("prompt_embeds"), "shape", None) is not None:
+        batch = int(given["prompt_embeds"].shape[0])
+    else:
+        batch = 1
+    per_prompt = next((int(arg(n)) for n in _OUTPUTS_PER_PROMPT if arg(n) is not None), 1)
+    shape = _output_shape(out, modality)
+    steps = getattr(pipe, "num_timesteps", None)
+    steps = steps if isinstance(steps, int) and steps > 0 else arg("num_inference_steps")
+    guidance = arg("guidance_scale")
+    cfg = getattr(pipe, "do_classifier_free_guidance", None)
+    if not isinstance(cfg, bool):
+        guided = spec is None or spec.guidance_type == "cfg"
+        cfg = bool(guided and guidance is not None and guidance > 1)
+    seconds = arg("audio_length_in_s") if modality == "audio" else None
+    if modality == "audio" and seconds is None and shape.get("samples"):
+        rate = getattr(getattr(getattr(pipe, "vocoder", None), "config", None), "sampling_rate", None)
+        seconds = shape["samples"] / rate if rate else None
+    registered = spec is not None
+    return {
+        "model": spec.id if registered else (str(getattr(pipe, "name_or_path", "") or "") or
+                                             f"local:{type(pipe).__name__}"),
+        "model_key": spec.key if registered else None,
+        "modality": modality,
+        "gpu": _gpu_name(device),
+        "precision": _precision(pipe, device),
+        "height": (arg("height") or shape.get("height")) if modality != "audio" else None,
+        "width": (arg("width") or shape.get("width")) if modality != "audio" else None,
+        "frames": (arg("num_frames") or shape.get("frames")) if modality == "video" else None,
+        "fps": (spec.defaults.get("fps") if registered else None) if modality == "video" else None,
+        "audio_seconds": float(seconds) if seconds else None,
+        "steps": int(steps) if steps else None,
+        "guidance_scale": float(guidance) if guidance is not None else None,
+        "cfg": cfg,
+        "batch": batch,
+        "outputs_per_prompt": per_prompt,
+        "n_outputs": batch * per_prompt,
+    }
+
+
+def _output_shape(out: Any, modality: str) -> dict[str, int]:
+    """Height, width, frames (or audio samples) of what the call returned, where they show."""
+    first = out[0] if isinstance(out, tuple) and out else None
+    data = getattr(out, {"image": "images", "video": "frames", "audio": "audios"}[modality], first)
+    if isinstance(data, list) and data and isinstance(data[0], list):  # video as lists of PIL images
+        return {"frames": len(data[0]), "width": data[0][0].size[0], "height": data[0][0].size[1]}
+    if isinstance(data, list) and data and hasattr(data[0], "size") and isinstance(data[0].size, tuple):
+        return {"width": data[0].size[0], "height": data[0].size[1]}  # PIL images
+    shape = tuple(getattr(data, "shape", ()) or ())
+    if modality == "audio" and shape:
+        return {"samples": int(shape[-1])}
+    if len(shape) < 4:
+        return {}
+    channels_first = type(data).__module__.startswith("torch")  # output_type="pt": (B, [F,] C, H, W)
+    h, w = (shape[-2], shape[-1]) if channels_first else (shape[-3], shape[-2])
+    got = {"height": int(h), "width": int(w)}
+    if modality == "video" and len(shape) == 5:
+        got["frames"] = int(shape[1])
+    return got
+
+
+def _precision(pipe: Any, device: str) -> str | None:
+    import torch
+
+    for name in ("transformer", "unet", "prior"):
+        module = getattr(pipe, name, None)
+        if module is not None and hasattr(module, "parameters"):
+            p = next(module.parameters(), None)
+            if p is not None:
+                if p.dtype == torch.float32:
+                    return "tf32" if device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32 else "fp32"
+                return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(p.dtype)
+    return None
+
+
+def _gpu_name(device: str) -> str | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(int(device.split(":")[1]) if ":" in device else 0)
+
+
+def _gpu_key(device: str) -> str | None:
+    name = _gpu_name(device)
+    if name is None:
+        return None
+    from scaling.errors import UnknownGPUError
+    from scaling.hardware import resolve_gpu
+
+    try:
+        return resolve_gpu(name).key
+    except UnknownGPUError:
+        return None
+
+
+def _flops(spec, s: dict[str, Any]) -> tuple[dict[str, float], str | None]:
+    """Closed-form FLOP per phase for a registered model; else why there are none."""
+    if spec is None:
+        return {}, "not a registered model: scaling.track counts no FLOPs for it"
+    from profilers.flops.profile import profile
+    from scaling.settings import make_setting
+
+    try:
+        setting = make_setting(spec, height=s["height"], width=s["width"], frames=s["frames"],
+                               seconds=s["audio_seconds"], steps=s["steps"], guidance=s["guidance_scale"],
+                               cfg=s["cfg"], batch_size=s["batch"], outputs_per_prompt=s["outputs_per_prompt"],
+                               precision=s["precision"] or "bf16")
+        return profile(setting, method="closed-form", spec=spec).by_role(), None
+    except (InvalidSettingError, ProfilerError) as e:
+        return {}, f"{type(e).__name__}: {str(e)[:150]}"
+
+
+def _digest(s: Mapping[str, Any]) -> str:
+    import hashlib
+    import json
+
+    fields = {k: s.get(k) for k in ("model", "height", "width", "frames", "audio_seconds", "steps", "guidance_scale",
+                                    "cfg", "n_outputs", "precision", "gpu")}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+# --------------------------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------------------------
+
+def _new_block() -> dict[str, Any]:
+    return {"calls": [], "rows": [], "window": None, "idle_w": None, "device": "cpu"}
+
+
+def _phase_order(p: str) -> int:
+    return PHASE_ORDER.index(p) if p in PHASE_ORDER else len(PHASE_ORDER)
+
+
+def _as_phase(m: Measurement, phase: str = "total") -> PhaseMeasurement:
+    pm = PhaseMeasurement(phase)
+    pm.add(m)
+    pm.calls = 1
+    return pm
+
+
+def _total_only(m: Measurement) -> CallMeasurement:
+    """A call measured as one window (no phases)."""
+    total = _as_phase(m)
+    return CallMeasurement(total=total, phases={}, other=PhaseMeasurement("other"), resolution_s=0.0,
+                           gap_time_s=0.0, gap_j={f: None for f in ENERGY_FIELDS}, component_calls={})
+
+
+def _plain_row(total: PhaseMeasurement) -> dict[str, Any]:
+    """The runs fields of one window measured whole (the ``total`` row, no phase summary)."""
+    def pos(v):
+        return v if v is not None and v > 0 else None
+
+    est = sorted(f for f in ENERGY_FIELDS if getattr(total, f) is not None and total.estimated.get(f, False))
+    notes = (["estimated: " + ", ".join(est)] if est else []) + list(total.notes)
+    return {"phase": "total", "duration_s": total.time_s if total.time_s > 0 else None,
+            "energy_gpu_j": pos(total.energy_gpu_j), "energy_cpu_j": pos(total.energy_cpu_j),
+            "energy_ram_j": pos(total.energy_ram_j), "meter": total.meter or "none",
+            "estimated": total.primary_estimated, "flop": None, "flags": "", "notes": "; ".join(notes)}
+
+
+def _sum(phase: str, parts: list[PhaseMeasurement]) -> PhaseMeasurement:
+    """Several calls' measurements of one phase, added up."""
+    out = PhaseMeasurement(phase)
+    for p in parts:
+        out.time_s += p.time_s
+        out.calls += p.calls
+        out.windows += p.windows
+        out.samples += p.samples
+        for f in ENERGY_FIELDS:
+            v = getattr(p, f)
+            if v is not None:
+                setattr(out, f, (getattr(out, f) or 0.0) + v)
+                out.estimated[f] = out.estimated.get(f, False) or bool(p.estimated.get(f, False))
+        out.meter = out.meter or p.meter
+        out.low_confidence = out.low_confidence or p.low_confidence
+        out.components = tuple(dict.fromkeys((*out.components, *p.components)))
+        fl = [x.flop for x in parts]
+        out.flop = sum(fl) if fl and all(v is not None for v in fl) else None
+        for n in p.notes:
+            if n not in out.notes:
+                out.notes.append(n)
+    return out
