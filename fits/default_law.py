@@ -53,6 +53,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from sklearn.base import clone
 
+from fits.extrapolation import SPREAD_SPLITS
 from fits.features import DESIGN_COLUMNS, aggregate_settings, design_matrix, prior_exponents, setting_groups
 from fits.laws import IdentifiabilityWarning
 from fits.targets import public_targets
@@ -95,9 +96,6 @@ COMPONENT_METHODS = {
 }
 
 VALIDATION_SPLITS = ("in_sample", "config_kfold", "model_out", "gpu_out")
-
-#: The splits whose out-of-fold residual spread the law file stores (``residual_spread``).
-SPREAD_SPLITS = ("gpu_out", "model_out", "family_out")
 
 SPREAD_METHOD = ("sigma2: mean of the squared log residuals log(y) - log(median prediction) of the held-out "
                  "settings, each predicted by the law form refitted without its group (leave-one-group-out over "

@@ -19,22 +19,9 @@ chips with fp8 tensor cores); :meth:`Law.predict` adds the dequantisation term o
 formats (:func:`scaling.precision.dequant_cost`: a roofline estimate, not fitted) to the
 denoiser and the total; :meth:`Law.predict_energy` and :meth:`Law.predict_time` are the law alone.
 
-Extrapolation (:meth:`Law.predict`). The prediction says where it leaves the law's data, from the
-file's ``training`` block: the GPU was never measured (``gpus``); the precision's class was never
-measured on the GPU's architecture (``gpu_precisions``, pairs of GPU key and precision; a class
-is the matmul format the precision runs at, bf16 and fp16 being one class on a chip where their
-peaks are equal); the model (``model_keys`` / ``models``) or its registry family (``families``)
-is not in the data; the call's FLOP count lies outside ``flop_range``. The interval then widens
-by the law file's out-of-split spread (``residual_spread``, written by
-:mod:`fits.default_law`): in log space the variance ``g' Cov g + sigma^2`` of the interval gains
-``max(sigma2_split - sigma^2, 0)`` for each independent reason (:data:`SPREAD_RULE`):
-
-- GPU never measured, or the precision class never measured on its architecture: ``gpu_out``;
-- model not in the data: ``model_out``, or ``family_out`` when its family is not in the data
-  either.
-
-The FLOP range has no split of its own: it is flagged, not widened. A file without
-``residual_spread`` (``scaling fit`` output) flags but does not widen, and says so.
+Extrapolation (:meth:`Law.predict`): the flags of :mod:`fits.extrapolation` (GPU, precision
+class on its architecture, model, family, FLOP range; from the file's ``training`` block) and the
+interval widened by the file's ``residual_spread`` where the call leaves the data.
 """
 
 from __future__ import annotations
@@ -48,11 +35,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fits.extrapolation import SPREAD_RULE, DataCoverage, precision_class, widen_interval
 from fits.law import LawState, hardware_row, predict_interval
-from scaling.errors import LawError, ScalingError
-from scaling.hardware import GPUSpec, resolve_gpu
-from scaling.precision import SIXTEEN_BIT, dequant_cost, precision_plan
-from scaling.registry import resolve_model
+from scaling.errors import LawError
+from scaling.hardware import GPUSpec
+from scaling.precision import dequant_cost, precision_plan
 from scaling.units import Interval
 
 __all__ = ["SCHEMA", "SPREAD_RULE", "Law", "LawPrediction", "ShippedLaw", "default_law_path", "law_from_dict",
@@ -61,32 +48,6 @@ __all__ = ["SCHEMA", "SPREAD_RULE", "Law", "LawPrediction", "ShippedLaw", "defau
 SCHEMA = "scaling.law/1"
 COMPONENT_METHODS = ("flop_share", "per_component")
 ROLE_ORDER = ("text_encoder", "denoiser", "decoder", "vocoder", "upsampler")
-
-SPREAD_RULE = ("log-space interval variance g' Cov g + sigma^2, plus max(sigma2_split - sigma^2, 0) per reason: "
-               "gpu_out for a GPU never measured or a precision class never measured on its architecture; model_out "
-               "for a model outside the data (family_out when its family is outside too); the split spreads are the "
-               "law file's residual_spread (leave-one-group-out log residuals)")
-
-
-def precision_class(precision: str, gpu: GPUSpec) -> str:
-    """The class of ``precision`` on ``gpu`` for the extrapolation flags: the stored format its
-    matmuls run at (:func:`scaling.precision.precision_plan`), with bf16 and fp16 one class
-    (``"16-bit float"``) on a chip whose bf16 and fp16 peaks are equal (same law inputs)."""
-    compute = precision_plan(precision, gpu).compute
-    peaks = {peaks_of: gpu.peak_flop_per_s.get(peaks_of) for peaks_of in SIXTEEN_BIT}
-    if compute in SIXTEEN_BIT and None not in peaks.values() and len(set(peaks.values())) == 1:
-        return "16-bit float"
-    return compute
-
-
-def widen_interval(m: float, lo: float, hi: float, t: float, extra_var: float) -> tuple[float, float, float]:
-    """``(m, lo, hi)`` with ``[lo, hi]`` (a log-space interval ``exp(mu -+ t s)``) widened to
-    ``exp(mu -+ t sqrt(s^2 + extra_var))``; the central value ``m`` is kept."""
-    if extra_var <= 0 or not (lo > 0 and hi > 0):
-        return m, lo, hi
-    mu, half = 0.5 * (math.log(lo) + math.log(hi)), 0.5 * (math.log(hi) - math.log(lo))
-    wide = math.sqrt(half * half + t * t * extra_var)
-    return m, math.exp(mu - wide), math.exp(mu + wide)
 
 
 @dataclass(frozen=True)
@@ -149,97 +110,19 @@ class _Group:
         self.energy, self.time = state("energy"), state("time")
         if self.method == "flop_share" and self.energy is None:
             raise LawError(f"{where}: no `energy` law")
-        training = doc.get("training") or {}
-        if not isinstance(training, Mapping):
-            raise LawError(f"{where}: training is not a JSON object")
-        self.gpus = _str_tuple(training.get("gpus"), f"{where}, training.gpus")
-        self.precisions = _str_tuple(training.get("precisions"), f"{where}, training.precisions")
-        fr = training.get("flop_range")
-        if fr is not None and (not isinstance(fr, list) or len(fr) != 2 or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in fr)
-                or fr[0] > fr[1]):
-            raise LawError(f"{where}: training.flop_range is {fr!r}; rule: [lowest, highest] FLOP, finite numbers")
-        self.flop_range = tuple(float(v) for v in fr) if fr is not None else None
-        self.models = _str_tuple(training.get("models"), f"{where}, training.models")
-        self.model_keys = _str_tuple(training.get("model_keys"), f"{where}, training.model_keys")
-        fams = training.get("families")
-        self.families = _str_tuple(fams, f"{where}, training.families") if fams is not None else None
-        pairs = training.get("gpu_precisions")
-        if pairs is not None and (not isinstance(pairs, list) or not all(
-                isinstance(x, list) and len(x) == 2 and all(isinstance(v, str) for v in x) for x in pairs)):
-            raise LawError(f"{where}: training.gpu_precisions is {pairs!r:.60}; rule: a list of [gpu key, precision]")
-        self.gpu_precisions = tuple(tuple(x) for x in pairs) if pairs is not None else None
-        self.spread = _spreads(doc.get("residual_spread"), where)
-        self._classes: set[tuple[str, str]] | None = None
-
-    def measured_classes(self) -> set[tuple[str, str]]:
-        """(architecture, precision class) pairs measured in the law's data."""
-        if self._classes is None:
-            pairs = self.gpu_precisions
-            if pairs is None:  # an older file: every precision on every GPU it lists
-                pairs = tuple((g, p) for g in self.gpus for p in self.precisions)
-            out = set()
-            for g, p in pairs:
-                try:
-                    spec = resolve_gpu(g)
-                    out.add((spec.architecture, precision_class(p, spec)))
-                except ScalingError:
-                    continue
-            self._classes = out
-        return self._classes
-
-    def data_families(self) -> set[str]:
-        """Registry families of the law's models (``training.families``, else resolved from the keys)."""
-        if self.families is not None:
-            return set(self.families)
-        out = set()
-        for k in self.model_keys:
-            try:
-                out.add(resolve_model(k).family)
-            except ScalingError:
-                continue
-        return out
+        self.coverage = DataCoverage.from_doc(doc, where)
+        self.gpus, self.precisions = self.coverage.gpus, self.coverage.precisions
+        self.flop_range, self.spread = self.coverage.flop_range, self.coverage.spread
 
     def extra_variance(self, target: str, splits: tuple[str, ...], state: LawState) -> float:
-        """The variance ``splits`` add to a ``target`` interval: sum of max(sigma2_split - sigma^2, 0)."""
-        spread = (self.spread or {}).get(target) or {}
-        return sum(max(spread[k] - state.sigma2, 0.0) for k in splits if spread.get(k) is not None)
+        """The variance ``splits`` add to a ``target`` interval of ``state`` (:mod:`fits.extrapolation`)."""
+        return self.coverage.extra_variance(target, splits, state.sigma2)
 
     def energy_states(self) -> list[LawState]:
         return [self.energy] if self.method == "flop_share" else list(self.role_energy.values())
 
     def time_states(self) -> list[LawState]:
         return [self.time] if self.time is not None else list(self.role_time.values())
-
-
-def _spreads(block: Any, where: str) -> dict[str, dict[str, float]] | None:
-    """``residual_spread`` as {target: {split: sigma2}}; None when the file has none."""
-    if block is None:
-        return None
-    if not isinstance(block, Mapping):
-        raise LawError(f"{where}: residual_spread is not a JSON object")
-    out: dict[str, dict[str, float]] = {}
-    for target in ("energy", "time"):
-        part = block.get(target) or {}
-        if not isinstance(part, Mapping):
-            raise LawError(f"{where}: residual_spread.{target} is not a JSON object")
-        out[target] = {}
-        for split, rec in part.items():
-            v = rec.get("sigma2") if isinstance(rec, Mapping) else rec
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise LawError(f"{where}: residual_spread.{target}.{split}.sigma2 is {v!r}; rule: a finite number >= 0")
-            out[target][str(split)] = float(v)
-    return out
-
-
-def _str_tuple(v: Any, where: str) -> tuple[str, ...]:
-    if v is None:
-        return ()
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise LawError(f"{where} is {v!r}; rule: a list of names")
-    return tuple(v)
 
 
 class Law:
@@ -437,7 +320,7 @@ class Law:
         plan = precision_plan(precision, gpu)
         hw = hardware_row(gpu, plan)
         total_flop = sum(flops.values())
-        flags = self._flags(law, gpu, precision, plan, model, keys, total_flop)
+        flags = law.coverage.flags(gpu, precision, model, keys, total_flop)
         energy = self._energy(law, flops, steps, hw, level, flags["widen"])
         notes = []
         if law.time_states():
@@ -489,46 +372,6 @@ class Law:
             model_in_data=flags["model_in_data"], family_in_data=flags["family_in_data"],
             extrapolation=tuple(flags["extrapolation"]), widened_by=tuple(flags["widen"]),
         )
-
-    @staticmethod
-    def _flags(law: _Group, gpu: GPUSpec, precision: str, plan, model: Any, keys: tuple[str, ...],
-               total_flop: float) -> dict[str, Any]:
-        """Where a call leaves the law's data, and the splits that widen its interval (module doc)."""
-        measured = gpu.key in law.gpus
-        cls = precision_class(precision, gpu)
-        classes = law.measured_classes()
-        prec_ok = not classes or (gpu.architecture, cls) in classes
-        model_ok = not (law.model_keys or law.models) or any(k in law.model_keys or k in law.models for k in keys)
-        family = getattr(model, "family", None)
-        fams = law.data_families()
-        family_ok = family is None or not fams or family in fams
-        in_range = law.flop_range is None or law.flop_range[0] <= total_flop <= law.flop_range[1]
-        reasons, widen = [], []
-        if not measured:
-            reasons.append(f"GPU {gpu.key} was never measured in the law's data (measured: {', '.join(law.gpus)})")
-        if not prec_ok:
-            seen = sorted(c for a, c in classes if a == gpu.architecture)
-            reasons.append(f"precision {precision} ({cls} matmuls) was never measured on {gpu.architecture} GPUs"
-                           + (f" (measured there: {', '.join(seen)})" if seen else f" (no {gpu.architecture} GPU "
-                                                                                     "in the data)"))
-        if not measured or not prec_ok:
-            widen.append("gpu_out")
-        if not model_ok:
-            if family_ok:
-                reasons.append(f"model {keys[0] if keys else '?'} is not in the law's data (its family {family} is)")
-                widen.append("model_out")
-            else:
-                reasons.append(f"model family {family} is not in the law's data")
-                spread = (law.spread or {}).get("energy") or {}
-                widen.append("family_out" if law.spread is None or "family_out" in spread else "model_out")
-        if not in_range:
-            reasons.append(f"{total_flop:.3g} FLOP lies outside the law's data ({law.flop_range[0]:.3g}-"
-                           f"{law.flop_range[1]:.3g} FLOP)")
-        if law.spread is None:
-            widen = []
-        return {"gpu_measured": measured, "precision_measured_on_gpu_class": prec_ok, "model_in_data": model_ok,
-                "family_in_data": family_ok, "flop_in_range": in_range, "extrapolation": reasons,
-                "widen": tuple(widen)}
 
 
 #: The former name of :class:`Law` (a law file is not always the shipped one).

@@ -341,10 +341,21 @@ def law_document(frame, *, provenance: Mapping[str, Any], n_boot: int = 200, see
                      "rows": int(len(rows)), "max_gpus": int(rows["n_gpus"].max()),
                      "plans": sorted(str(p) for p in rows["plan"].unique()),
                      "cfg_parallel_measured": bool((rows["cfg_degree"] > 1).any())},
-        "validation": {"leave_one_model_out": validation_summary(lomo),
-                       "in_sample": validation_summary(_in_sample(frame, coef))},
+        "validation": _json_safe({"leave_one_model_out": validation_summary(lomo),
+                                  "in_sample": validation_summary(_in_sample(frame, coef))}),
         "provenance": dict(provenance),
     }
+
+
+def _json_safe(value):
+    """NaN (a Spearman over no group) as null: the law file stays strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _in_sample(frame, coef):
@@ -547,5 +558,5 @@ def write_law(doc: Mapping[str, Any], path: str | Path) -> Path:
     """Write a law document (checked by loading it first) as indented JSON."""
     ParallelLaw(doc, str(path))
     p = Path(path)
-    p.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    p.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return p

@@ -9,6 +9,7 @@ import math
 import pytest
 
 import scaling
+from profilers.flops.profile import has_table
 from scaling.app.physics import IDLE_FRACTION_OF_TDP, bound, idle_floor_w, profile_byte, roofline_time_s
 from scaling.errors import DoesNotFitError
 from scaling.hardware import list_gpus, resolve_gpu
@@ -24,10 +25,16 @@ def law():
     return scaling.load_law()
 
 
+def _models():
+    """The registered models the closed form can profile (a model added without its FLOP table yet
+    cannot be predicted at all)."""
+    return [s for s in list_models() if has_table(s)]
+
+
 def _sweep(law):
     """Every model's default setting x every GPU x PRECISIONS where it fits (resident)."""
     out = []
-    for spec in list_models():
+    for spec in _models():
         for gpu in list_gpus():
             for p in PRECISIONS:
                 try:
@@ -45,7 +52,8 @@ def sweep(law):
 def test_the_sweep_covers_the_registry(sweep):
     models = {e.model_id for e in sweep}
     gpus = {e.gpu for e in sweep}
-    assert models == {s.id for s in list_models()}, "every model fits some registered GPU at some precision"
+    assert len(_models()) >= 20
+    assert models == {s.id for s in _models()}, "every model fits some registered GPU at some precision"
     assert gpus == {g.key for g in list_gpus()}
     assert {e.precision for e in sweep} == set(PRECISIONS)
 

@@ -233,6 +233,35 @@ def test_extrapolation_flags_are_said_in_text_and_json_and_widen_the_interval():
     assert d["extrapolated"] is True and json.loads(json.dumps(d))["extrapolation"] == list(flux.extrapolation)
 
 
+def test_the_law_file_stores_the_out_of_split_spreads_and_checks_them():
+    from fits.law_file import Law, load_law
+
+    law = load_law()
+    doc = law.document
+    for target in ("energy", "time"):
+        spread = doc["residual_spread"][target]
+        assert set(spread) == {"gpu_out", "model_out", "family_out"}
+        for split, rec in spread.items():
+            assert rec["n"] > 0 and rec["folds"] >= 2 and rec["failed_folds"] == 0, (target, split)
+            # held-out residuals spread wider than the in-sample ones: that is what widens the interval
+            assert rec["sigma2"] > doc[target]["sigma2"], (target, split)
+    pairs = {tuple(p) for p in doc["training"]["gpu_precisions"]}
+    assert pairs and all(g in doc["training"]["gpus"] and p in doc["training"]["precisions"] for g, p in pairs)
+    assert scaling.resolve_model("wan2.1").family in doc["training"]["families"]
+    for bad in (-1.0, float("nan"), "x"):
+        broken = json.loads(json.dumps(doc))
+        broken["residual_spread"]["energy"]["gpu_out"]["sigma2"] = bad
+        with pytest.raises(scaling.ScalingError, match="residual_spread.energy.gpu_out.sigma2") as info:
+            Law(broken, "broken.json")
+        assert "\n" not in str(info.value)
+    old = json.loads(json.dumps(doc))  # a file written before the flags: no pairs, no families, no spread
+    for key in ("gpu_precisions", "families"):
+        old["training"].pop(key)
+    old.pop("residual_spread")
+    est = scaling.predict("flux-dev", gpu="h100", law=Law(old, "old.json"))
+    assert not est.family_in_data and est.interval_widened_by == () and est.extrapolated
+
+
 def test_a100_is_the_measured_board_and_the_output_says_so():
     est = scaling.predict("sd2.1", gpu="a100")
     assert est.gpu == "a100-sxm4-40gb" and est.gpu_measured

@@ -223,9 +223,28 @@ def test_a_registered_pipeline_resolves_and_gets_its_flops(tmp_path):
     rows = {r["phase"]: r for r in run.rows}
     total = rows["total"]
     assert (total["model"], total["model_key"]) == ("stabilityai/stable-diffusion-2-1", "sd2.1")
-    assert total["flop_error"] is None  # the registered model's closed-form table, at this setting
-    assert rows["denoiser"]["flop"] > 0 and total["flop_denoiser"] == rows["denoiser"]["flop"]
-    assert total["flop"] == pytest.approx(sum(rows[p]["flop"] for p in ("text_encoder", "denoiser", "decoder")))
+    if total["flop_error"] is None:  # the registered model's closed-form table, at this setting
+        assert rows["denoiser"]["flop"] > 0 and total["flop_denoiser"] == rows["denoiser"]["flop"]
+        assert total["flop"] == pytest.approx(sum(rows[p]["flop"] for p in ("text_encoder", "denoiser", "decoder")))
+    else:  # a table that cannot be used says why, and the energy rows are written all the same
+        assert total["flop_error"].startswith("ProfilerError") and total["flop"] is None
+        assert total["energy_cpu_j"] > 0
+
+
+def test_a_pipeline_without_a_hub_name_resolves_by_its_configs():
+    from types import SimpleNamespace
+
+    from profilers.energy.track_setting import registered
+    from scaling.registry import resolve_model
+
+    unet = dict(resolve_model("sd2.1").components["unet"].config)
+    cls = type("StableDiffusionPipeline", (), {})  # the class name, and the denoiser's config
+    pipe = cls()
+    pipe.unet = SimpleNamespace(config={k: tuple(v) if isinstance(v, list) else v for k, v in unet.items()})
+    assert registered(pipe).key == "sd2.1"
+    pipe.unet.config["cross_attention_dim"] = 7  # an architecture registered nowhere
+    assert registered(pipe) is None
+    assert registered(tiny_pipeline("sd").pipe) is None  # the tiny test pipeline: local:StableDiffusionPipeline
 
 
 def test_track_is_public():

@@ -36,12 +36,13 @@
 
 ``out`` is checked when :func:`track` is called, before any work: a runs table (``.parquet``
 or ``.csv``) in an existing folder, or None to keep the results in memory only.
+
+How the model and setting of a call are read lives in :mod:`profilers.energy.track_setting`.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import secrets
 import threading
 import time
@@ -54,14 +55,22 @@ from profilers.energy.meters import make_meter
 from profilers.energy.meters.base import Measurement
 from profilers.energy.phase_results import ENERGY_FIELDS, PHASE_ORDER, CallMeasurement, PhaseMeasurement, rows_of
 from profilers.energy.run_rows import call_rows
-from scaling.errors import InvalidSettingError, MeterError, OutputError, ProfilerError, UnknownModelError
+from profilers.energy.track_setting import (
+    NO_SPEC,
+    closed_form_flops,
+    gpu_key,
+    gpu_name,
+    read_setting,
+    registered,
+    setting_digest,
+)
+from scaling.errors import InvalidSettingError, MeterError, OutputError
 
 __all__ = ["TRACK_SOURCE", "Tracker", "track"]
 
 TRACK_SOURCE = "scaling-track"
 """The ``source`` of every row :func:`track` writes."""
 
-_OUTPUTS_PER_PROMPT = ("num_images_per_prompt", "num_videos_per_prompt", "num_waveforms_per_prompt")
 _local = threading.local()  # this thread's active trackers (outermost first), and whether one records phases
 _patch_lock = threading.Lock()
 _patched: dict[type, list] = {}  # pipeline class -> [its own __call__ or None, trackers using the patch]
@@ -263,7 +272,7 @@ class Tracker:
     def _open_meter(self, outer: "Tracker | None", device: str):
         if outer is not None and self._meter_arg == "auto" and outer._block.get("device") == device:
             return outer._block["meter"], False
-        gpu = _gpu_key(device)
+        gpu = gpu_key(device)
         meter = make_meter(self._meter_arg, device=device, country=self._country, cpu_power_w=self._cpu_power_w,
                            gpu=gpu)
         return meter, True
@@ -292,7 +301,7 @@ class Tracker:
         for t, key in outer_keys:
             t._block["meter"].begin_window(key)
         try:
-            spec = _registered(pipe)
+            spec = registered(pipe)
             if getattr(_local, "recording", False):  # a call inside a call measured phase by phase
                 meter.begin_window(f"track{self._uid}:call{n}")
                 out = original(pipe, *args, **kwargs)
@@ -300,7 +309,7 @@ class Tracker:
             else:
                 from profilers.energy.phases import PhaseRecorder
 
-                roles = roles_of(spec if spec is not None else _NO_SPEC, pipe)
+                roles = roles_of(spec if spec is not None else NO_SPEC, pipe)
                 _local.recording = True
                 try:
                     with PhaseRecorder(pipe, meter, roles, device=block["device"]) as rec:
@@ -309,8 +318,8 @@ class Tracker:
                     _local.recording = False
         finally:
             ends = [(t, t._block["meter"].end_window(key)) for t, key in reversed(outer_keys)]
-        setting = _read_setting(pipe, original, args, kwargs, out, spec, block["device"])
-        flops, flop_error = _flops(spec, setting)
+        setting = read_setting(pipe, original, args, kwargs, out, spec, block["device"])
+        flops, flop_error = closed_form_flops(spec, setting)
         for role, ph in result.phases.items():
             ph.flop = flops.get(role) if flops else None
         fl = [p.flop for p in result.phases.values()]
@@ -327,11 +336,11 @@ class Tracker:
 
     # -- rows ---------------------------------------------------------------------------------
     def _call_base(self, s: dict, spec, started, n: int, flops, flop_error, block) -> dict[str, Any]:
-        key = f"{s['model_key'] or s['model']}-{_digest(s)}"
+        key = f"{s['model_key'] or s['model']}-{setting_digest(s)}"
         row = {
             "run_id": f"{key}/{self.session}-t{self._uid}b{block['index']}c{n}", "timestamp": started,
             "source": TRACK_SOURCE, "model": s["model"], "model_key": s["model_key"], "modality": s["modality"],
-            "gpu": s["gpu"], "gpu_key": _gpu_key(block["device"]), "gpu_count": 1, "precision": s["precision"],
+            "gpu": s["gpu"], "gpu_key": gpu_key(block["device"]), "gpu_count": 1, "precision": s["precision"],
             "height": s["height"], "width": s["width"], "frames": s["frames"], "fps": s["fps"],
             "audio_seconds": s["audio_seconds"], "steps": s["steps"], "guidance_scale": s["guidance_scale"],
             "cfg": s["cfg"], "batch_size": s["n_outputs"], "idle_power_w": block["idle_w"], "n_repeats": 1,
@@ -342,7 +351,7 @@ class Tracker:
         return row
 
     def _plain_base(self, block) -> dict[str, Any]:
-        s = {"model": self.name, "model_key": None, "modality": self.modality, "gpu": _gpu_name(block["device"]),
+        s = {"model": self.name, "model_key": None, "modality": self.modality, "gpu": gpu_name(block["device"]),
              "precision": None, "height": None, "width": None, "frames": None, "fps": None, "audio_seconds": None,
              "steps": None, "guidance_scale": None, "cfg": None, "n_outputs": 1}
         return self._call_base(s, None, block["started"], 0, {}, "a plain window: no FLOP count", block)
@@ -419,175 +428,6 @@ def _unpatch(cls: type) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# what the call was: model, setting
-# --------------------------------------------------------------------------------------------
-
-class _NoSpec:
-    components: dict = {}
-
-
-_NO_SPEC = _NoSpec()
-
-
-def _registered(pipe: Any):
-    """The registry's model for ``pipe.name_or_path`` (or its last parts), else None."""
-    from scaling.registry import resolve_model
-
-    name = getattr(pipe, "name_or_path", None) or (getattr(pipe, "config", None) or {}).get("_name_or_path")
-    if not name:
-        return None
-    parts = str(name).replace("\\", "/").rstrip("/").split("/")
-    for candidate in dict.fromkeys([str(name), "/".join(parts[-2:]), parts[-1]]):
-        try:
-            return resolve_model(candidate)
-        except UnknownModelError:
-            continue
-    return None
-
-
-def _read_setting(pipe, original, args, kwargs, out, spec, device: str) -> dict[str, Any]:
-    sig = inspect.signature(original)
-    try:
-        bound = sig.bind_partial(pipe, *args, **kwargs)
-    except TypeError:  # the call itself raised it already, had it been wrong; read what is named
-        bound = None
-    given = dict(bound.arguments) if bound is not None else dict(kwargs)
-    params = sig.parameters
-
-    def arg(name: str):
-        if given.get(name) is not None:
-            return given[name]
-        p = params.get(name)
-        return None if p is None or p.default is inspect.Parameter.empty else p.default
-
-    modality = spec.modality if spec is not None else (
-        "video" if "num_frames" in params else "audio" if {"audio_length_in_s", "audio_end_in_s"} & set(params)
-        else "image")
-    prompt = given.get("prompt")
-    if isinstance(prompt, (list, tuple)):
-        batch = len(prompt)
-    elif prompt is None and getattr(given.get("prompt_embeds"), "shape", None) is not None:
-        batch = int(given["prompt_embeds"].shape[0])
-    else:
-        batch = 1
-    per_prompt = next((int(arg(n)) for n in _OUTPUTS_PER_PROMPT if arg(n) is not None), 1)
-    shape = _output_shape(out, modality)
-    steps = getattr(pipe, "num_timesteps", None)
-    steps = steps if isinstance(steps, int) and steps > 0 else arg("num_inference_steps")
-    guidance = arg("guidance_scale")
-    cfg = getattr(pipe, "do_classifier_free_guidance", None)
-    if not isinstance(cfg, bool):
-        guided = spec is None or spec.guidance_type == "cfg"
-        cfg = bool(guided and guidance is not None and guidance > 1)
-    seconds = arg("audio_length_in_s") if modality == "audio" else None
-    if modality == "audio" and seconds is None and shape.get("samples"):
-        rate = getattr(getattr(getattr(pipe, "vocoder", None), "config", None), "sampling_rate", None)
-        seconds = shape["samples"] / rate if rate else None
-    registered = spec is not None
-    return {
-        "model": spec.id if registered else (str(getattr(pipe, "name_or_path", "") or "") or
-                                             f"local:{type(pipe).__name__}"),
-        "model_key": spec.key if registered else None,
-        "modality": modality,
-        "gpu": _gpu_name(device),
-        "precision": _precision(pipe, device),
-        "height": (arg("height") or shape.get("height")) if modality != "audio" else None,
-        "width": (arg("width") or shape.get("width")) if modality != "audio" else None,
-        "frames": (arg("num_frames") or shape.get("frames")) if modality == "video" else None,
-        "fps": (spec.defaults.get("fps") if registered else None) if modality == "video" else None,
-        "audio_seconds": float(seconds) if seconds else None,
-        "steps": int(steps) if steps else None,
-        "guidance_scale": float(guidance) if guidance is not None else None,
-        "cfg": cfg,
-        "batch": batch,
-        "outputs_per_prompt": per_prompt,
-        "n_outputs": batch * per_prompt,
-    }
-
-
-def _output_shape(out: Any, modality: str) -> dict[str, int]:
-    """Height, width, frames (or audio samples) of what the call returned, where they show."""
-    first = out[0] if isinstance(out, tuple) and out else None
-    data = getattr(out, {"image": "images", "video": "frames", "audio": "audios"}[modality], first)
-    if isinstance(data, list) and data and isinstance(data[0], list):  # video as lists of PIL images
-        return {"frames": len(data[0]), "width": data[0][0].size[0], "height": data[0][0].size[1]}
-    if isinstance(data, list) and data and hasattr(data[0], "size") and isinstance(data[0].size, tuple):
-        return {"width": data[0].size[0], "height": data[0].size[1]}  # PIL images
-    shape = tuple(getattr(data, "shape", ()) or ())
-    if modality == "audio" and shape:
-        return {"samples": int(shape[-1])}
-    if len(shape) < 4:
-        return {}
-    channels_first = type(data).__module__.startswith("torch")  # output_type="pt": (B, [F,] C, H, W)
-    h, w = (shape[-2], shape[-1]) if channels_first else (shape[-3], shape[-2])
-    got = {"height": int(h), "width": int(w)}
-    if modality == "video" and len(shape) == 5:
-        got["frames"] = int(shape[1])
-    return got
-
-
-def _precision(pipe: Any, device: str) -> str | None:
-    import torch
-
-    for name in ("transformer", "unet", "prior"):
-        module = getattr(pipe, name, None)
-        if module is not None and hasattr(module, "parameters"):
-            p = next(module.parameters(), None)
-            if p is not None:
-                if p.dtype == torch.float32:
-                    return "tf32" if device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32 else "fp32"
-                return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(p.dtype)
-    return None
-
-
-def _gpu_name(device: str) -> str | None:
-    if not device.startswith("cuda"):
-        return None
-    import torch
-
-    return torch.cuda.get_device_name(int(device.split(":")[1]) if ":" in device else 0)
-
-
-def _gpu_key(device: str) -> str | None:
-    name = _gpu_name(device)
-    if name is None:
-        return None
-    from scaling.errors import UnknownGPUError
-    from scaling.hardware import resolve_gpu
-
-    try:
-        return resolve_gpu(name).key
-    except UnknownGPUError:
-        return None
-
-
-def _flops(spec, s: dict[str, Any]) -> tuple[dict[str, float], str | None]:
-    """Closed-form FLOP per phase for a registered model; else why there are none."""
-    if spec is None:
-        return {}, "not a registered model: scaling.track counts no FLOPs for it"
-    from profilers.flops.profile import profile
-    from scaling.settings import make_setting
-
-    try:
-        setting = make_setting(spec, height=s["height"], width=s["width"], frames=s["frames"],
-                               seconds=s["audio_seconds"], steps=s["steps"], guidance=s["guidance_scale"],
-                               cfg=s["cfg"], batch_size=s["batch"], outputs_per_prompt=s["outputs_per_prompt"],
-                               precision=s["precision"] or "bf16")
-        return profile(setting, method="closed-form", spec=spec).by_role(), None
-    except (InvalidSettingError, ProfilerError) as e:
-        return {}, f"{type(e).__name__}: {str(e)[:150]}"
-
-
-def _digest(s: Mapping[str, Any]) -> str:
-    import hashlib
-    import json
-
-    fields = {k: s.get(k) for k in ("model", "height", "width", "frames", "audio_seconds", "steps", "guidance_scale",
-                                    "cfg", "n_outputs", "precision", "gpu")}
-    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-# --------------------------------------------------------------------------------------------
 # measurements
 # --------------------------------------------------------------------------------------------
 
@@ -642,9 +482,9 @@ def _sum(phase: str, parts: list[PhaseMeasurement]) -> PhaseMeasurement:
         out.meter = out.meter or p.meter
         out.low_confidence = out.low_confidence or p.low_confidence
         out.components = tuple(dict.fromkeys((*out.components, *p.components)))
-        fl = [x.flop for x in parts]
-        out.flop = sum(fl) if fl and all(v is not None for v in fl) else None
         for n in p.notes:
             if n not in out.notes:
                 out.notes.append(n)
+    fl = [x.flop for x in parts]
+    out.flop = sum(fl) if fl and all(v is not None for v in fl) else None
     return out

@@ -286,9 +286,19 @@ def clip_image_encoder(spec, call, module):
     return module, {"pixel_values": torch.empty(1, module.config.num_channels, S, S)}
 
 
+def _all_on_meta(module):
+    """SVD's ``AlphaBlender`` creates its ``mix_factor`` with the legacy ``torch.Tensor([alpha])``,
+    which ignores the default device: on a meta build that one parameter sits on the CPU. Move it
+    (in place, once) so that the trace sees one device."""
+    if any(p.device.type != "meta" for p in module.parameters()):
+        module.to("meta")
+    return module
+
+
 def svd_unet(spec, call, module):
     """``sample`` (B, frames, 4 noise + 4 image-latent channels, h, w), the image embedding as one
     token, ``added_time_ids`` (fps, motion bucket, noise augmentation)."""
+    _all_on_meta(module)
     d = call.dims
     cfg = module.config
     return module, {
@@ -303,6 +313,7 @@ def svd_unet(spec, call, module):
 def svd_vae(spec, call, module):
     """``vae:encode``: the conditioning image (1, 3, H, W); the decode: the frames as the batch
     (``decode_latents`` flattens them) with ``num_frames``, one chunk of all frames."""
+    _all_on_meta(module)
     d = call.dims
     s = spec.pipeline["vae_scale_factor_spatial"]
     if call.label == "encode":

@@ -1,4 +1,4 @@
-"""Attention variants: what sparse or reduced attention does to a component's FLOPs. No torch.
+"""Attention variants: what sparse or reduced attention does to a component's FLOPs and bytes. No torch.
 
 A variant is given per component as a string (``--attention`` on the command line,
 ``profile(setting, attention=...)`` in Python)::
@@ -34,6 +34,24 @@ changed):
   the bipartite matching, a ``(L - n_dst) x n_dst x dim`` similarity matmul per block
   (``other``); the sort, gather and scatter are element-wise (not counted). Default blocks: the
   finest level (tomesd's ``max_downsample=1``).
+
+Bytes moved (the site tables' ``traffic`` polynomials, same fusion assumptions as the closed-form
+tables, :mod:`profilers.flops.counting`), changed on the same sites:
+
+- ``litefocus`` and ``window``: the score-matrix traffic of an eager site (the ``x^2`` term of
+  its attention-class activation traffic: the score matrix written by QK^T, read and written by
+  scale / mask / softmax, read by AV) scales with the kept keys, ``keys / L``, like the FLOPs;
+  Q, K, V and O are read and written once as before. A fused (SDPA) site has no score traffic:
+  its bytes do not change (a fused sparse kernel still reads Q, K, V and writes O);
+- ``tome``: the merged module (``attn1``, or the whole block with ``merge=all``) moves its
+  traffic polynomial evaluated at ``L'`` (Q/K/V/O, projections' activations and element-wise work
+  by ``L'/L``, score traffic by ``(L'/L)^2``; its weights unchanged), plus the merging itself: the
+  similarity matmul reads both token sets and writes the ``(L - n_dst) x n_dst`` scores
+  (``other``), and the merge and unmerge copy the tokens (read ``L``, write ``L'``; read ``L'``,
+  write ``L``: ``2 (L + L') dim`` values, ``elementwise``).
+
+Traced profiles use the same byte rules (the patched reference implementations that
+``trace_variant`` runs are eager and are not what a fused variant kernel moves).
 
 Seed's block choice: the paper says "the second block of the down blocks and the second block of
 the up blocks"; the authors' code (``inject_lite_focus``) patches ``input_blocks[4, 5]`` and
@@ -329,6 +347,73 @@ def site_rows(model: Any, component: str, variant: AttentionVariant | str,
         rows.append({"path": tb, "block": blk["block"], "tokens": L, "keys_full": L, "keys": keep,
                      "flop_full": full, "delta": delta})
     return rows
+
+
+TRAFFIC_KINDS = ("activation", "weight", "fixed_byte")
+BYTE_CLASSES = OP_CLASSES + ("elementwise",)
+
+
+def _tpoly(traffic: Mapping[str, Mapping[str, list[float]]], x: float) -> dict[str, dict[str, float]]:
+    return {k: {c: v[0] + v[1] * x + v[2] * x * x for c, v in traffic[k].items()} for k in traffic}
+
+
+def variant_traffic_delta(model: Any, component: str, variant: AttentionVariant | str,
+                          features: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Change of the values moved by ONE call for ONE sample (activation / weight / fixed_byte,
+    by byte class); the rules are in the module doc."""
+    variant = parse_variant(variant)
+    out = {k: dict.fromkeys(BYTE_CLASSES, 0.0) for k in TRAFFIC_KINDS}
+    if variant.kind == "full":
+        return out
+    comp = component_sites(model, component)
+    sites = resolve_sites(comp, variant)
+    if any("traffic" not in s for s in comp["sites"]):
+        raise InvalidSettingError(
+            f"attention variants: the attention-site table of {site_table(model)['id']} has no byte counts: rebuild it "
+            "with `python -m profilers.flops.build_attention_sites`")
+    if variant.kind in ("litefocus", "window"):
+        for s in sites:
+            x = float(features[s["feature"]])
+            L = int(round(s["tokens_per_feature"] * x))
+            if variant.kind == "litefocus":
+                keys = L // s["grid"]["freq_bins"] + int(L * variant.params["r"])
+            else:
+                keys = min(int(variant.params["size"]), L)
+            scores = s["traffic"]["activation"]["attention"][2] * x * x
+            out["activation"]["attention"] += scores * (keys / L - 1.0) if L else 0.0
+        return out
+    blocks = {b["path"]: b for b in comp["transformer_blocks"]}
+    by_path = {s["path"]: s for s in comp["sites"]}
+    for tb in dict.fromkeys(s["transformer_block"] for s in sites if s["transformer_block"]):
+        blk = blocks[tb]
+        x = float(features[blk["feature"]])
+        L = int(round(blk["tokens_per_feature"] * x))
+        first = next(s for s in sites if s["transformer_block"] == tb)
+        keep, n_dst = tome_tokens(L, variant.params["ratio"], first.get("grid", {}).get("freq_bins"))
+        xs = x * keep / L if L else x
+        if variant.params["merge"] == "all":
+            traffic = blk["traffic"]
+        else:
+            attn1 = by_path.get(tb + ".attn1")
+            if attn1 is None or attn1["kind"] != "self":
+                continue
+            traffic = attn1["traffic"]
+        full, new = _tpoly(traffic, x), _tpoly(traffic, xs)
+        for k in TRAFFIC_KINDS:
+            for c in BYTE_CLASSES:
+                out[k][c] += new[k].get(c, 0.0) - full[k].get(c, 0.0)
+        dim = blk["dim"]
+        out["activation"]["other"] += (L - n_dst) * dim + n_dst * dim + (L - n_dst) * n_dst  # similarity scores
+        out["activation"]["elementwise"] += 2.0 * (L + keep) * dim                             # merge + unmerge
+    return out
+
+
+def apply_variant_traffic(traffic: Mapping[str, Mapping[str, float]], variant: AttentionVariant | str,
+                          features: Mapping[str, float], *, model: Any, component: str) -> dict[str, dict[str, float]]:
+    """The traffic of one call (one sample) of ``component`` with ``variant`` instead of full attention."""
+    delta = variant_traffic_delta(model, component, variant, features)
+    return {k: {c: max(0.0, float(traffic[k].get(c, 0.0)) + delta[k].get(c, 0.0)) for c in BYTE_CLASSES}
+            for k in TRAFFIC_KINDS}
 
 
 def variant_delta(model: Any, component: str, variant: AttentionVariant | str,

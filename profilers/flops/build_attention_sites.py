@@ -4,8 +4,8 @@
 
 An *attention site* is one attention module of a denoiser (``down_blocks.1.attentions.0.
 transformer_blocks.0.attn1``). For each site this traces the component on the meta device at
-a few settings with ``FlopCounterMode``, whose ``get_flop_counts()`` is keyed by module path,
-and records
+a few settings with :class:`profilers.flops.counting.OpCounter`, counting per module (each site
+and each transformer block is a scope), and records
 
 - where it is: module path, block name (``down.1``, ``up.2``, ``mid``, ``blocks.7``), the
   transformer block that holds it;
@@ -19,7 +19,9 @@ and records
 - heads x head_dim;
 - its FLOP polynomial per op class in ``x`` (``1, x, x^2``; solved exactly from the traced
   points and checked on every point), and the same for the whole transformer block (what token
-  merging shrinks when it merges for the MLP too).
+  merging shrinks when it merges for the MLP too);
+- its traffic polynomials (``traffic[kind][class]``: values moved, as in the closed-form tables),
+  from which :mod:`profilers.flops.attention_variants` derives what a variant does to the bytes.
 
 The tables go to ``scaling/_registry/attention_sites/<key>.json``;
 :mod:`profilers.flops.attention_variants` applies the variants from them without torch.
@@ -47,6 +49,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from profilers.flops import traced
+from profilers.flops.counting import count_run
+from profilers.flops.traffic import BYTE_CLASSES, KINDS
 from profilers.flops.attention_variants import AttentionVariant, parse_variant, resolve_sites, site_table, tome_tokens
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import make_setting
@@ -156,27 +160,20 @@ def trace_sites(spec: ModelSpec, call: ComponentCall) -> dict[str, Any]:
         root_shape.setdefault("x", tuple(x.shape))
 
     handles.append(inner.register_forward_pre_hook(root_hook, with_kwargs=True))
-    counter = FlopCounterMode(display=False)
+    scopes = {n: m for n, m in _leaf_attention(inner)}
+    scopes.update({n: m for n, m in inner.named_modules() if n and _BLOCK.search(type(m).__name__)})
+    attn = [module.get_submodule(n) for n in traced._top_attention_modules(module)]
     try:
-        with torch.no_grad(), torch.device("meta"), counter:
-            fn(**kwargs)
+        counter = count_run(fn, kwargs, module, attn, scopes)
     finally:
         for h in handles:
             h.remove()
-    counts = counter.get_flop_counts()
-    # the counter names paths from the outermost module that ran: the wrapper or the UNet itself
-    roots = [f"{type(module).__name__}.{prefix}", f"{type(inner).__name__}."]
-    root = next((r for r in roots if any(k.startswith(r) for k in counts)), None)
-    if root is None:
-        raise RuntimeError(f"{spec.key} {call.key}: no counted module under {roots}")
 
     def ops(path: str) -> dict[str, float]:
-        c = {str(k): float(v) for k, v in counts.get(root + path, {}).items()}
-        return {"attention": sum(v for k, v in c.items() if k in traced._BATCHED_OPS),
-                "linear": sum(v for k, v in c.items() if k in traced._LINEAR_OPS),
-                "conv": sum(v for k, v in c.items() if k in traced._CONV_OPS),
-                "other": sum(v for k, v in c.items() if k not in traced._BATCHED_OPS | traced._LINEAR_OPS
-                             | traced._CONV_OPS)}
+        return counter.scopes[path].flop()
+
+    def traffic(path: str) -> dict[str, dict[str, float]]:
+        return counter.scopes[path].traffic()
 
     sites, blocks = {}, {}
     for name, m in _leaf_attention(inner):
@@ -194,9 +191,10 @@ def trace_sites(spec: ModelSpec, call: ComponentCall) -> dict[str, Any]:
         inner_dim = int(getattr(m, "inner_dim", 0) or m.to_q.out_features)
         sites[name] = {"kind": "self" if info["self"] else "cross", "tokens": info["tokens"], "dim": info["dim"],
                        "heads": heads, "head_dim": inner_dim // heads, "grid": grid,
-                       "transformer_block": tblock, "ops": ops(name)}
+                       "transformer_block": tblock, "ops": ops(name), "traffic": traffic(name)}
         if tblock and tblock not in blocks:
-            blocks[tblock] = {"ops": ops(tblock), "dim": info["dim"], "tokens": info["tokens"]}
+            blocks[tblock] = {"ops": ops(tblock), "traffic": traffic(tblock), "dim": info["dim"],
+                              "tokens": info["tokens"]}
     return {"sites": sites, "blocks": blocks}
 
 
@@ -233,6 +231,26 @@ def _fit(xs: list[float], ys: dict[str, list[float]], where: str) -> tuple[list,
 OPS = ("attention", "linear", "conv", "other")
 
 
+def _fit_traffic(xs: list[float], traffics: list[dict], where: str) -> tuple[dict, float]:
+    """The site's (or block's) values moved as ``1, x, x^2`` polynomials per kind and byte class;
+    the miss is measured against the site's whole traffic at that point."""
+    X = np.array([[1.0, x, x * x] for x in xs])
+    scale = np.abs(X).max(axis=0)
+    total = np.array([sum(sum(t[k].values()) for k in KINDS) for t in traffics])
+    out, worst = {}, 0.0
+    for kind in KINDS:
+        out[kind] = {}
+        for cls in BYTE_CLASSES:
+            y = np.array([t[kind][cls] for t in traffics])
+            beta, *_ = np.linalg.lstsq(X / scale, y, rcond=None)
+            beta = beta / scale
+            worst = max(worst, float((np.abs(X @ beta - y) / np.maximum(total, 1.0)).max()))
+            out[kind][cls] = [float(b) for b in beta]
+    if worst > MAX_REL_RESIDUAL:
+        raise RuntimeError(f"{where}: the 1, x, x^2 traffic polynomial misses a traced point by {worst:.1e}")
+    return out, worst
+
+
 def build_component_table(spec: ModelSpec, component: str, verbose: bool = True) -> dict[str, Any]:
     calls = design_calls(spec, component)
     traces = []
@@ -241,7 +259,7 @@ def build_component_table(spec: ModelSpec, component: str, verbose: bool = True)
         if verbose:
             print(f"  {spec.key} {component} {dict(c.features)}: {len(traces[-1]['sites'])} sites", file=sys.stderr)
     names = list(traces[0]["sites"])
-    sites, worst = [], 0.0
+    sites, worst, worst_t = [], 0.0, 0.0
     for name in names:
         pts = [(c, t["sites"][name]["tokens"]) for c, t in zip(calls, traces)]
         feat, k = _level_feature(pts)
@@ -251,11 +269,13 @@ def build_component_table(spec: ModelSpec, component: str, verbose: bool = True)
             raise RuntimeError(f"{spec.key} {component} {name}: 0 attention FLOPs attributed to the site")
         coef, w = _fit(xs, ys, f"{spec.key} {component} {name}")
         worst = max(worst, w)
+        tcoef, w = _fit_traffic(xs, [t["sites"][name]["traffic"] for t in traces], f"{spec.key} {component} {name}")
+        worst_t = max(worst_t, w)
         first = traces[0]["sites"][name]
         grid = first["grid"]
         entry = {"path": name, "block": _block_name(name), "transformer_block": first["transformer_block"],
                  "kind": first["kind"], "heads": first["heads"], "head_dim": first["head_dim"], "dim": first["dim"],
-                 "feature": feat, "tokens_per_feature": k, "coef": coef}
+                 "feature": feat, "tokens_per_feature": k, "coef": coef, "traffic": tcoef}
         if grid is not None and len(grid) == 2 and spec.modality == "audio":
             bins = {t["sites"][name]["grid"][1] for t in traces}
             if len(bins) != 1:
@@ -272,8 +292,10 @@ def build_component_table(spec: ModelSpec, component: str, verbose: bool = True)
         ys = {op: [t["blocks"][tb]["ops"][op] for t in traces] for op in OPS}
         coef, w = _fit(xs, ys, f"{spec.key} {component} {tb}")
         worst = max(worst, w)
+        tcoef, w = _fit_traffic(xs, [t["blocks"][tb]["traffic"] for t in traces], f"{spec.key} {component} {tb}")
+        worst_t = max(worst_t, w)
         tblocks.append({"path": tb, "block": _block_name(tb), "feature": feat, "tokens_per_feature": k,
-                        "dim": traces[0]["blocks"][tb]["dim"], "coef": coef})
+                        "dim": traces[0]["blocks"][tb]["dim"], "coef": coef, "traffic": tcoef})
     # the finest level: the blocks whose self-attention sites see the most tokens (largest design point)
     last = traces[-1]["sites"]
     self_sites = [s for s in sites if s["kind"] == "self"]
@@ -281,6 +303,7 @@ def build_component_table(spec: ModelSpec, component: str, verbose: bool = True)
     finest = list(dict.fromkeys(s["block"] for s in self_sites if last[s["path"]]["tokens"] == most))
     return {"features": sorted(calls[0].features), "n_points": len(calls),
             "design": [dict(c.features) for c in calls], "max_rel_residual": worst,
+            "traffic_max_rel_residual": worst_t,
             "finest_blocks": finest, "sites": sites, "transformer_blocks": tblocks}
 
 

@@ -66,6 +66,7 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
     out += _image_family_design(spec)
     if spec.family in ("cogvideox", "hunyuan", "animatediff"):  # video families (scaling/shapes/_video.py)
         out = _video_family_design(spec, out)
+    out += _pipeline_design(spec, out)
     return out + _prompt_design(spec, out)
 
 
@@ -91,6 +92,21 @@ def _video_family_design(spec: ModelSpec, out: list[GenerationSetting]) -> list[
                (512, 768), (600, 1000), (768, 768), (1024, 1024)]
         return [make_setting(spec, height=h, width=w, frames=f, steps=1) for h, w in res for f in (8, 16, 24, 32)]
     return out
+
+
+def _pipeline_design(spec: ModelSpec, out: list[GenerationSetting]) -> list[GenerationSetting]:
+    """Design points a model's ``pipeline.json`` spells out (``flop_design``: ``sizes`` as
+    [height, width] and, for video, ``frames``; a missing list takes the default design's), for
+    the families whose features need more than the default grid (UNet levels that round up,
+    decoder chunks, resolution bins)."""
+    d = spec.pipeline.get("flop_design")
+    if not d:
+        return []
+    sizes = [tuple(x) for x in d.get("sizes", [])] or sorted({(s.height, s.width) for s in out})
+    if spec.modality == "video":
+        frames = d.get("frames") or sorted({s.frames for s in out})
+        return [make_setting(spec, height=h, width=w, frames=f, steps=1) for h, w in sizes for f in frames]
+    return [make_setting(spec, height=h, width=w, steps=1) for h, w in sizes]
 
 
 def _image_family_design(spec: ModelSpec) -> list[GenerationSetting]:

@@ -1,4 +1,4 @@
-"""FLOP profile of one generation: per component and per role, split by op class.
+"""FLOP and byte profile of one generation: per component and per role, split by op class.
 
 ``profile(setting)`` uses the shipped closed-form polynomials (no torch, microseconds);
 ``profile(setting, method="traced")`` traces the real classes on the meta device.
@@ -10,6 +10,14 @@ traces the real classes at a design of settings and solves for the coefficients 
 module only evaluates them (``scaling/_registry/flops/<model>.json``). The closed-form profile
 of one setting runs this module, the family's shape function (``scaling/shapes/_<modality>.py``)
 and the shape helpers (``scaling/shapes/_common.py``), and imports no torch.
+
+Bytes moved: the same tables carry, per component call, the values each op class reads and
+writes (``traffic``: activations, weights, fixed-width tensors; the fusion assumptions are
+:mod:`profilers.flops.counting`'s: eager element-wise ops, fused SDPA moving Q, K, V and O, eager
+attention moving its score matrix, views moving nothing). Bytes follow at the setting's
+precision (:mod:`profilers.flops.traffic`). Byte classes: the FLOP op classes plus
+``elementwise``. Per generation, activations scale with the samples of a call and the weights
+are read once per call: ``byte = (activation_byte x batch + weight_byte) x calls``.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Mapping
 
-from profilers.flops.attention_variants import apply_variant, component_sites, variants_for
+from profilers.flops.attention_variants import apply_variant, component_sites, variant_traffic_delta, variants_for
+from profilers.flops.traffic import BYTE_CLASSES, KINDS, bytes_by_class, weight_width_byte
 from scaling.errors import ProfilerError
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import GenerationSetting
@@ -60,14 +69,41 @@ def evaluate(spec: ModelSpec, call: ComponentCall) -> dict[str, float]:
     return evaluate_entry(entry, call.features)
 
 
-def evaluate_entry(entry: Mapping[str, Any], features: Mapping[str, float]) -> dict[str, float]:
+def _monomials(basis, features: Mapping[str, float]) -> list[float]:
     values = []
-    for mono in entry["basis"]:
+    for mono in basis:
         v = 1.0
         for name, power in mono:
             v *= float(features[name]) ** power
         values.append(v)
+    return values
+
+
+def evaluate_entry(entry: Mapping[str, Any], features: Mapping[str, float]) -> dict[str, float]:
+    values = _monomials(entry["basis"], features)
     return {op: float(sum(c * v for c, v in zip(entry["coef"][op], values))) for op in OP_CLASSES}
+
+
+def evaluate_traffic(spec: ModelSpec, call: ComponentCall) -> dict[str, dict[str, float]] | None:
+    """Values moved by ONE call for ONE sample (activation / weight / fixed_byte, by byte class),
+    from the shipped polynomial; None where the table carries no byte counts (built before
+    them: the profile then has FLOPs only, ``has_bytes`` False)."""
+    entry = _table(spec.architecture_key)["components"].get(call.key)
+    if entry is None:
+        raise ProfilerError(f"{spec.id}: the closed-form table has no entry for {call.key}")
+    if "traffic" not in entry:
+        return None
+    return evaluate_traffic_entry(entry, call.features, spec.id)
+
+
+def evaluate_traffic_entry(entry: Mapping[str, Any], features: Mapping[str, float],
+                           model_id: str = "") -> dict[str, dict[str, float]]:
+    if "traffic" not in entry:
+        raise ProfilerError(f"{model_id}: the closed-form table has no byte counts: rebuild it with "
+                            "`python -m profilers.flops.build_closed_form`")
+    values = _monomials(entry.get("traffic_basis", entry["basis"]), features)
+    return {kind: {c: max(0.0, float(sum(a * v for a, v in zip(entry["traffic"][kind][c], values))))
+                   for c in BYTE_CLASSES} for kind in KINDS}
 
 
 def parameter_counts(spec: ModelSpec) -> dict[str, int]:
@@ -89,6 +125,10 @@ class ComponentFlops:
     batch: int
     calls: int
     per_sample_call_flop: Mapping[str, float]   # one call, one sample, by op class
+    # bytes by byte class: activations (and fixed-width tensors) of one call for one sample, and
+    # the weights one call reads (once per call, whatever its batch); empty without byte counts
+    per_sample_call_activation_byte: Mapping[str, float] = field(default_factory=dict)
+    per_call_weight_byte: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def per_call_flop(self) -> float:
@@ -105,6 +145,41 @@ class ComponentFlops:
         """Per generation."""
         return self.per_call_flop * self.calls
 
+    @property
+    def has_bytes(self) -> bool:
+        return bool(self.per_sample_call_activation_byte or self.per_call_weight_byte)
+
+    @property
+    def by_class_per_call_byte(self) -> dict[str, float]:
+        """One call, whole batch, by byte class."""
+        return {c: self.per_sample_call_activation_byte.get(c, 0.0) * self.batch + self.per_call_weight_byte.get(c, 0.0)
+                for c in BYTE_CLASSES}
+
+    @property
+    def per_call_byte(self) -> float:
+        """Bytes moved by one call (whole batch)."""
+        return sum(self.by_class_per_call_byte.values())
+
+    @property
+    def by_class_byte(self) -> dict[str, float]:
+        """Per generation, by byte class."""
+        return {c: v * self.calls for c, v in self.by_class_per_call_byte.items()}
+
+    @property
+    def byte(self) -> float:
+        """Bytes moved per generation."""
+        return self.per_call_byte * self.calls
+
+    @property
+    def weight_byte(self) -> float:
+        """Weight bytes read per generation."""
+        return sum(self.per_call_weight_byte.values()) * self.calls
+
+    @property
+    def flop_per_byte(self) -> float | None:
+        """Arithmetic intensity of the component (FLOP per byte moved); None without byte counts."""
+        return self.flop / self.byte if self.byte else None
+
 
 @dataclass(frozen=True)
 class FlopProfile:
@@ -118,6 +193,35 @@ class FlopProfile:
     @property
     def total_flop(self) -> float:
         return sum(c.flop for c in self.components)
+
+    @property
+    def has_bytes(self) -> bool:
+        return bool(self.components) and all(c.has_bytes for c in self.components)
+
+    @property
+    def total_byte(self) -> float:
+        """Bytes moved per generation (at the setting's precision)."""
+        return sum(c.byte for c in self.components)
+
+    @property
+    def flop_per_byte(self) -> float | None:
+        """Arithmetic intensity of the whole generation (FLOP per byte); None without byte counts."""
+        return self.total_flop / self.total_byte if self.total_byte else None
+
+    def by_role_byte(self) -> dict[str, float]:
+        """role -> bytes moved per generation."""
+        out: dict[str, float] = {}
+        for c in self.components:
+            out[c.role] = out.get(c.role, 0.0) + c.byte
+        return out
+
+    def by_class_byte(self) -> dict[str, float]:
+        """byte class -> bytes moved per generation."""
+        out = dict.fromkeys(BYTE_CLASSES, 0.0)
+        for c in self.components:
+            for k, v in c.by_class_byte.items():
+                out[k] += v
+        return out
 
     def by_role(self) -> dict[str, float]:
         """role -> FLOP per generation (text_encoder, denoiser, decoder, vocoder, ...)."""
@@ -135,16 +239,21 @@ class FlopProfile:
 
     def to_frame(self):
         """One row per component (pandas): component, role, label, shape, batch, calls,
-        per_call_flop, flop (per generation) and ``<op>_flop`` per op class (per generation)."""
+        per_call_flop, flop (per generation), ``<op>_flop`` per op class (per generation), and
+        per_call_byte, byte, ``<class>_byte`` per byte class (per generation) and flop_per_byte."""
         import pandas as pd
 
         return pd.DataFrame.from_records([
             {"component": c.component, "role": c.role, "label": c.label, "shape": c.description, "batch": c.batch,
              "calls": c.calls, "per_call_flop": c.per_call_flop, "flop": c.flop,
-             **{f"{k}_flop": c.by_op_flop.get(k, 0.0) for k in OP_CLASSES}}
+             **{f"{k}_flop": c.by_op_flop.get(k, 0.0) for k in OP_CLASSES},
+             "per_call_byte": c.per_call_byte, "byte": c.byte,
+             **{f"{k}_byte": c.by_class_byte.get(k, 0.0) for k in BYTE_CLASSES},
+             "flop_per_byte": c.flop_per_byte}
             for c in self.components
         ], columns=["component", "role", "label", "shape", "batch", "calls", "per_call_flop", "flop",
-                    *(f"{k}_flop" for k in OP_CLASSES)])
+                    *(f"{k}_flop" for k in OP_CLASSES), "per_call_byte", "byte",
+                    *(f"{k}_byte" for k in BYTE_CLASSES), "flop_per_byte"])
 
     def to_dict(self) -> dict:
         return {
@@ -154,22 +263,39 @@ class FlopProfile:
             "total_flop": self.total_flop,
             "by_role_flop": self.by_role(),
             "by_op_flop": self.by_op(),
+            "total_byte": self.total_byte if self.has_bytes else None,
+            "by_role_byte": self.by_role_byte() if self.has_bytes else None,
+            "by_class_byte": self.by_class_byte() if self.has_bytes else None,
+            "flop_per_byte": self.flop_per_byte if self.has_bytes else None,
+            "byte_precision": self.setting.precision,
             "attention": dict(self.attention),
             "components": [
                 {"component": c.component, "role": c.role, "label": c.label, "shape": c.description,
                  "batch": c.batch, "calls": c.calls, "per_call_flop": c.per_call_flop, "flop": c.flop,
-                 "by_op_flop": c.by_op_flop}
+                 "by_op_flop": c.by_op_flop, "per_call_byte": c.per_call_byte, "byte": c.byte,
+                 "weight_byte": c.weight_byte, "by_class_byte": c.by_class_byte, "flop_per_byte": c.flop_per_byte}
                 for c in self.components
             ],
         }
 
 
-def _count(spec: ModelSpec, call: ComponentCall, method: str) -> dict[str, float]:
+def _count(spec: ModelSpec, call: ComponentCall, method: str) -> tuple[dict[str, float], dict]:
+    """(FLOP by op class, traffic) of one call for one sample."""
     if method == "closed-form":
-        return evaluate(spec, call)
-    from profilers.flops.traced import count_call  # torch only here
+        return evaluate(spec, call), evaluate_traffic(spec, call)
+    from profilers.flops.traced import trace_call  # torch only here
 
-    return count_call(spec, call).as_dict()
+    tr = trace_call(spec, call)
+    return tr.flops.as_dict(), tr.traffic
+
+
+def split_bytes(traffic: Mapping[str, Mapping[str, float]], precision: str,
+                role: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(activation + fixed-width bytes of one sample, weight bytes of one call), by byte class."""
+    act = bytes_by_class({"activation": traffic["activation"], "weight": {}, "fixed_byte": traffic["fixed_byte"]},
+                         precision, role)
+    weight = {c: float(traffic["weight"].get(c, 0.0)) * weight_width_byte(precision, c, role) for c in BYTE_CLASSES}
+    return act, weight
 
 
 def profile(setting: GenerationSetting, method: str = "closed-form", spec: ModelSpec | None = None,
@@ -184,9 +310,12 @@ def profile(setting: GenerationSetting, method: str = "closed-form", spec: Model
     calls = FAMILIES[spec.family](spec, setting)
     comps = []
     for call in calls:
+        flops, traffic = _count(spec, call, method)
+        act, weight = split_bytes(traffic, setting.precision, call.role) if traffic is not None else ({}, {})
         comps.append(ComponentFlops(
             component=call.component, role=call.role, label=call.label, description=call.description,
-            batch=call.batch, calls=call.calls, per_sample_call_flop=_count(spec, call, method),
+            batch=call.batch, calls=call.calls, per_sample_call_flop=flops,
+            per_sample_call_activation_byte=act, per_call_weight_byte=weight,
         ))
     prof = FlopProfile(model_id=spec.id, model_key=spec.key, setting=setting, method=method, components=tuple(comps))
     if attention:
@@ -214,5 +343,14 @@ def _with_attention(prof: FlopProfile, calls: list[ComponentCall], attention: st
             flops = trace_variant(spec, call, v)
         else:
             flops = apply_variant(c.per_sample_call_flop, v, call.features, model=spec, component=c.component)
-        new.append(replace(c, per_sample_call_flop=flops))
+        if not c.has_bytes:
+            new.append(replace(c, per_sample_call_flop=flops))
+            continue
+        # bytes: the same rule for both methods (attention_variants' module doc)
+        dact, dweight = split_bytes(variant_traffic_delta(spec, c.component, v, call.features),
+                                    prof.setting.precision, c.role)
+        act = {k: max(0.0, c.per_sample_call_activation_byte.get(k, 0.0) + dact[k]) for k in BYTE_CLASSES}
+        weight = {k: max(0.0, c.per_call_weight_byte.get(k, 0.0) + dweight[k]) for k in BYTE_CLASSES}
+        new.append(replace(c, per_sample_call_flop=flops, per_sample_call_activation_byte=act,
+                           per_call_weight_byte=weight))
     return replace(prof, components=tuple(new), attention={k: str(v) for k, v in chosen.items()})

@@ -19,7 +19,7 @@ Every figure is an estimate from a fitted law, with a 90% interval. What an esti
 - **Extrapolation.** ``gpu_measured``, ``precision_measured_on_gpu_class``, ``flop_in_range``,
   ``model_in_data`` and ``family_in_data`` say where the call leaves the law's data,
   ``extrapolation`` says it in words and ``extrapolated`` sums it up; the interval is widened by
-  the law file's out-of-split spread (:mod:`fits.law_file`, ``interval_widened_by``).
+  the law file's out-of-split spread (:mod:`fits.extrapolation`, ``interval_widened_by``).
 - **Physics.** The time is no faster than the roofline and the implied power lies between the
   idle floor and the TDP (:mod:`scaling.app.physics`); a clamp is listed in ``clamps``.
 """
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fits.law_file import load_law
-from profilers.flops.memory import GiB, MemoryProfile, memory_profile
+from profilers.flops.memory import RUNTIME_OVERHEAD_BYTE, GiB, MemoryProfile, memory_profile
 from profilers.flops.profile import profile
 from scaling.app.physics import IDLE_SOURCE, bound, profile_byte
 from scaling.carbon import Intensity, check_pue, intensity_for
@@ -43,8 +43,8 @@ from scaling.settings import GenerationSetting, make_setting
 J_PER_WH = 3600.0
 J_PER_KWH = 3.6e6
 
-MEMORY_RULE = ("all weights at the precision + the largest activation estimate (batch included) + 1 GiB runtime "
-               "must fit the GPU's memory (profilers/flops/memory.py)")
+MEMORY_RULE = (f"all weights at the precision + the largest activation estimate (batch included) + "
+               f"{RUNTIME_OVERHEAD_BYTE / GiB:g} GiB runtime must fit the GPU's memory (profilers/flops/memory.py)")
 
 OFFLOAD_NOTE = ("fits only with model CPU offload: the offload transfers (the weights moved to the GPU every call) "
                 "are not modelled; energy and time are the GPU work alone, a lower bound")
@@ -354,7 +354,8 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     comps = tuple(
         ComponentEstimate(role=r, flop=role_flops[r], energy_j=res.energy_j[r].value * k_e,
                           energy_lo_j=res.energy_j[r].lo * k_e, energy_hi_j=res.energy_j[r].hi * k_e,
-                          time_s=None if res.time_by_role_s.get(r) is None else res.time_by_role_s[r] * phys.time_factor)
+                          time_s=None if res.time_by_role_s.get(r) is None
+                          else res.time_by_role_s[r] * phys.time_factor)
         for r in res.roles
     )
     notes = list(res.notes)

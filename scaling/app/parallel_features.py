@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from fits.law_file import load_law

@@ -211,9 +211,13 @@ def qwen_image(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCal
     vae = ComponentCall("vae", "decoder", dims={"f": 1, "h": h, "w": w}, features={"P": h * w, "S": h + w},
                         basis=poly(("P", 2)), batch=setting.n_outputs, calls=1, byte_basis=with_perimeter(poly(("P", 2))),
                         description=f"latent {C}x1x{h}x{w} -> 3x{setting.height}x{setting.width}")
+    dit = _transformer_call(spec, setting, h, w, T, f"joint attention with {T} text tokens")
+    # the rotary tables are expanded per axis (frame, height, width): their reads have a
+    # perimeter term (feature S = h + w), bytes only
+    dit = replace(dit, features={**dit.features, "S": h + w}, byte_basis=dit.basis + ((("S", 1),),))
     return [
         *texts,
-        _transformer_call(spec, setting, h, w, T, f"joint attention with {T} text tokens"),
+        dit,
         vae,
     ]
 

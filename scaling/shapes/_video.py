@@ -32,17 +32,21 @@ def _latent(spec: ModelSpec, setting: GenerationSetting) -> tuple[int, int, int]
 
 
 def _vae_call(spec: ModelSpec, setting: GenerationSetting, f: int, h: int, w: int, *,
-              features=None, basis=None, note: str = "", padded: bool = False) -> ComponentCall:
+              features=None, basis=None, note: str = "", padded: bool = False,
+              accumulates: bool = False) -> ComponentCall:
     """``padded``: the decoder pads its causal convolutions explicitly (``F.pad``), so its bytes
-    have perimeter terms (feature ``S = h + w``, :func:`with_perimeter`)."""
+    have perimeter terms (feature ``S = h + w``, :func:`with_perimeter`). ``accumulates``: it
+    decodes one latent frame at a time and concatenates each output to the frames so far
+    (``torch.cat([out, out_], 2)``, Wan's VAE): that copy is quadratic in the frames (``f^2 P``)."""
     C = spec.pipeline["latent_channels"]
     basis = basis or poly(("f", 1), ("P", 2))
+    byte_basis = with_perimeter(basis) + (((("f", 2), ("P", 1)),) if accumulates else ())
     return ComponentCall(
         "vae", "decoder", dims={"f": f, "h": h, "w": w},
         features={**(features or {"f": f, "P": h * w}), **({"S": h + w} if padded else {})},
         basis=basis, batch=setting.n_outputs, calls=1,
         description=f"latent {C}x{f}x{h}x{w} -> {setting.frames}x{setting.height}x{setting.width}" + note,
-        byte_basis=with_perimeter(basis) if padded else None,
+        byte_basis=byte_basis if padded or accumulates else None,
     )
 
 
@@ -59,7 +63,7 @@ def wan(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
                       features={"L": L, "T": T}, basis=quadratic("L", "T"), batch=n,
                       calls=denoiser_calls_per_generation(setting),
                       description=f"latent {C}x{f}x{h}x{w}, {L} tokens, cross-attention to {T} text tokens"),
-        _vae_call(spec, setting, f, h, w, padded=True),
+        _vae_call(spec, setting, f, h, w, padded=True, accumulates=True),
     ]
 
 

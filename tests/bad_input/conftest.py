@@ -35,7 +35,9 @@ def shared_files(tmp_path_factory) -> dict[str, Path]:
     runs = pd.read_parquet(PUBLIC / "runs.parquet")
     small = runs[(runs["phase"] == "total") & runs["flop"].notna()]
     small = small.groupby("model", group_keys=False).head(12).reset_index(drop=True)
-    small.to_parquet(base / "runs.parquet")
+    from scaling.runs import write_runs
+
+    write_runs(small, base / "runs.parquet")
     law = base / "law.json"
     shutil.copyfile(ROOT / "scaling" / "_laws" / "default.json", law)
     workload = base / "workload.yaml"

@@ -32,6 +32,10 @@ def add_setting_args(p: argparse.ArgumentParser, with_gpu: bool = True) -> None:
                    help="outputs per prompt (default 1); a call makes batch x outputs-per-prompt outputs")
     g.add_argument("--precision", type=T.nonempty("precision"),
                    help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
+    g.add_argument("--prompt-tokens", type=T.prompt_tokens, metavar="N",
+                   help="text tokens of the prompt, for models whose text length is not fixed by padding (the "
+                        "padded max_sequence_length of SD3, Flux, PixArt, Wan, LTX, CogVideoX, HunyuanVideo; the "
+                        "prompt's own tokens for Qwen-Image, Tango, AudioLDM 2, Mochi); default: the model's assumption")
     if with_gpu:
         g.add_argument("--gpu", type=T.nonempty("gpu"),
                        help="GPU name as you type it or as nvidia-smi prints it (see `scaling gpus`)")
@@ -56,6 +60,7 @@ def setting_from_args(args, spec=None):
         spec, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps, guidance=args.guidance,
         cfg=args.cfg, batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt,
         precision=args.precision, gpu=getattr(args, "gpu", None),
+        prompt_tokens=getattr(args, "prompt_tokens", None),
     )
 
 

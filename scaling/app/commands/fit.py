@@ -65,6 +65,12 @@ def run(args) -> int:
     for out in (args.out, args.report):  # before the fit: never over the data, nor over each other
         if out:
             check_output(out, inputs=[args.data, args.report if out is args.out else args.out])
+    from fits.validation import candidate_laws
+    from scaling.errors import LawError
+
+    forms = list(candidate_laws("energy"))
+    if args.law not in ("auto", *forms):  # before reading and validating (seconds of work)
+        raise LawError(f"unknown law {args.law!r}: use auto or one of {', '.join(forms)}")
     with working(f"fitting and validating every law form on {args.data}"):
         result = fit_runs(
             data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,

@@ -79,13 +79,7 @@ def check_machine_args(args) -> None:
         resolve_device(args.device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
     country = getattr(args, "country", None)
     if country is not None and str(country).lower() not in ("none", ""):
-        from profilers.energy.meters.codecarbon_meter import check_country_iso_code
-        from scaling.errors import MissingMeterDependencyError
-
-        try:
-            check_country_iso_code(country)
-        except MissingMeterDependencyError:
-            pass  # no CodeCarbon: the meter says so in the rows' notes
+        _check_country(str(country))
     if getattr(args, "weights", None):
         from profilers.energy.weights import check_weights_dir
 
@@ -94,6 +88,46 @@ def check_machine_args(args) -> None:
         from scaling.errors import InvalidSettingError
 
         raise InvalidSettingError("--allow-pickle applies to --weights DIR only")
+
+
+def probe_output(path) -> None:
+    """Create and remove a file next to ``path``: a folder the OS will not let us write (a read-only file
+    system, /proc, a full disk) is refused now, in one line, not after the measurement (even as root, for
+    whom permission bits say yes)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from scaling._files import output_error
+
+    folder = Path(os.path.realpath(path)).parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".scaling-probe-"):
+            pass
+    except OSError as exc:
+        raise output_error(path, exc, "cannot be written") from None
+
+
+def _check_country(country: str) -> None:
+    """The CodeCarbon country code, checked against CodeCarbon's bundled table without importing CodeCarbon
+    (its import prints warnings); no CodeCarbon installed: nothing to check (the meter notes it)."""
+    import importlib.util
+
+    from scaling.carbon import intensity_for
+    from scaling.errors import InvalidSettingError, UnknownCountryError
+
+    if importlib.util.find_spec("codecarbon") is None:
+        return
+    code = country.strip().upper()
+    try:
+        found = intensity_for(code)
+    except InvalidSettingError:
+        raise UnknownCountryError(f"--country {country!r} is not in CodeCarbon's energy-mix table: use a "
+                                  "three-letter ISO code such as USA, FRA or DEU ('none' skips CodeCarbon)") from None
+    if found.region != code:
+        raise UnknownCountryError(f"--country {country!r}: use the three-letter ISO code {found.region}")
 
 
 def _pickle_kwargs(args) -> dict:
@@ -121,13 +155,14 @@ def run(args) -> int:
     if not model:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`), --config DIR or --weights DIR")
     check_output(args.out, inputs=[args.weights, args.config], what="--out")  # before building anything
-    check_machine_args(args)  # the meter name, the device and the weights folder: before building anything
+    probe_output(args.out)
     protocol = protocol_from_args(args)
     request = SettingRequest(model=model, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                              guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
                              outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
     # check before any work: a bad setting is exit 2, not a failure record
     request.setting(resolve_spec(model), args.precision or "bf16", None)
+    check_machine_args(args)  # the meter name, the device, the country and the weights folder: before building
     echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with Runner(args.out, device=args.device, meter=args.meter, weights=args.weights, protocol=protocol,
                 resume=args.resume, echo=echo, **_pickle_kwargs(args)) as runner:

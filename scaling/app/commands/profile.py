@@ -1,4 +1,4 @@
-"""`scaling profile`: FLOPs per component of one generation."""
+"""`scaling profile`: FLOPs, bytes moved and arithmetic intensity per component of one generation."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def run(args) -> int:
     print(f"setting   {what}, {plural(s.steps, 'step')}, {'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, "
           f"batch {s.batch_size}" + (f" x {s.outputs_per_prompt} outputs" if s.outputs_per_prompt > 1 else "")
           + f" ({plural(s.n_outputs, 'output')} per call)")
+    if s.prompt_tokens is not None:
+        from scaling.registry import prompt_token_rule
+
+        rule = prompt_token_rule(spec)
+        print(f"text      {s.prompt_tokens} prompt tokens ({rule.note}"
+              + ("; the model's default" if s.prompt_tokens == rule.default else "") + "; --prompt-tokens N)")
     print(f"method    {method} (one multiply-add = 2 FLOP; attention QK^T and AV counted)")
     if prof.attention:
         full = profile(setting, method=method, spec=spec) if method == "closed-form" else None
@@ -64,7 +70,8 @@ def run(args) -> int:
         name = c.component + (f" ({c.label})" if c.label else "")
         row = [name] + ([c.role, c.description] if wide else []) + [
             c.calls, fmt_flop(c.per_call_flop), fmt_flop(c.flop)] + (
-            [fmt_flop(c.flop / s.n_outputs)] if wide and s.n_outputs > 1 else []) + [
+            [fmt_flop(c.flop / s.n_outputs)] if wide and s.n_outputs > 1 else []) + (
+            [fmt_traffic(c.byte), _intensity(c.flop_per_byte)] if prof.has_bytes else []) + [
             f"{share:.0f}%", fmt_byte(m.weights_byte if m else None),
             fmt_byte(m.activation_byte if m else None, m is not None and is_rough(m))]
         if mem.gpu:
@@ -73,7 +80,8 @@ def run(args) -> int:
         rows.append(row)
         shapes.append(f"{name}: {c.description}")
     header = ["component"] + (["role", "shape of one pass"] if wide else []) + [
-        "passes", "FLOP/pass", "FLOP per call"] + (["FLOP per output"] if wide and s.n_outputs > 1 else []) + [
+        "passes", "FLOP/pass", "FLOP per call"] + (["FLOP per output"] if wide and s.n_outputs > 1 else []) + (
+        ["bytes per call", "FLOP/B"] if prof.has_bytes else []) + [
         "attn", f"weights {s.precision}", "activ. (est.)"] + (["fits"] if mem.gpu else [])
     print(render_table(rows, header, wide=wide))
     if not wide:
@@ -82,6 +90,10 @@ def run(args) -> int:
             print(f"  {line}")
     print("\npass = one forward of a component; call = one pipeline call "
           f"({plural(s.n_outputs, 'output')}); attn = attention's share of the FLOPs")
+    if prof.has_bytes:
+        print(f"bytes     moved by the ops at {s.precision} (eager PyTorch: every element-wise op reads and writes its\n"
+              "          tensors; fused SDPA moves Q, K, V, O; eager attention also its score matrix; weights read by each\n"
+              "          op that uses them); FLOP/B = arithmetic intensity (FLOP per byte moved)")
     print(f"\nmemory    weights = params x bytes at {s.precision} (+ quantisation scales);\n"
           "          activations = ESTIMATE: peak live tensors of the largest pass (traced once on the meta device,\n"
           "          fused attention)")
@@ -98,7 +110,24 @@ def run(args) -> int:
     print()
     by_role = prof.by_role()
     total = prof.total_flop
-    rows = [[role, fmt_flop(v), f"{v / total * 100:.1f}%"] for role, v in by_role.items() if v]
-    rows.append(["total", fmt_flop(total), "100%"])
-    print(render_table(rows, ["role", "FLOP per call", "share"], totals=1))
+    by_role_byte = prof.by_role_byte() if prof.has_bytes else {}
+    rows = [[role, fmt_flop(v), f"{v / total * 100:.1f}%"]
+            + ([fmt_traffic(by_role_byte[role]), _intensity(v / by_role_byte[role] if by_role_byte[role] else None)]
+               if by_role_byte else []) for role, v in by_role.items() if v]
+    rows.append(["total", fmt_flop(total), "100%"]
+                + ([fmt_traffic(prof.total_byte), _intensity(prof.flop_per_byte)] if by_role_byte else []))
+    print(render_table(rows, ["role", "FLOP per call", "share"] + (["bytes per call", "FLOP/B"] if by_role_byte else []),
+                       totals=1))
     return 0
+
+
+def fmt_traffic(x: float) -> str:
+    """Bytes moved, in decimal units (as memory bandwidth is quoted): ``1.39 TB``."""
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.0f} B"
+
+
+def _intensity(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}" if x >= 10 else f"{x:.2g}"

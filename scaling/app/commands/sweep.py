@@ -60,10 +60,13 @@ def run(args) -> int:
         from profilers.energy.devices import resolve_device
 
         resolve_device(sweep.device)
-    if args.out is not None:
-        from scaling._files import check_output
+    from scaling._files import check_output
+    from scaling.app.commands.measure import probe_output
 
-        check_output(args.out, inputs=[args.file], what="--out")
+    table = args.out if args.out is not None else sweep.out
+    if table is not None:  # before any setting runs (run_sweep says so when there is none)
+        check_output(table, inputs=[args.file], what="--out" if args.out is not None else "runs table")
+        probe_output(table)
     slurm = {"timeout_min": args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition
