@@ -128,6 +128,8 @@ def prompt_token_rule(spec: "ModelSpec") -> PromptTokens | None:
     entry = _PROMPT_TOKEN_FAMILIES.get(spec.family)
     if entry is None or entry[0] not in spec.text_tokens:
         return None
+    if spec.family == "cogvideox" and not spec.components["transformer"].config.get("use_rotary_positional_embeddings"):
+        return None  # CogVideoX-2b: learnt sin-cos positions for exactly max_text_seq_length text tokens
     component, how, max_tokens, note = entry
     template = (0, 0)
     if spec.family == "qwen":

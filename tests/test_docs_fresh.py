@@ -39,40 +39,60 @@ def test_manifest_records_the_inputs_that_matter():
         assert "scaling/_laws/default.json" in gens[name]["inputs"], name
 
 
-def _copy(tmp_path: Path) -> Path:
-    """The generated files and every recorded input, copied under tmp_path."""
+def _consistent_copy(tmp_path: Path) -> Path:
+    """The generated files and every recorded input, copied under tmp_path and stamped there as they
+    stand (so that this test does not depend on the real docs being fresh)."""
     import json
 
-    gens = json.loads((ROOT / update_docs.MANIFEST).read_text(encoding="utf-8"))["generators"]
-    rels = set(update_docs.OUTPUT_FILES) | {rel for e in gens.values() for rel in e["inputs"]}
-    for rel in rels:
+    manifest = json.loads((ROOT / update_docs.MANIFEST).read_text(encoding="utf-8"))
+    gens = manifest["generators"]
+    for rel in set(update_docs.OUTPUT_FILES) | {rel for e in gens.values() for rel in e["inputs"]}:
         if (ROOT / rel).is_file():
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / rel, tmp_path / rel)
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    for name, entry in gens.items():
+        entry["inputs"] = {rel: update_docs.file_sha(rel, tmp_path) for rel in entry["inputs"]}
+        entry["inputs_sha256"] = digest = update_docs.inputs_sha(entry["inputs"])
+        for key in entry["outputs"]:
+            if key.startswith("readme:"):
+                section = key.split(":", 1)[1]
+                content = update_docs._section(readme, section)
+                stamp = update_docs.STAMP_RE.match(content)
+                body = content[stamp.end():] if stamp else content
+                entry["outputs"][key] = update_docs.body_sha(body)
+                readme = update_docs._replace_section(readme, section,
+                                                      update_docs._stamp(digest, entry["outputs"][key]) + body)
+            else:
+                entry["outputs"][key] = update_docs.body_sha((tmp_path / key).read_text(encoding="utf-8"))
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    (tmp_path / update_docs.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return tmp_path
 
 
 def test_a_changed_input_a_hand_edit_and_a_lost_section_are_caught(tmp_path):
-    root = _copy(tmp_path)
-    before = set(update_docs.check_stamps(root))  # empty when the docs are fresh (the test above)
+    root = _consistent_copy(tmp_path)
+    assert update_docs.check_stamps(root) == []
 
     law = root / "scaling" / "_laws" / "default.json"
     law.write_text(law.read_text(encoding="utf-8").replace("{", "{ ", 1), encoding="utf-8")
-    new = set(update_docs.check_stamps(root)) - before
-    assert any("scaling/_laws/default.json" in p and "inputs changed" in p for p in new), new
+    problems = update_docs.check_stamps(root)
+    assert problems and all("inputs changed" in p and "scaling/_laws/default.json" in p for p in problems), problems
+    law.write_text(law.read_text(encoding="utf-8").replace("{ ", "{", 1), encoding="utf-8")
+    assert update_docs.check_stamps(root) == []
 
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     begin = text.index("<!-- generated:litefocus -->")
-    edited = text[:begin] + text[begin:].replace("LiteFocus", "LiteFocu5", 1)
-    readme.write_text(edited, encoding="utf-8")
+    readme.write_text(text[:begin] + text[begin:].replace("LiteFocus", "LiteFocu5", 1), encoding="utf-8")
     assert any("section litefocus differs" in p for p in update_docs.check_stamps(root))
 
     readme.write_text(text.replace("<!-- /generated:whatifs -->", ""), encoding="utf-8")
     assert any("no section <!-- generated:whatifs -->" in p for p in update_docs.check_stamps(root))
 
+    readme.write_text(text, encoding="utf-8")
     (root / "docs" / "whatifs.md").unlink()
-    assert any("docs/whatifs.md is missing" in p for p in update_docs.check_stamps(root))
+    assert update_docs.check_stamps(root) == ["docs/whatifs.md is missing: run python benchmarks/update_docs.py"]
 
 
 @pytest.mark.slow

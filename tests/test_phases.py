@@ -289,7 +289,7 @@ def _fake_pipeline(fake, plan):
 
 
 def test_nvml_energy_per_phase_with_fake_nvml():
-    pytest.importorskip("pynvml", reason="the fake NVML copies pynvml's error classes (the [gpu] extra)")
+    pytest.importorskip("zeus", reason="the GPU meter is Zeus's, over a fake NVML (the [gpu] extra)")
     from fake_nvml import FakeNVML, h100s
 
     fake = FakeNVML(h100s(1, power_w=50.0))

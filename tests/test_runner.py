@@ -150,7 +150,7 @@ def test_no_gpu_is_a_recorded_failure(tmp_path):
 
 def test_nvml_meter_through_the_runner_with_idle_baseline(tmp_path, monkeypatch):
     """The NVML path at the hardware boundary: a strict fake pynvml whose counter follows real time."""
-    pytest.importorskip("pynvml", reason="the fake NVML copies pynvml's error classes (the [gpu] extra)")
+    pytest.importorskip("zeus", reason="the GPU meter is Zeus's, over a fake NVML (the [gpu] extra)")
     from fake_nvml import FakeNVML, h100s
 
     fake = FakeNVML(h100s(1, power_w=300.0))

@@ -33,20 +33,21 @@ def _latent(spec: ModelSpec, setting: GenerationSetting) -> tuple[int, int, int]
 
 def _vae_call(spec: ModelSpec, setting: GenerationSetting, f: int, h: int, w: int, *,
               features=None, basis=None, note: str = "", padded: bool = False,
-              accumulates: bool = False) -> ComponentCall:
+              accumulates: bool = False, chunks: bool = False) -> ComponentCall:
     """``padded``: the decoder pads its causal convolutions explicitly (``F.pad``), so its bytes
     have perimeter terms (feature ``S = h + w``, :func:`with_perimeter`). ``accumulates``: it
     decodes one latent frame at a time and concatenates each output to the frames so far
     (``torch.cat([out, out_], 2)``, Wan's VAE): that copy is quadratic in the frames (``f^2 P``)."""
     C = spec.pipeline["latent_channels"]
     basis = basis or poly(("f", 1), ("P", 2))
-    byte_basis = with_perimeter(basis) + (((("f", 2), ("P", 1)),) if accumulates else ())
+    byte_basis = with_perimeter(basis) if padded else tuple(basis)
+    byte_basis += (((("f", 2), ("P", 1)),) if accumulates else ()) + (((("chunks", 1),),) if chunks else ())
     return ComponentCall(
         "vae", "decoder", dims={"f": f, "h": h, "w": w},
         features={**(features or {"f": f, "P": h * w}), **({"S": h + w} if padded else {})},
         basis=basis, batch=setting.n_outputs, calls=1,
         description=f"latent {C}x{f}x{h}x{w} -> {setting.frames}x{setting.height}x{setting.width}" + note,
-        byte_basis=byte_basis if padded or accumulates else None,
+        byte_basis=byte_basis if padded or accumulates or chunks else None,
     )
 
 
@@ -101,10 +102,12 @@ def cogvideox(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall
     rope = " + rotary embeddings" if spec.components["transformer"].config.get("use_rotary_positional_embeddings") else ""
     return [
         *text_encoder_calls(spec, setting),
+        # bytes also have a per-latent-frame term (feature f: the per-frame reshapes of the output)
         ComponentCall("transformer", "denoiser", dims={"f": f, "h": h, "w": w, "T": T},
-                      features={"L": L, "T": T}, basis=quadratic("L", "T"), batch=setting.n_outputs,
+                      features={"L": L, "T": T, "f": f}, basis=quadratic("L", "T"), batch=setting.n_outputs,
                       calls=denoiser_calls_per_generation(setting),
-                      description=f"latent {f}x{C}x{h}x{w}, {Lv} video + {T} text tokens in joint attention{rope}"),
+                      description=f"latent {f}x{C}x{h}x{w}, {Lv} video + {T} text tokens in joint attention{rope}",
+                      byte_basis=quadratic("L", "T") + ((("f", 1),),)),
         ComponentCall("vae", "decoder", dims={"f": f, "h": h, "w": w},
                       features={**chunks, "P": P}, basis=basis, batch=setting.n_outputs, calls=1,
                       description=(f"latent {C}x{f}x{h}x{w} decoded in latent-frame chunks "
@@ -251,7 +254,9 @@ def animatediff(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCa
                       basis=basis, batch=setting.n_outputs, calls=denoiser_calls_per_generation(setting),
                       description=(f"UNetMotionModel (unet + motion_adapter), latent {C}x{f}x{h}x{w}: "
                                    f"{f} frames as the 2-D batch, temporal attention over {f} frames")),
-        _vae_call(spec, setting, f, h, w, note=" (each frame decoded by the 2-D VAE)"),
+        # decoded 16 frames at a time (decode_chunk_size): the weights are read once per chunk
+        _vae_call(spec, setting, f, h, w, note=" (each frame decoded by the 2-D VAE)",
+                  features={"f": f, "P": h * w, "chunks": -(-f // 16)}, chunks=True),
     ]
 
 
