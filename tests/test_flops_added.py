@@ -139,7 +139,7 @@ def test_ltx_recipe_follows_the_published_stages():
     assert c["transformer:generate"].calls == 60 and c["transformer:generate"].features["L"] == 16 * 10 * 14
     assert c["transformer:denoise"].calls == 8 and c["transformer:denoise"].features["L"] == 16 * 20 * 28
     assert c["text_encoder"].calls == 4 and c["text_encoder"].dims["T"] == 256  # 2 passes x (prompt + negative)
-    assert c["latent_upsampler"].role == "upsampler" and c["vae"].features == {"f": 16, "n": 4, "Pt": 20 * 28}
+    assert c["latent_upsampler"].role == "upsampler" and c["vae"].features == {"f": 16, "n": 4, "Pt": (16 + 6) * (16 + 14)}  # overlapping tiles
 
 
 def test_ltx_transformer_attention_by_hand():

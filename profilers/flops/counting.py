@@ -168,7 +168,7 @@ class Counts:
     def flop(self) -> dict[str, float]:
         """FLOP by op class, summed as :func:`profilers.flops.traced._classify` sums FlopCounterMode's
         counts (per op to float, then per class; ``other`` as the remainder of the total)."""
-        per = {c: sum(float(v) for v in self.flop_by_op.get(c, {}).values()) for c in OP_CLASSES}
+        per = {c: float(sum(float(v) for v in self.flop_by_op.get(c, {}).values())) for c in OP_CLASSES}
         total = float(sum(sum(d.values()) for d in self.flop_by_op.values()))
         other = max(0.0, total - per["linear"] - per["conv"] - per["attention"])
         return {"attention": per["attention"], "linear": per["linear"], "conv": per["conv"], "other": other}

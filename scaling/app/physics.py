@@ -7,8 +7,9 @@ predictions that no GPU can produce. :func:`bound` applies three rules to one ca
    ``peak`` the dense matmul peak of the GPU at the precision the matmuls run at
    (:func:`scaling.precision.precision_plan`; every FLOP counted at the tensor-core rate, so the
    bound is a true lower bound), ``Q`` the bytes the call moves and ``bandwidth`` the board's
-   memory bandwidth. ``Q`` enters when the FLOP profile carries bytes (:func:`profile_byte`);
-   until then the bound is the compute term alone.
+   memory bandwidth. ``Q`` enters when the FLOP profile carries bytes (:func:`profile_byte`:
+   the traffic of eager PyTorch with fused attention, as :mod:`profilers.flops.profile` counts
+   it); for a profile without byte counts the bound is the compute term alone.
 2. **At most TDP.** The implied average power ``E / T`` is at most the board's TDP, so the time is
    at least ``E / TDP``. The energy law is the better validated of the two (in the default law
    file its log-residual variance is the smaller in sample, leave-one-model-out and
@@ -64,7 +65,10 @@ def idle_floor_w(gpu: Any) -> float:
 
 
 def profile_byte(prof: Any) -> float | None:
-    """The bytes one call moves, from a FLOP profile that counts them (``total_byte``), else None."""
+    """The bytes one call moves, from a FLOP profile that counts them (``has_bytes`` and
+    ``total_byte`` of :class:`profilers.flops.profile.FlopProfile`), else None."""
+    if getattr(prof, "has_bytes", True) is False:
+        return None
     v = getattr(prof, "total_byte", None)
     if callable(v):
         v = v()
@@ -96,7 +100,8 @@ def bound(energy_j: tuple[float, float, float], time_s: tuple[float, float, floa
         clamps.append(f"time raised from {t:.3g} s (the time law) to the roofline bound {roof:.3g} s ("
                       + (f"{flop:.3g} FLOP / {peak_flop_per_s:.3g} FLOP/s at {precision}" if what == "compute" else
                          f"{byte:.3g} byte / {gpu.memory_bandwidth_byte_per_s:.3g} byte/s")
-                      + "): no call runs faster than the GPU's peak")
+                      + "): no call runs faster than the GPU's peak "
+                      + ("FLOP/s" if what == "compute" else "memory bandwidth") + " allows")
         t_new = roof
     if e / t_new > tdp:
         clamps.append(f"time raised from {t_new:.3g} s to {e / tdp:.3g} s = energy / TDP: the time law implied "

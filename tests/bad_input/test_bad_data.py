@@ -43,7 +43,8 @@ FIT_TABLES = [
     ("no model column", lambda df: df.drop(columns=["model"]), "model"),
     ("no rows", lambda df: df.head(0), "re:no flop|no rows|empty"),
     ("one row", lambda df: df.head(1), "1 distinct setting"),
-    ("one setting repeated", lambda df: pd.concat([df.head(1)] * 5, ignore_index=True), "1 distinct setting"),
+    ("one setting repeated", lambda df: pd.concat([df.head(1)] * 5, ignore_index=True).assign(
+        run_id=[f"repeat:{i}" for i in range(5)]), "1 distinct setting"),
     ("no FLOP counts", lambda df: df.assign(flop=None), "flop"),
 ]
 
@@ -55,7 +56,8 @@ def test_fit_refuses_a_table_that_cannot_make_a_law(edit, needle, refused, paths
     assert not (paths["tmp"] / "law.json").exists(), "no law was written"
 
 
-@pytest.mark.parametrize("edit,needle", [pytest.param(e, n, id=name) for name, e, n in FIT_TABLES[:9]])
+@pytest.mark.parametrize("edit,needle", [pytest.param(e, n, id=name) for name, e, n in FIT_TABLES[:9]
+                                         if name != "an empty energy"])  # pareto leaves out rows without energy
 def test_pareto_refuses_the_same_tables(edit, needle, refused, paths, runs_frame):
     data = _table(runs_frame, paths["tmp"], edit)
     refused(["pareto", "--data", str(data), "--quality", "clap", "--quality-table", "{quality}"], needle)
