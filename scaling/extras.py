@@ -15,7 +15,7 @@ DISTRIBUTION = "diffusion-energy-scaling"
 
 EXTRA_OF = {
     "torch": "torch", "diffusers": "torch", "transformers": "torch", "fvcore": "torch", "torchsde": "torch",
-    "sentencepiece": "torch", "pynvml": "gpu", "codecarbon": "carbon", "plotly": "report", "submitit": "sweep",
+    "sentencepiece": "torch", "pynvml": "gpu", "zeus": "gpu", "codecarbon": "carbon", "plotly": "report", "submitit": "sweep",
     "nbclient": "notebooks", "nbformat": "notebooks",
 }
 

@@ -280,3 +280,69 @@ def test_variants_and_memory_need_no_torch():
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# -- bytes ------------------------------------------------------------------------------------------
+
+def test_site_tables_carry_traffic_and_fused_sites_have_no_score_traffic():
+    from profilers.flops.attention_variants import BYTE_CLASSES, TRAFFIC_KINDS
+
+    for model, component in SITE_MODELS.items():
+        comp = component_sites(model, component)
+        for s in comp["sites"] + comp["transformer_blocks"]:
+            assert set(s["traffic"]) == set(TRAFFIC_KINDS) and set(s["traffic"]["activation"]) == set(BYTE_CLASSES)
+        assert comp["traffic_max_rel_residual"] < 1e-9, model
+        # diffusers runs these through SDPA: Q, K, V, O are linear in the tokens, no L x L term
+        for s in comp["sites"]:
+            a = s["traffic"]["activation"]["attention"]
+            assert abs(a[2]) * (100 ** 2) <= 1e-9 * max(1.0, abs(a[1]) * 100), (model, s["path"])
+
+
+def test_sparse_variants_leave_fused_bytes_and_tome_moves_fewer():
+    spec = resolve_model("sd2.1")
+    s = make_setting(spec, steps=1)
+    full = profile(s)
+    window = profile(s, attention="window:size=256,blocks=all")
+    tome = profile(s, attention="tome:ratio=0.5")
+    full, window, tome = (next(c for c in p.components if c.component == "unet") for p in (full, window, tome))
+    assert window.byte == pytest.approx(full.byte, rel=1e-12)   # fused SDPA: no score traffic
+    assert window.flop < full.flop
+    # token merging moves fewer activations in the merged attention but adds its (L - n_dst) x n_dst
+    # similarity scores: at SD 2.1's finest level the scores outweigh the saving
+    assert tome.byte != pytest.approx(full.byte, rel=1e-6)
+    assert tome.weight_byte == pytest.approx(full.weight_byte)  # weights are read whatever the tokens
+
+
+def test_eager_score_traffic_scales_with_the_kept_keys(monkeypatch):
+    """A synthetic eager site: its x^2 attention traffic (the score matrix) scales by keys / L."""
+    from profilers.flops import attention_variants as av
+
+    zeros = {c: [0.0, 0.0, 0.0] for c in av.BYTE_CLASSES}
+    traffic = {"activation": {**zeros, "attention": [0.0, 40.0, 6.0]}, "weight": dict(zeros), "fixed_byte": dict(zeros)}
+    site = {"path": "blocks.0.attn1", "block": "blocks.0", "transformer_block": "blocks.0", "kind": "self",
+            "heads": 1, "head_dim": 8, "dim": 8, "feature": "L", "tokens_per_feature": 1,
+            "coef": {op: [0.0, 0.0, 0.0] for op in av.OP_CLASSES}, "traffic": traffic}
+    table = {"id": "synthetic", "components": {"transformer": {
+        "sites": [site], "transformer_blocks": [], "finest_blocks": ["blocks.0"]}}}
+    monkeypatch.setattr(av, "_load", lambda key: table)
+    L = 1000
+    delta = av.variant_traffic_delta("synthetic", "transformer", "window:size=100", {"L": L})
+    assert delta["activation"]["attention"] == pytest.approx(6.0 * L * L * (100 / L - 1.0))
+    assert sum(v for k in delta for c, v in delta[k].items() if (k, c) != ("activation", "attention")) == 0.0
+
+
+def test_tome_traffic_delta_by_hand():
+    from profilers.flops import attention_variants as av
+
+    spec, call = _call("sd2.1", "unet")
+    comp = component_sites(spec, "unet")
+    sites = resolve_sites(comp, parse_variant("tome:ratio=0.5"))
+    delta = av.variant_traffic_delta(spec, "unet", "tome:ratio=0.5", call.features)
+    expected_other = 0.0
+    for tb in dict.fromkeys(s["transformer_block"] for s in sites):
+        blk = next(b for b in comp["transformer_blocks"] if b["path"] == tb)
+        L = blk["tokens_per_feature"] * call.features[blk["feature"]]
+        keep, n_dst = tome_tokens(L, 0.5)
+        expected_other += (L - n_dst) * blk["dim"] + n_dst * blk["dim"] + (L - n_dst) * n_dst
+    assert delta["activation"]["other"] == pytest.approx(expected_other)
+    assert delta["activation"]["linear"] < 0 and delta["weight"]["linear"] == pytest.approx(0.0, abs=1e-3)

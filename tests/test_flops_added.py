@@ -25,14 +25,14 @@ MODELS = ("ltx-video-0.9.7-dev", "cogvideox1.5-5b", "svd-img2vid", "svd-img2vid-
 SETTINGS = {
     "ltx-video-0.9.7-dev": [dict(height=512, width=704, frames=121), dict(height=768, width=1152, frames=161)],
     "cogvideox1.5-5b": [dict(height=768, width=1360, frames=81), dict(height=480, width=832, frames=45)],
-    "svd-img2vid": [dict(height=576, width=1024, frames=14), dict(height=576, width=1024, frames=20)],
-    "svd-img2vid-xt": [dict(height=576, width=1024, frames=25)],
+    "svd-img2vid": [dict(height=560, width=1024, frames=14), dict(height=576, width=1016, frames=20)],
+    "svd-img2vid-xt": [dict(height=592, width=1040, frames=25)],  # 576x1024: its VAE encode is P of 768x768
     "i2vgen-xl": [dict(height=704, width=1280, frames=16), dict(height=448, width=800, frames=12)],
     "modelscope-t2v-1.7b": [dict(height=256, width=256, frames=12), dict(height=320, width=448, frames=20)],
     "kandinsky-2.2": [dict(height=640, width=832), dict(height=600, width=904)],
     "kandinsky-3": [dict(height=832, width=1216), dict(height=1536, width=1024)],
-    "sana1.5-1.6b": [dict(height=1100, width=800), dict(height=960, width=1088)],
-    "sana1.5-4.8b": [dict(height=1100, width=800)],
+    "sana1.5-1.6b": [dict(height=1120, width=800), dict(height=960, width=1088)],
+    "sana1.5-4.8b": [dict(height=1120, width=800)],
     "hunyuandit-v1.2": [dict(height=1000, width=1000), dict(height=720, width=1280)],
 }
 FAST_CASES = {("modelscope-t2v-1.7b", 0), ("kandinsky-2.2", 0)}

@@ -330,7 +330,8 @@ def keep_flops(table: dict[str, Any], previous: dict[str, Any] | None) -> dict[s
     same (a refit in another library version can differ in the last digits; the traffic is new)."""
     for name, comp in table["components"].items():
         old = (previous or {}).get("components", {}).get(name)
-        if old is None or old["design"] != comp["design"]:
+        if old is None or not set(old["features"]) <= set(comp["features"]) or old["design"] != [
+                {f: d[f] for f in old["features"]} for d in comp["design"]]:
             continue
         for key in ("sites", "transformer_blocks"):
             prev = {s["path"]: s for s in old[key]}

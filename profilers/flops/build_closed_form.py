@@ -66,6 +66,8 @@ def design_settings(spec: ModelSpec) -> list[GenerationSetting]:
     out += _image_family_design(spec)
     if spec.family in ("cogvideox", "hunyuan", "animatediff"):  # video families (scaling/shapes/_video.py)
         out = _video_family_design(spec, out)
+    if spec.family == "cogvideox":  # the sample size: CogVideoX-2b's positional table as built (bytes)
+        out.append(make_setting(spec, steps=1))
     out += _pipeline_design(spec, out)
     return out + _prompt_design(spec, out)
 
@@ -171,6 +173,24 @@ def _solve(X: np.ndarray, y: np.ndarray) -> tuple[list[float], float]:
     return [float(b) for b in beta], float(rel.max()) if len(rel) else 0.0
 
 
+def _kept_flops(prev: dict | None, entry: dict, design: list[dict], X: np.ndarray,
+                traced: list[dict[str, float]]) -> tuple[dict, float] | None:
+    """The shipped FLOP coefficients of a component, if its basis is unchanged, its design points
+    are all still in the design and the coefficients reproduce every traced point."""
+    if prev is None or prev["basis"] != entry["basis"] or not set(prev["features"]) <= set(entry["features"]):
+        return None
+    now = [{f: d[f] for f in prev["features"]} for d in design]
+    if any(d not in now for d in prev["design"]):
+        return None
+    worst = 0.0
+    for op in OP_CLASSES:
+        y = np.array([t[op] for t in traced])
+        worst = max(worst, float((np.abs(X @ np.array(prev["coef"][op]) - y) / np.maximum(np.abs(y), 1.0)).max()))
+    if worst > MAX_REL_RESIDUAL:
+        return None
+    return prev["coef"], max(float(prev["max_rel_residual"]), worst)
+
+
 def fit_model(spec: ModelSpec, settings: list[GenerationSetting] | None = None, verbose: bool = True,
               previous: dict | None = None) -> dict:
     """The closed-form table of ``spec``: FLOPs (``coef``) and values moved (``traffic``) per
@@ -210,9 +230,9 @@ def fit_model(spec: ModelSpec, settings: list[GenerationSetting] | None = None, 
         if byte_basis != basis:
             entry["traffic_basis"] = [list(map(list, m)) for m in byte_basis]
         prev = old.get(key)
-        if prev is not None and prev["basis"] == entry["basis"] and set(prev["features"]) <= set(entry["features"]) \
-                and prev["design"] == [{f: d[f] for f in prev["features"]} for d in design]:
-            coef, resid_max = prev["coef"], prev["max_rel_residual"]
+        kept = _kept_flops(prev, entry, design, X, [flops for _, flops, _ in pts.values()])
+        if kept is not None:
+            coef, resid_max = kept
         else:
             coef, resid_max = {}, 0.0
             for op in OP_CLASSES:

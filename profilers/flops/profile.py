@@ -106,6 +106,18 @@ def evaluate_traffic_entry(entry: Mapping[str, Any], features: Mapping[str, floa
                    for c in BYTE_CLASSES} for kind in KINDS}
 
 
+ROUGH_TRAFFIC = 1e-3
+"""A closed-form byte polynomial that misses one of its traced design points by more than this
+(relative to the call's traffic) is an approximation: CogVideoX's and Mochi's VAEs split large
+convolution inputs into parts by a memory threshold (``CogVideoXSafeConv3d``), a step function."""
+
+
+def traffic_is_rough(spec: ModelSpec, key: str) -> bool:
+    """Whether the closed-form bytes of component call ``key`` are approximate (:data:`ROUGH_TRAFFIC`)."""
+    entry = _table(spec.architecture_key)["components"].get(key) or {}
+    return float(entry.get("traffic_max_rel_residual", 0.0)) > ROUGH_TRAFFIC
+
+
 def parameter_counts(spec: ModelSpec) -> dict[str, int]:
     """Parameters per component, recorded when the table was built."""
     return dict(_table(spec.architecture_key).get("params", {}))

@@ -22,6 +22,15 @@ Every figure is an estimate from a fitted law, with a 90% interval. What an esti
   the law file's out-of-split spread (:mod:`fits.extrapolation`, ``interval_widened_by``).
 - **Physics.** The time is no faster than the roofline and the implied power lies between the
   idle floor and the TDP (:mod:`scaling.app.physics`); a clamp is listed in ``clamps``.
+- **Several GPUs.** ``gpus=8`` and/or ``parallel="ulysses=2,ring=4"`` (a
+  :class:`~scaling.parallel.ParallelPlan`): the plan is checked before any work
+  (:func:`scaling.parallel.check_plan`; ``--gpus`` alone takes :func:`scaling.parallel.default_plan`),
+  the one-GPU call is predicted as above and carried to the plan by the multi-GPU law
+  (:func:`scaling.app.parallel_features.predict_parallel`). ``energy_j`` is then every GPU for the
+  whole call (busy or waiting), ``time_s`` the call's latency, ``average_power_w`` all GPUs together,
+  and the fleet GPU-hours count every GPU. Memory: xDiT sequence and CFG parallelism replicate the
+  weights on each GPU, so the one-GPU memory rule applies per GPU. A GPU with no multi-GPU
+  measurement in the law's data (anything but the H100) is flagged ``extrapolated``.
 """
 
 from __future__ import annotations
@@ -32,10 +41,13 @@ from typing import Any
 from fits.law_file import load_law
 from profilers.flops.memory import RUNTIME_OVERHEAD_BYTE, GiB, MemoryProfile, memory_profile
 from profilers.flops.profile import profile
+from profilers.flops.comm import attention_shapes
+from scaling.app.parallel_features import predict_parallel
 from scaling.app.physics import IDLE_SOURCE, bound, profile_byte
 from scaling.carbon import Intensity, check_pue, intensity_for
 from scaling.errors import DoesNotFitError, InvalidSettingError, LawError
 from scaling.hardware import DEFAULT_GPU, GPUSpec, family_default_note, resolve_gpu
+from scaling.parallel import ParallelPlan, check_plan, default_plan, parse_plan
 from scaling.precision import precision_plan
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import GenerationSetting, make_setting
@@ -116,6 +128,9 @@ class Estimate:
     tdp_w: float | None = None
     idle_floor_w: float | None = None
     clamps: tuple[str, ...] = ()
+    # -- several GPUs (scaling.parallel, fits.parallel) --------------------------------------
+    gpu_count: int = 1                          # GPUs of the call; energy_j counts all of them
+    plan: str | None = None                     # ulysses=U,ring=R,cfg=C; None on one GPU without a plan
 
     # -- trust --------------------------------------------------------------------------------
     @property
@@ -130,8 +145,13 @@ class Estimate:
 
     @property
     def power_w(self) -> float:
-        """Implied average GPU power of the call, energy / time (W)."""
+        """Implied average GPU power of the call, energy / time (W; all GPUs together)."""
         return self.energy_j / self.time_s if self.time_s > 0 else float("nan")
+
+    @property
+    def average_power_w(self) -> float:
+        """Average power of the call over all its GPUs together, energy / time (W): ``power_w``."""
+        return self.power_w
 
     # -- per call ------------------------------------------------------------------------------
     @property
@@ -215,11 +235,13 @@ class Estimate:
 
     @property
     def fleet_gpu_hours(self) -> float:
-        return self.time_per_output_s * self.count / 3600.0
+        """GPU-hours of ``count`` outputs: time per output x count x GPUs of a call."""
+        return self.time_per_output_s * self.count * self.gpu_count / 3600.0
 
     @property
     def fleet_gpu_hours_interval(self) -> tuple[float, float]:
-        return self.time_per_output_lo_s * self.count / 3600.0, self.time_per_output_hi_s * self.count / 3600.0
+        k = self.count * self.gpu_count / 3600.0
+        return self.time_per_output_lo_s * k, self.time_per_output_hi_s * k
 
     @property
     def fleet_co2e_kg(self) -> float:
@@ -255,9 +277,11 @@ class Estimate:
             fleet_gpu_hours=self.fleet_gpu_hours, fleet_gpu_hours_interval=self.fleet_gpu_hours_interval,
             fleet_co2e_kg=self.fleet_co2e_kg, fleet_co2e_kg_interval=self.fleet_co2e_kg_interval,
             extrapolated=self.extrapolated, fits_memory=self.fits_memory, power_w=self.power_w,
+            average_power_w=self.average_power_w,
             units={"energy_j, time_s, co2e_g, flop, *_per_call_*": "one pipeline call (the whole batch)",
                    "*_per_output_*": "one output: the per-call figure / n_outputs",
-                   "count, fleet_outputs": "outputs", "fleet_*": "per-output figure x count (kWh: x PUE)"},
+                   "count, fleet_outputs": "outputs", "fleet_*": "per-output figure x count (kWh: x PUE)",
+                   "energy_j, average_power_w (gpu_count > 1)": "every GPU of the call, busy or waiting"},
             estimate=True)
         return d
 
@@ -274,6 +298,8 @@ def predict(
     attention: str | None = None,
     allow_offload: bool = False,
     check_memory: bool = True,
+    gpus: int | None = None,
+    parallel: str | ParallelPlan | None = None,
     **setting_kwargs: Any,
 ) -> Estimate:
     """Predict one generation of ``model``.
@@ -286,10 +312,15 @@ def predict(
     ``count`` is a number of outputs (the fleet totals). ``allow_offload`` accepts a pipeline
     that fits only with model CPU offload (its transfers are not modelled: flagged);
     ``check_memory=False`` never raises :class:`~scaling.errors.DoesNotFitError` and leaves the
-    verdict in ``memory_fit`` (what compare and plan use).
+    verdict in ``memory_fit`` (what compare and plan use). ``gpus`` (default 1, or the plan's
+    product) and ``parallel`` (``"ulysses=2,ring=4[,cfg=2]"`` or a
+    :class:`~scaling.parallel.ParallelPlan`; default :func:`~scaling.parallel.default_plan`)
+    predict the call on several GPUs (the module doc, "Several GPUs").
 
     Raises
     ------
+    InvalidSettingError
+        A plan the engine cannot run (heads, sequence, CFG, product != ``gpus``), checked first.
     DoesNotFitError
         The pipeline does not fit the GPU's memory with every component resident (and
         ``allow_offload`` is off or offload does not fit either), when ``check_memory``.
@@ -299,7 +330,7 @@ def predict(
     setting = make_setting(spec, gpu=gpu_spec.key, **setting_kwargs)
     est = predict_setting(setting, gpu=gpu_spec, law=law, region=region, intensity=intensity, pue=pue,
                           count=count, spec=spec, attention=attention, allow_offload=allow_offload,
-                          check_memory=check_memory)
+                          check_memory=check_memory, gpus=gpus, parallel=parallel)
     note = family_default_note(gpu)
     return replace(est, notes=(note, *est.notes)) if note else est
 
@@ -331,13 +362,22 @@ def _does_not_fit(setting: GenerationSetting, spec: ModelSpec, gpu: GPUSpec, mem
 def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None, region: str | None = None,
                     intensity: float | None = None, pue: float = 1.0, count: int = 1,
                     spec: ModelSpec | None = None, attention: str | None = None, allow_offload: bool = False,
-                    check_memory: bool = True) -> Estimate:
+                    check_memory: bool = True, gpus: int | None = None,
+                    parallel: str | ParallelPlan | None = None) -> Estimate:
     """:func:`predict` of a made setting (arguments of :func:`predict`)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InvalidSettingError(f"`count` {count!r}: it must be a positive whole number of outputs")
+    spec = spec or resolve_model(setting.model)
+    plan = resolve_plan(setting, spec, gpus, parallel)
+    if plan is not None:
+        if attention:
+            raise InvalidSettingError(f"attention variant {attention!r} with a parallel plan ({plan}): the multi-GPU "
+                                      "law is fitted on full attention; predict the variant on one GPU")
+        one = predict_setting(setting, gpu=gpu, law=law, region=region, intensity=intensity, pue=pue, count=count,
+                              spec=spec, allow_offload=allow_offload, check_memory=check_memory)
+        return _on_several_gpus(one, setting, spec, gpu, plan, law)
     pue = check_pue(pue)
     carbon: Intensity = intensity_for(region, intensity)
-    spec = spec or resolve_model(setting.model)
     mem = memory_profile(setting, spec=spec, gpu=gpu.key)
     verdict = memory_verdict(mem)
     if check_memory and (verdict == "does not fit" or (verdict == "with model CPU offload" and not allow_offload)):
@@ -392,6 +432,59 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         law_time_s=time.value, roofline_time_s=phys.roofline_time_s, tdp_w=phys.tdp_w,
         idle_floor_w=phys.idle_floor_w, clamps=phys.clamps,
     )
+
+
+def resolve_plan(setting: GenerationSetting, spec: ModelSpec, gpus: int | None,
+                 parallel: str | ParallelPlan | None) -> ParallelPlan | None:
+    """The checked plan of ``gpus`` / ``parallel``, or None for the one-GPU path (1 GPU, no plan).
+
+    Raises
+    ------
+    InvalidSettingError
+        ``gpus`` is not a positive whole number, or the plan breaks a rule of
+        :func:`scaling.parallel.check_plan` (heads, sequence, CFG, ulysses x ring x cfg != ``gpus``).
+    """
+    if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1):
+        raise InvalidSettingError(f"`gpus` {gpus!r}: it must be a positive whole number of GPUs")
+    if parallel is None and (gpus is None or gpus == 1):
+        return None
+    shapes = attention_shapes(spec, setting)
+    if parallel is None:
+        return default_plan(gpus, cfg=setting.cfg, heads=shapes.heads, seq_len=shapes.split_len, pads=shapes.pads)
+    plan = parse_plan(parallel) if isinstance(parallel, str) else parallel
+    return check_plan(plan, heads=shapes.heads, seq_len=shapes.split_len, cfg=setting.cfg, n_gpus=gpus,
+                      pads=shapes.pads)
+
+
+MULTI_GPU_NOTE = ("energy counts every GPU for the whole call (busy or waiting: {n} GPUs); time is the call's "
+                  "latency; average power is all GPUs together")
+
+
+def _on_several_gpus(one: Estimate, setting: GenerationSetting, spec: ModelSpec, gpu: GPUSpec, plan: ParallelPlan,
+                     law: Any) -> Estimate:
+    """The one-GPU estimate ``one`` carried to ``plan`` by the multi-GPU law."""
+    if plan.gpus == 1:
+        return replace(one, plan=str(plan))
+    pred = predict_parallel(spec, plan, gpu, setting=setting, single_law=_load_law(law))
+    e, t = pred.energy_j, pred.time_s
+    k = e.value / one.energy_j if one.energy_j > 0 else 1.0
+    comps = tuple(replace(c, energy_j=c.energy_j * k, energy_lo_j=c.energy_lo_j * k, energy_hi_j=c.energy_hi_j * k,
+                          time_s=None) for c in one.components)
+    kept = [n for n in one.notes if not n.startswith("physics:")]  # the one-GPU bounds do not apply here
+    notes = [*kept, *(n for n in pred.notes if n not in one.notes and n != "one GPU: the single-GPU call"),
+             MULTI_GPU_NOTE.format(n=plan.gpus),
+             "per-component energies on several GPUs: the one-GPU split scaled to the multi-GPU total",
+             f"memory: the weights are replicated on each of the {plan.gpus} GPUs (xDiT sequence / CFG "
+             "parallelism), so the one-GPU memory rule applies per GPU"]
+    extrapolation = [*one.extrapolation,
+                     *(n.removeprefix("extrapolation: ") for n in pred.notes
+                       if n.startswith("extrapolation:") or "PCIe" in n)]
+    if pred.extrapolation and len(extrapolation) == len(one.extrapolation):
+        extrapolation.append(f"the multi-GPU law extrapolates for {plan} on {gpu.key}")
+    return replace(one, gpu_count=plan.gpus, plan=str(plan), components=comps, energy_j=e.value, energy_lo_j=e.lo,
+                   energy_hi_j=e.hi, time_s=t.value, time_lo_s=t.lo, time_hi_s=t.hi, interval=e.level,
+                   law=f"{one.law} + multi-GPU law", notes=tuple(notes), extrapolation=tuple(extrapolation),
+                   law_time_s=t.value, clamps=())
 
 
 def _load_law(law: Any):

@@ -83,6 +83,13 @@ def cogvideox_vae_chunks(f: int, frame_batch: int = 2) -> dict[str, int]:
     return {f"c{k}": sizes.count(k) for k in (1, 2, 3)}
 
 
+def _at_sample_size(spec: ModelSpec, f: int, h: int, w: int) -> int:
+    """1 when the latent is the transformer's sample size (its positional table is used as built)."""
+    cfg = spec.components["transformer"].config
+    frames = (cfg.get("sample_frames", 49) - 1) // spec.pipeline.get("vae_scale_factor_temporal", 4) + 1
+    return int((f, h, w) == (frames, cfg.get("sample_height"), cfg.get("sample_width")))
+
+
 def cogvideox(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
     """CogVideoXPipeline: T5 (226 tokens, negative prompt "" encoded under CFG), the transformer
     on ``226 + f*(h/2)*(w/2)`` tokens in joint attention (5b: rotary embeddings from the
@@ -102,12 +109,16 @@ def cogvideox(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall
     rope = " + rotary embeddings" if spec.components["transformer"].config.get("use_rotary_positional_embeddings") else ""
     return [
         *text_encoder_calls(spec, setting),
-        # bytes also have a per-latent-frame term (feature f: the per-frame reshapes of the output)
+        # bytes also have per-frame and per-frame-grid terms (features f and Pp, the patches of one
+        # frame: the output's per-frame reshapes); without rotary embeddings (2b) the patch embedding
+        # recomputes its 3-D sin-cos table except at the model's sample size (D = 1 there)
         ComponentCall("transformer", "denoiser", dims={"f": f, "h": h, "w": w, "T": T},
-                      features={"L": L, "T": T, "f": f}, basis=quadratic("L", "T"), batch=setting.n_outputs,
+                      features={"L": L, "T": T, "f": f, "Pp": (h // p) * (w // p), "D": _at_sample_size(spec, f, h, w)},
+                      basis=quadratic("L", "T"), batch=setting.n_outputs,
                       calls=denoiser_calls_per_generation(setting),
                       description=f"latent {f}x{C}x{h}x{w}, {Lv} video + {T} text tokens in joint attention{rope}",
-                      byte_basis=quadratic("L", "T") + ((("f", 1),),)),
+                      byte_basis=quadratic("L", "T") + ((("f", 1),), (("Pp", 1),))
+                      + (() if rope else ((("D", 1),),))),
         ComponentCall("vae", "decoder", dims={"f": f, "h": h, "w": w},
                       features={**chunks, "P": P}, basis=basis, batch=setting.n_outputs, calls=1,
                       description=(f"latent {C}x{f}x{h}x{w} decoded in latent-frame chunks "
@@ -213,8 +224,10 @@ def hunyuan(spec: ModelSpec, setting: GenerationSetting) -> list[ComponentCall]:
                       features={"L": Lv + T, "T": T}, basis=quadratic("L", "T"), batch=setting.n_outputs,
                       calls=denoiser_calls_per_generation(setting),
                       description=f"latent {C}x{f}x{h}x{w}, {Lv} video + {T} text tokens, guidance embedding"),
+        # bytes: the tiles are blended (one blend fewer than tiles: the constant terms 1, P, S)
         ComponentCall("vae", "decoder", dims={"f": f, "h": h, "w": w}, features={**tiles, "P": P, "S": h + w},
-                      basis=basis, batch=setting.n_outputs, calls=1, byte_basis=with_perimeter(basis),
+                      basis=basis, batch=setting.n_outputs, calls=1,
+                      byte_basis=with_perimeter(basis) + ((), (("P", 1),), (("S", 1),)),
                       description=(f"latent {C}x{f}x{h}x{w} decoded in temporal tiles "
                                    f"{ {k: v for k, v in tiles.items() if v} } -> "
                                    f"{setting.frames}x{setting.height}x{setting.width} (no spatial tiling: "

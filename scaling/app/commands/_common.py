@@ -41,6 +41,37 @@ def add_setting_args(p: argparse.ArgumentParser, with_gpu: bool = True) -> None:
                        help="GPU name as you type it or as nvidia-smi prints it (see `scaling gpus`)")
 
 
+MAX_GPUS = 64
+"""GPUs of one call: beyond an NVLink domain of 64 a plan is not one call of one pipeline."""
+
+
+def parallel_plan(text: str):
+    """``--parallel ulysses=U,ring=R[,cfg=2]``, read by :func:`scaling.parallel.parse_plan` (one-line error)."""
+    from scaling.errors import InvalidSettingError
+    from scaling.parallel import parse_plan
+
+    try:
+        return parse_plan(text)
+    except InvalidSettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parallel_args(p: argparse.ArgumentParser, several_counts: bool = False) -> None:
+    """``--gpus`` (one count, or a comma-separated list when ``several_counts``) and ``--parallel``."""
+    g = p.add_argument_group("several GPUs (xDiT sequence / CFG parallelism; the multi-GPU law)")
+    count = T.whole("gpus", 1, MAX_GPUS)
+    if several_counts:
+        g.add_argument("--gpus", type=T.csv_of(count, "gpus"), metavar="N,...",
+                       help="comma-separated GPU counts to compare (e.g. 1,2,4,8): each with its default plan and "
+                            "the other valid Ulysses / ring / CFG splits")
+    else:
+        g.add_argument("--gpus", type=count, metavar="N",
+                       help="GPUs of one call (default 1, or the product of --parallel); energy counts every GPU")
+        g.add_argument("--parallel", type=parallel_plan, metavar="ulysses=U,ring=R[,cfg=2]",
+                       help="how the call is split (ulysses x ring x cfg = --gpus; default: CFG parallel when the "
+                            "setting runs CFG, then the largest Ulysses degree that divides the heads)")
+
+
 def model_spec_from_args(args):
     from scaling.errors import UnknownModelError
     from scaling.registry import model_from_dir, resolve_model

@@ -7,6 +7,8 @@
   (``0.0907 mWh`` is written ``327 mJ``; ``2,507 J`` is ``2.51 kJ``): :func:`fmt_j`, :func:`fmt_wh`,
   :func:`fmt_s`, :func:`fmt_g`, :func:`fmt_kwh`, :func:`fmt_range`; :func:`plural` and
   :func:`article` write ``1 step`` / ``50 steps`` and ``a video model`` / ``an image model``.
+- :func:`probe_output` creates and removes a file next to an output before a long piece of work,
+  so that a folder the OS will not let us write is refused first (even as root).
 - :func:`progress` (a bar over known steps) and :func:`working` (a spinner with the elapsed time,
   for one long call) draw on stderr only when stderr is a terminal: a pipe or a test sees nothing.
 """
@@ -173,6 +175,28 @@ def plural(n: float, word: str, many: str | None = None) -> str:
 def article(word: str) -> str:
     """``a video``, ``an image``, ``an audio``."""
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+# -- outputs -----------------------------------------------------------------------------------
+
+def probe_output(path) -> None:
+    """Create and remove a file next to ``path``: a folder the OS will not let us write (a read-only file
+    system, /proc, a full disk) is refused now, in one line, not after the measurement (even as root, for
+    whom permission bits say yes)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from scaling._files import output_error
+
+    folder = Path(os.path.realpath(path)).parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".scaling-probe-"):
+            pass
+    except OSError as exc:
+        raise output_error(path, exc, "cannot be written") from None
 
 
 # -- progress ----------------------------------------------------------------------------------

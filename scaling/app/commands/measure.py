@@ -5,7 +5,7 @@ from __future__ import annotations
 from scaling._files import check_output
 from scaling.app.commands import _types as T
 from scaling.app.commands._common import add_setting_args
-from scaling.app.commands._out import render_table
+from scaling.app.commands._out import probe_output, render_table
 
 
 def add_protocol_args(p) -> None:
@@ -75,8 +75,6 @@ def check_machine_args(args) -> None:
 
     if getattr(args, "meter", None) is not None:
         check_meter_name(args.meter)
-    if getattr(args, "device", None) is not None:
-        resolve_device(args.device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
     country = getattr(args, "country", None)
     if country is not None and str(country).lower() not in ("none", ""):
         _check_country(str(country))
@@ -88,26 +86,8 @@ def check_machine_args(args) -> None:
         from scaling.errors import InvalidSettingError
 
         raise InvalidSettingError("--allow-pickle applies to --weights DIR only")
-
-
-def probe_output(path) -> None:
-    """Create and remove a file next to ``path``: a folder the OS will not let us write (a read-only file
-    system, /proc, a full disk) is refused now, in one line, not after the measurement (even as root, for
-    whom permission bits say yes)."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from scaling._files import output_error
-
-    folder = Path(os.path.realpath(path)).parent
-    while not folder.exists():
-        folder = folder.parent
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".scaling-probe-"):
-            pass
-    except OSError as exc:
-        raise output_error(path, exc, "cannot be written") from None
+    if getattr(args, "device", None) is not None:  # last: it imports torch
+        resolve_device(args.device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
 
 
 def _check_country(country: str) -> None:
@@ -156,13 +136,13 @@ def run(args) -> int:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`), --config DIR or --weights DIR")
     check_output(args.out, inputs=[args.weights, args.config], what="--out")  # before building anything
     probe_output(args.out)
+    check_machine_args(args)  # the meter name, the country, the weights folder and the device: before building
     protocol = protocol_from_args(args)
     request = SettingRequest(model=model, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                              guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
                              outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
     # check before any work: a bad setting is exit 2, not a failure record
     request.setting(resolve_spec(model), args.precision or "bf16", None)
-    check_machine_args(args)  # the meter name, the device, the country and the weights folder: before building
     echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with Runner(args.out, device=args.device, meter=args.meter, weights=args.weights, protocol=protocol,
                 resume=args.resume, echo=echo, **_pickle_kwargs(args)) as runner:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scaling.app.commands import _types as T
-from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args
+from scaling.app.commands._common import add_parallel_args, add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args
 from scaling.app.commands._out import (add_wide_arg, fmt_g, fmt_j, fmt_kwh, fmt_range, fmt_s, fmt_wh, plural,
                                        render_table)
 
@@ -22,6 +22,7 @@ def add_parser(sub):
                                    "interval, from the FLOP profile and a fitted law, per call (one pipeline call: "
                                    "batch x outputs-per-prompt outputs) and per output. Every figure is an estimate.")
     add_setting_args(p)
+    add_parallel_args(p)
     add_carbon_args(p)
     p.add_argument("--count", type=T.count, default=1, metavar="OUTPUTS",
                    help="number of outputs (images, videos, clips; 1e6 is read as 1,000,000): fleet totals (kWh, "
@@ -45,7 +46,8 @@ def run(args) -> int:
     est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
                   count=args.count, attention=";".join(args.attention) if args.attention else None, res=args.res,
                   frames=args.frames, seconds=args.seconds, steps=args.steps, guidance=args.guidance, cfg=args.cfg,
-                  batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt, precision=args.precision)
+                  batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt, precision=args.precision,
+                  gpus=getattr(args, "gpus", None), parallel=getattr(args, "parallel", None))
     base = predict_baseline(spec, args) if getattr(args, "baseline", False) else None
     if args.json:
         d = to_json(est, args.count)
@@ -191,6 +193,7 @@ def render(est, gpu_is_default: bool = False, outputs: int | None = None, wide: 
         f"{'' if est.gpu_measured else ' - never measured: predicted from its registry figures'}",
         f"precision  {est.precision}",
         f"law        {est.law}",
+        *([f"gpus       {est.gpu_count} x {est.gpu}, plan {est.plan}"] if est.plan else []),
         "",
     ]
     per = "call" if n > 1 else "output"
@@ -231,6 +234,11 @@ def render(est, gpu_is_default: bool = False, outputs: int | None = None, wide: 
                      f"{fmt_range(est.time_lo_s, est.time_hi_s, fmt_s)})")
         lines.append(f"CO2e       {c_out}")
     lines.append(f"           at {est.intensity_g_per_kwh:g} gCO2e/kWh [{est.intensity_source}], PUE {est.pue:g}")
+    if est.plan:
+        lines.append(f"power      {est.average_power_w:,.0f} W average over the call, all {est.gpu_count} GPUs together "
+                     f"({est.average_power_w / est.gpu_count:,.0f} W per GPU)")
+        lines.append("flags      " + ("extrapolated: " + "; ".join(est.extrapolation) if est.extrapolated
+                                      else "none (inside the law's data)"))
     outputs = est.count if outputs is None else outputs
     if outputs > 1:
         f = fleet(est, outputs)

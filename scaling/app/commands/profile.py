@@ -61,6 +61,11 @@ def run(args) -> int:
                                               "attention)" if full else ""))
     print()
     cm = {m.component: m for m in mem.components}
+    from profilers.flops.profile import traffic_is_rough
+
+    def rough(c) -> bool:
+        return method == "closed-form" and traffic_is_rough(spec, c.component + (f":{c.label}" if c.label else ""))
+
     rows = []
     shapes = []
     for c in prof.components:
@@ -71,7 +76,8 @@ def run(args) -> int:
         row = [name] + ([c.role, c.description] if wide else []) + [
             c.calls, fmt_flop(c.per_call_flop), fmt_flop(c.flop)] + (
             [fmt_flop(c.flop / s.n_outputs)] if wide and s.n_outputs > 1 else []) + (
-            [fmt_traffic(c.byte), _intensity(c.flop_per_byte)] if prof.has_bytes else []) + [
+            [("~" if rough(c) else "") + fmt_traffic(c.byte), _intensity(c.flop_per_byte)]
+            if prof.has_bytes and wide else []) + [
             f"{share:.0f}%", fmt_byte(m.weights_byte if m else None),
             fmt_byte(m.activation_byte if m else None, m is not None and is_rough(m))]
         if mem.gpu:
@@ -81,9 +87,16 @@ def run(args) -> int:
         shapes.append(f"{name}: {c.description}")
     header = ["component"] + (["role", "shape of one pass"] if wide else []) + [
         "passes", "FLOP/pass", "FLOP per call"] + (["FLOP per output"] if wide and s.n_outputs > 1 else []) + (
-        ["bytes per call", "FLOP/B"] if prof.has_bytes else []) + [
+        ["bytes per call", "FLOP/B"] if prof.has_bytes and wide else []) + [
         "attn", f"weights {s.precision}", "activ. (est.)"] + (["fits"] if mem.gpu else [])
     print(render_table(rows, header, wide=wide))
+    if prof.has_bytes and not wide:  # the byte columns in a table of their own (all in one with --wide)
+        brows = [[c.component + (f" ({c.label})" if c.label else ""), c.calls,
+                  ("~" if rough(c) else "") + fmt_traffic(c.per_call_byte),
+                  ("~" if rough(c) else "") + fmt_traffic(c.byte), fmt_traffic(c.weight_byte), _intensity(c.flop_per_byte)]
+                 for c in prof.components]
+        print()
+        print(render_table(brows, ["component", "passes", "bytes/pass", "bytes per call", "weights read", "FLOP/B"]))
     if not wide:
         print("\nshape of one pass (`--wide`: in the table, with the roles):")
         for line in shapes:
@@ -94,6 +107,9 @@ def run(args) -> int:
         print(f"bytes     moved by the ops at {s.precision} (eager PyTorch: every element-wise op reads and writes its\n"
               "          tensors; fused SDPA moves Q, K, V, O; eager attention also its score matrix; weights read by each\n"
               "          op that uses them); FLOP/B = arithmetic intensity (FLOP per byte moved)")
+        if any(rough(c) for c in prof.components):
+            print("          ~ = approximate closed-form bytes (the decoder splits large convolutions by a memory "
+                  "threshold;\n          --traced counts them exactly)")
     print(f"\nmemory    weights = params x bytes at {s.precision} (+ quantisation scales);\n"
           "          activations = ESTIMATE: peak live tensors of the largest pass (traced once on the meta device,\n"
           "          fused attention)")

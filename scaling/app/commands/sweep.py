@@ -61,7 +61,7 @@ def run(args) -> int:
 
         resolve_device(sweep.device)
     from scaling._files import check_output
-    from scaling.app.commands.measure import probe_output
+    from scaling.app.commands._out import probe_output
 
     table = args.out if args.out is not None else sweep.out
     if table is not None:  # before any setting runs (run_sweep says so when there is none)
