@@ -92,7 +92,8 @@ def test_tables_are_exact_and_current():
     ("Lightricks/LTX-Video-0.9.7-dev", "ltx-video-0.9.7-dev"), ("zai-org/CogVideoX1.5-5B", "cogvideox1.5-5b"),
     ("THUDM/CogVideoX1.5-5B", "cogvideox1.5-5b"), ("stabilityai/stable-video-diffusion-img2vid", "svd-img2vid"),
     ("stabilityai/stable-video-diffusion-img2vid-xt", "svd-img2vid-xt"), ("ali-vilab/i2vgen-xl", "i2vgen-xl"),
-    ("ali-vilab/text-to-video-ms-1.7b", "modelscope-t2v-1.7b"), ("damo-vilab/text-to-video-ms-1.7b", "modelscope-t2v-1.7b"),
+    ("ali-vilab/text-to-video-ms-1.7b", "modelscope-t2v-1.7b"),
+    ("damo-vilab/text-to-video-ms-1.7b", "modelscope-t2v-1.7b"),
     ("kandinsky-community/kandinsky-2-2-decoder", "kandinsky-2.2"), ("kandinsky-community/kandinsky-3", "kandinsky-3"),
     ("Efficient-Large-Model/SANA1.5_1.6B_1024px_diffusers", "sana1.5-1.6b"),
     ("Efficient-Large-Model/SANA1.5_4.8B_1024px_diffusers", "sana1.5-4.8b"),
@@ -139,7 +140,8 @@ def test_ltx_recipe_follows_the_published_stages():
     assert c["transformer:generate"].calls == 60 and c["transformer:generate"].features["L"] == 16 * 10 * 14
     assert c["transformer:denoise"].calls == 8 and c["transformer:denoise"].features["L"] == 16 * 20 * 28
     assert c["text_encoder"].calls == 4 and c["text_encoder"].dims["T"] == 256  # 2 passes x (prompt + negative)
-    assert c["latent_upsampler"].role == "upsampler" and c["vae"].features == {"f": 16, "n": 4, "Pt": (16 + 6) * (16 + 14)}  # overlapping tiles
+    assert c["latent_upsampler"].role == "upsampler"
+    assert c["vae"].features == {"f": 16, "n": 4, "Pt": (16 + 6) * (16 + 14)}  # 2 x 2 overlapping tiles
 
 
 def test_ltx_transformer_attention_by_hand():

@@ -1,8 +1,10 @@
-"""Traced FLOP counts: real diffusers/transformers classes built on the meta device.
+"""Traced FLOP and byte counts: real diffusers/transformers classes built on the meta device.
 
 Each component is built from its registry config with its real class (no weights, no memory)
 and called once with meta tensors of the shapes in a :class:`ComponentCall`;
-``torch.utils.flop_counter.FlopCounterMode`` counts the FLOPs (one multiply-add = 2 FLOP).
+:class:`profilers.flops.counting.OpCounter` counts the FLOPs (``torch.utils.flop_counter``'s
+formulas: one multiply-add = 2 FLOP, the numbers ``FlopCounterMode`` gives) and the values each
+op reads and writes (:func:`trace_call`; the fusion assumptions are in that module's doc).
 
 Op classes:
 

@@ -22,6 +22,12 @@ A workload file (YAML)::
     regions: [FR, US]          # ISO codes (optional; or `intensity: 300`)
     precision: bf16            # optional, for every job
     pue: 1.2                   # optional
+    gpu_counts: [1, 2, 4, 8]   # optional: GPUs per call to choose from (default [1])
+    max_latency_s: 120         # optional (also per job): the latency limit of one call, s
+
+With ``gpu_counts`` or ``max_latency_s``, each job on each GPU type runs the GPU count and plan
+(:func:`parallel_plans`) with the least energy per output whose call time is within the limit;
+when none is, the fastest, marked ``meets_latency=False`` (and ranked after the options that meet it).
 
 Errors name the file and line: ``workload.yaml:7: job 2: `frames` 80 is not accepted ...``.
 """
@@ -40,7 +46,10 @@ from profilers.flops.memory import GiB, MemoryProfile, memory_profile
 from scaling.errors import InvalidSettingError, ScalingError, WorkloadError
 from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.registry import ModelSpec, resolve_model
+from profilers.flops.comm import attention_shapes
 from scaling.app.estimate import RANKED_FITS, Estimate, predict
+from scaling.parallel import ParallelPlan, check_plan, default_plan
+from scaling.settings import GenerationSetting
 from scaling.app.frames import estimate_record, memory_verdict, records_frame
 from scaling.app.workload import JOB_KEYS, TOP_KEYS, load_workload  # noqa: F401 (the file's schema)
 
@@ -122,16 +131,46 @@ def rank_rows(rows: Iterable[CompareRow]) -> Comparison:
     return Comparison(tuple(out))
 
 
+def parallel_plans(spec: ModelSpec, setting: GenerationSetting, n_gpus: int, *, every: bool = True
+                   ) -> list[tuple[ParallelPlan, bool]]:
+    """(plan, is the default) for ``n_gpus`` GPUs: the default plan first, then (``every``) the other
+    Ulysses x ring x CFG splits that pass :func:`scaling.parallel.check_plan`; [] when none passes."""
+    shapes = attention_shapes(spec, setting)
+    rules = {"heads": shapes.heads, "seq_len": shapes.split_len, "pads": shapes.pads}
+    try:
+        first = default_plan(n_gpus, cfg=setting.cfg, **rules)
+    except InvalidSettingError:
+        return []
+    out = [(first, True)]
+    if every:
+        for c in ((1, 2) if setting.cfg else (1,)):
+            if n_gpus % c:
+                continue
+            sp = n_gpus // c
+            for u in sorted((d for d in range(1, sp + 1) if sp % d == 0), reverse=True):
+                plan = ParallelPlan(ulysses=u, ring=sp // u, cfg=c)
+                if plan == first:
+                    continue
+                try:
+                    out.append((check_plan(plan, cfg=setting.cfg, n_gpus=n_gpus, **rules), False))
+                except InvalidSettingError:
+                    continue
+    return out
+
+
 def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions: list[str] | None = None,
             step_counts: list[int] | None = None, law: Any = None, region: str | None = None,
-            intensity: float | None = None, pue: float = 1.0, **setting_kwargs: Any) -> Comparison:
+            intensity: float | None = None, pue: float = 1.0, gpu_counts: list[int] | None = None,
+            every_plan: bool = True, **setting_kwargs: Any) -> Comparison:
     """Predict ``model`` across GPUs x precisions x step counts.
 
     Returns a :class:`Comparison`: the options that fit in the GPU's memory with every component
     resident first, ranked by energy per output, then those that need model CPU offload (not
     modelled) or do not fit (kept, unranked; their ``memory_fit`` says which). ``setting_kwargs``
     fix the rest of the setting (res, frames, ..., and ``precision`` / ``steps`` when they are not
-    compared). ``gpus`` defaults to :data:`DEFAULT_GPUS` (``a100`` is the measured 40GB board)."""
+    compared). ``gpus`` defaults to :data:`DEFAULT_GPUS` (``a100`` is the measured 40GB board).
+    ``gpu_counts`` (e.g. ``[1, 2, 4, 8]``) adds, per GPU count above 1, the default plan and (``every_plan``)
+    the other valid splits, predicted by the multi-GPU law; energy then counts every GPU of the call."""
     law_obj = _load(law)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     gpus = gpus or DEFAULT_GPUS
@@ -145,7 +184,17 @@ def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions
                               precision=p, steps=st, check_memory=False, **setting_kwargs)
                 label = " ".join(x for x in (est.gpu, est.precision if precisions else "",
                                              f"{est.setting.steps} steps" if step_counts else "") if x)
-                rows.append(CompareRow(label, est, _memory_for(est, spec), region=region))
+                memory = _memory_for(est, spec)
+                counts = gpu_counts or [1]
+                if 1 in counts:
+                    rows.append(CompareRow(label + (" x1" if gpu_counts else ""), est, memory, region=region))
+                for n in (c for c in counts if c > 1):
+                    for plan, is_default in parallel_plans(spec, est.setting, n, every=every_plan):
+                        multi = predict(spec, gpu=g, law=law_obj, region=region, intensity=intensity, pue=pue,
+                                        precision=p, steps=st, check_memory=False, gpus=n, parallel=plan,
+                                        **setting_kwargs)
+                        rows.append(CompareRow(f"{label} x{n} u{plan.ulysses}r{plan.ring}c{plan.cfg}" + ("*" if is_default else ""),
+                                               multi, memory, region=region))
     return rank_rows(rows)
 
 
@@ -283,6 +332,8 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
     intensity = data.get("intensity")
     pue = data.get("pue", 1.0) if pue is None else pue
     scales = list(step_scales or [1.0])
+    counts = sorted(set(data.get("gpu_counts") or ([1, 2, 4, 8] if "max_latency_s" in data
+                                                   or any("max_latency_s" in j for j in data["jobs"]) else [1])))
     for s in scales:
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
             raise WorkloadError(f"steps scale {s!r}: it must be a positive number (1 = the job's own steps)")
@@ -294,12 +345,18 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
                "gpu_hours": 0.0, "gpu_hours_lo": 0.0, "gpu_hours_hi": 0.0, "co2e_kg": 0.0, "co2e_kg_lo": 0.0,
                "co2e_kg_hi": 0.0, "outputs": 0, "gpu_measured": True, "extrapolated": False, "fits_memory": True,
                "gpu_memory_gib": gpu.memory_byte / GiB, "memory_need_gib": 0.0, "memory_resident_gib": 0.0,
-               "jobs_not_fitting": [], "jobs_needing_offload": []}
+               "jobs_not_fitting": [], "jobs_needing_offload": [], "meets_latency": True, "jobs_over_latency": []}
         for i, job in enumerate(data["jobs"]):
-            est = _predict_job(job, gpu, region, intensity, pue, law_obj, data, path, lines.get(i, 1), i,
-                               precision=precision, steps_scale=scale)
+            limit = job.get("max_latency_s", data.get("max_latency_s"))
+            est, meets = _fastest_within(
+                lambda **kw: _predict_job(job, gpu, region, intensity, pue, law_obj, data, path, lines.get(i, 1), i,
+                                          precision=precision, steps_scale=scale, **kw), counts, limit)
             rec = estimate_record(est, _memory_for(est), region or "-")
+            rec.update(max_latency_s=limit, meets_latency=meets)
             name = job.get("name") or f"{i + 1}: {est.model_id}"
+            if not meets:
+                tot["meets_latency"] = False
+                tot["jobs_over_latency"].append(name)
             for k in ("kwh", "kwh_lo", "kwh_hi", "gpu_hours", "gpu_hours_lo", "gpu_hours_hi", "co2e_kg",
                       "co2e_kg_lo", "co2e_kg_hi"):
                 tot[k] += rec[k]
@@ -315,7 +372,7 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
                     tot["jobs_needing_offload"].append(name)
             per_job.append({"job": name, "option": option, "steps_scale": float(scale), **rec})
         candidates.append(tot)
-    candidates.sort(key=lambda c: (not c["fits_memory"], c["kwh"]))
+    candidates.sort(key=lambda c: (not c["fits_memory"], not c["meets_latency"], c["kwh"]))
     k = 0
     for c in candidates:
         k += c["fits_memory"]
@@ -332,9 +389,28 @@ def _option_label(gpu: str, precision: str | None, scale: float | None, region: 
     return " ".join(parts) + f"@{region or '-'}"
 
 
+def _fastest_within(predict_job, counts: list[int], limit: float | None) -> tuple[Estimate, bool]:
+    """(estimate, meets the limit): the GPU count and plan of ``counts`` with the least energy per output
+    whose call time is at most ``limit`` s (any, when None); the fastest when none is. Options that fit in
+    memory are preferred."""
+    one = predict_job()
+    if counts == [1] and limit is None:
+        return one, True
+    spec = resolve_model(one.setting.model)
+    options = [one] if 1 in counts else []
+    for n in (c for c in counts if c > 1):
+        options += [predict_job(gpus=n, parallel=p) for p, _ in parallel_plans(spec, one.setting, n)]
+    options = [e for e in options if e.fits_memory] or options or [one]
+    within = [e for e in options if limit is None or e.time_s <= limit]
+    if within:
+        return min(within, key=lambda e: e.energy_per_output_j), True
+    return min(options, key=lambda e: e.time_s), False
+
+
 def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path, line, i, *,
-                 precision: str | None = None, steps_scale: float = 1.0) -> Estimate:
-    kw = {k: v for k, v in job.items() if k not in ("model", "count", "name", "batch")}
+                 precision: str | None = None, steps_scale: float = 1.0, gpus: int | None = None,
+                 parallel: ParallelPlan | None = None) -> Estimate:
+    kw = {k: v for k, v in job.items() if k not in ("model", "count", "name", "batch", "max_latency_s")}
     if "batch" in job:
         kw["batch_size"] = job["batch"]
     kw.setdefault("precision", data.get("precision"))
@@ -345,7 +421,7 @@ def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path,
             base = job.get("steps") or resolve_model(job["model"]).defaults["steps"]
             kw["steps"] = max(1, round(base * steps_scale))
         return predict(job["model"], gpu=gpu, law=law_obj, region=region, intensity=intensity, pue=pue,
-                       count=job.get("count", 1), check_memory=False, **kw)
+                       count=job.get("count", 1), check_memory=False, gpus=gpus, parallel=parallel, **kw)
     except WorkloadError:
         raise
     except ScalingError as exc:

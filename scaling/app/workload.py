@@ -16,9 +16,11 @@ A workload file (YAML)::
     precision: bf16            # optional, for every job (a job's own wins)
     pue: 1.2                   # optional, 1.0 to 5.0
     law: law.json              # optional; a relative path is relative to this file
+    gpu_counts: [1, 2, 4, 8]   # optional: GPUs per call to choose from (multi-GPU law; default [1])
+    max_latency_s: 120         # optional: the latency limit of one call, s (a job's own wins)
 
 Job keys: ``model``, ``name``, ``res``, ``frames``, ``seconds``, ``steps``, ``guidance``,
-``cfg``, ``batch`` (or ``batch_size``), ``outputs_per_prompt``, ``precision``, ``count``.
+``cfg``, ``batch`` (or ``batch_size``), ``outputs_per_prompt``, ``precision``, ``count``, ``max_latency_s``.
 
 The file is read by :func:`scaling._inputs.read_yaml` (UTF-8, YAML 1.2 booleans and numbers, a
 key given twice refused) and checked against :class:`Workload` before any prediction; the first
@@ -48,6 +50,20 @@ def _pue(value: Any, name: str, info: Any) -> float:
         return check_pue(value)
     except ScalingError:
         raise ValueError("a power usage effectiveness between 1.0 and 5.0") from None
+
+
+def _counts(value: Any, name: str, info: Any) -> list[int]:
+    """GPU counts per call: a whole number or a non-empty list of them, each 1 to 64."""
+    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(values, list) or not values:
+        raise ValueError("a whole number of GPUs or a non-empty list of them, as [1, 2, 4, 8]")
+    out = []
+    for i, v in enumerate(values, 1):
+        n = whole_number(v, name, info)
+        if not 1 <= n <= 64:
+            raise ValueError(f"GPU counts from 1 to 64 (item {i} is {v!r})")
+        out.append(n)
+    return out
 
 
 def _names(value: Any, name: str, info: Any) -> list[str]:
@@ -85,6 +101,7 @@ class Job(BaseModel):
     outputs_per_prompt: checked(whole_number) = None
     precision: checked(precision_name) = None
     count: checked(whole_number) = 1
+    max_latency_s: checked(finite_number, gt=0) = None
 
     @model_validator(mode="after")
     def _one_batch(self) -> "Job":
@@ -105,6 +122,8 @@ class Workload(BaseModel):
     precision: checked(precision_name) = None
     pue: checked(_pue) = None
     law: checked(text) = None
+    gpu_counts: checked(_counts) = None
+    max_latency_s: checked(finite_number, gt=0) = None
 
 
 JOB_KEYS = frozenset(Job.model_fields)

@@ -4,7 +4,7 @@ fit in the GPU's memory are listed after the ranking, unranked."""
 from __future__ import annotations
 
 from scaling.app.commands import _types as T
-from scaling.app.commands._common import add_setting_args, dump_json, model_spec_from_args
+from scaling.app.commands._common import add_parallel_args, add_setting_args, dump_json, model_spec_from_args
 from scaling.app.commands._out import add_wide_arg, fmt_g, fmt_j, fmt_range, fmt_s, render_table
 from scaling.app.commands.predict import add_carbon_args, describe_call, to_json
 
@@ -23,6 +23,7 @@ def add_parser(sub):
                    help="comma-separated precisions to compare (e.g. bf16,fp8)")
     p.add_argument("--steps-list", type=T.csv_of(T.steps, "steps_list"),
                    help="comma-separated step counts to compare (e.g. 20,30,50)")
+    add_parallel_args(p, several_counts=True)
     add_carbon_args(p)
     p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law from `scaling fit --out` (default: the shipped law)")
     p.add_argument("--json", action="store_true", help="machine-readable output (per call and per output fields)")
@@ -40,7 +41,8 @@ def run(args) -> int:
                    step_counts=args.steps_list, law=args.law, region=args.region,
                    intensity=args.intensity, pue=args.pue, res=args.res, frames=args.frames, seconds=args.seconds,
                    guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
-                   outputs_per_prompt=args.outputs_per_prompt, precision=args.precision, steps=args.steps)
+                   outputs_per_prompt=args.outputs_per_prompt, precision=args.precision, steps=args.steps,
+                   gpu_counts=getattr(args, "gpus", None))
     if args.json:
         print(dump_json([{"label": r.label, "rank": r.rank, "fits_memory": r.fits_memory,
                           "memory_fit": memory_verdict(r.memory), "memory_need_gib": memory_need_gib(r.memory),
@@ -63,13 +65,14 @@ def run(args) -> int:
                 f"{r.energy_per_output_j / best.energy_per_output_j:.2f}x"]
         if wide:
             row += ([fmt_j(e.energy_j)] if n > 1 else []) + [fmt_g(e.co2e_g / n)]
-        row += [fmt_s(e.time_s), MEMORY_LABEL.get(memory_verdict(r.memory), "unknown"),
+        row += [fmt_s(e.time_s)] + ([f"{e.average_power_w:,.0f} W"] if args.gpus else [])
+        row += [MEMORY_LABEL.get(memory_verdict(r.memory), "unknown"),
                 "measured" if e.gpu_measured else "never measured"]
         out.append(row)
     header = ["#", "option"] + (["gpu"] if wide else []) + ["energy\nper output", f"{pct}\ninterval", "vs\nbest"]
     if wide:
         header += (["energy\nper call"] if n > 1 else []) + ["CO2e\nper output"]
-    header += ["time\nper call", "memory", "GPU data"]
+    header += ["time\nper call"] + (["average power\n(all GPUs)"] if args.gpus else []) + ["memory", "GPU data"]
     if out:
         print(render_table(out, header, wide=wide))
     else:
@@ -85,6 +88,8 @@ def run(args) -> int:
           f"{first.intensity_g_per_kwh:g} g/kWh\n      [{first.intensity_source}].\n"
           "memory: weights at the precision + an activation estimate + 1 GiB (profilers/flops/memory.py);\n"
           "offload = fits only with model CPU offload, whose transfers the law does not price.\n"
+          + ("x N uUrRcC: N GPUs, Ulysses U x ring R x CFG C (* the default plan of --gpus N); energy counts every GPU.\n"
+             if args.gpus else "") +
           "All figures are estimates from a fitted law.")
     return 0
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from scaling._files import check_output
 from scaling.app.commands import _types as T
-from scaling.app.commands._out import progress
+from scaling.app.commands._out import probe_output, progress
 from scaling.errors import DataError
 
 
@@ -118,6 +118,7 @@ def _import(args) -> int:
     setting = parse_setting(args.setting)
     out = Path(args.out)
     check_output(out, inputs=args.sources)  # before any work: never over a source
+    probe_output(out)
     quality = [src for src in args.sources if sniff(src) == "quality"]
     sources = [src for src in args.sources if src not in quality]
     if not sources:

@@ -25,7 +25,7 @@ import math
 
 from scaling._files import check_output
 from scaling.app.commands import _types as T
-from scaling.app.commands._out import add_wide_arg, render_table, working
+from scaling.app.commands._out import add_wide_arg, probe_output, render_table, working
 
 _BY = ("gpu", "model", "component")
 
@@ -65,6 +65,7 @@ def run(args) -> int:
     for out in (args.out, args.report):  # before the fit: never over the data, nor over each other
         if out:
             check_output(out, inputs=[args.data, args.report if out is args.out else args.out])
+            probe_output(out)
     from fits.validation import candidate_laws
     from scaling.errors import LawError
 

@@ -124,10 +124,7 @@ def _pickle_kwargs(args) -> dict:
 def run(args) -> int:
     import sys
 
-    from profilers.energy.pipelines import resolve_spec
-    from profilers.energy.runner import Runner, SettingRequest, failures_path
     from scaling.errors import UnknownModelError
-
     from scaling.extras import require
 
     require("torch", "diffusers", "transformers", what="scaling measure")
@@ -137,6 +134,9 @@ def run(args) -> int:
     check_output(args.out, inputs=[args.weights, args.config], what="--out")  # before building anything
     probe_output(args.out)
     check_machine_args(args)  # the meter name, the country, the weights folder and the device: before building
+    from profilers.energy.pipelines import resolve_spec
+    from profilers.energy.runner import Runner, SettingRequest, failures_path
+
     protocol = protocol_from_args(args)
     request = SettingRequest(model=model, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps,
                              guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,

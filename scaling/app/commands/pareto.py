@@ -8,7 +8,7 @@ from pathlib import Path
 from scaling._files import check_output
 from scaling.app.commands import _types as T
 from scaling.app.commands._common import dump_json
-from scaling.app.commands._out import add_wide_arg, fmt_j, render_table
+from scaling.app.commands._out import add_wide_arg, fmt_j, probe_output, render_table
 
 SHIPPED_QUALITY = "diffused_responsibility_quality.csv"
 """The quality table of the public data (datasets/public/), joined when --quality names no column of the runs."""
@@ -39,6 +39,7 @@ def run(args) -> int:
 
         require("plotly", what="--plot")
         check_output(args.plot, inputs=[args.data, args.quality_table])
+        probe_output(args.plot)
     runs = read_runs(args.data)
     table_path = args.quality_table
     if table_path is None and args.quality not in runs.columns:

@@ -70,6 +70,7 @@ def run(args) -> int:
             continue
         print(f"\njobs on {option}" + (" (the first-ranked option; --wide: every option)" if not wide else "") + ":")
         jrows = []
+        multi = any(j.get("plan") or j.get("max_latency_s") for j in jobs)
         total_kwh = sum(j["kwh"] for j in jobs) or 1.0
         for j in jobs:
             outputs = j.get("outputs", j.get("count"))
@@ -78,8 +79,20 @@ def run(args) -> int:
                           fmt_g(j["co2e_kg"] * 1000), f"{j['kwh'] / total_kwh:.0%}"])
         print(render_table(jrows, ["job", "model", "outputs", "energy/output", "energy", "GPU-hours", "CO2e", "share"],
                            wide=wide))
+        for j in jobs if multi else []:
+            print(f"plan of job {j['job']}: {_gpus_and_plan(j)}")
     co2e = "CO2e" in (planning.pareto_labels.__doc__ or "")
     print(f"\nintervals: the sum of the jobs' {pct} bounds. Pareto: not beaten on energy"
           f"{', GPU-hours and CO2e' if co2e else ' and GPU-hours'} at once by an option that fits.\n"
           "All figures are estimates from a fitted law.")
     return 0
+
+
+def _gpus_and_plan(job: dict) -> str:
+    """``8 x ulysses=4,ring=1,cfg=2 (83.8 s <= 120 s)``: the GPU count and plan chosen for a job."""
+    from scaling.app.commands._out import fmt_s
+
+    limit = job.get("max_latency_s")
+    within = "" if limit is None else (f" <= {fmt_s(limit)}" if job.get("meets_latency") else
+                                       f" > {fmt_s(limit)}: no plan meets the limit")
+    return f"{job['gpu_count']} x {job['plan'] or 'one GPU'} ({fmt_s(job['time_s'])}{within})"

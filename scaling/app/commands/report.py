@@ -34,7 +34,12 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from scaling._files import check_output
+    from scaling.app.commands._out import probe_output
     from scaling.app.report import write_report
+
+    check_output(args.out, inputs=[args.law])  # before the work: a folder, a device, the law file
+    probe_output(args.out)
 
     report = write_report(args.out, models=_csv(args.model), gpu=args.gpu, gpus=args.gpus,
                           precision=args.precision, law=args.law, region=args.region, intensity=args.intensity,
