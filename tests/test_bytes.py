@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from profilers.flops.profile import _table, evaluate_traffic, profile, split_bytes
+from profilers.flops.profile import ROUGH_TRAFFIC, _table, evaluate_traffic, profile, split_bytes
 from profilers.flops.traffic import BYTE_CLASSES, KINDS, bytes_by_class
 from scaling.registry import resolve_model
 from scaling.settings import make_setting
@@ -181,9 +181,9 @@ SLOW = [("flux.1-dev", {"height": 640, "width": 1536, "prompt_tokens": 200}),
         ("hunyuanvideo", {"height": 320, "width": 576, "frames": 33, "prompt_tokens": 100}),
         ("cogvideox-5b", {"height": 320, "width": 576, "frames": 25, "prompt_tokens": 100}),
         ("animatediff-sd1.5", {"height": 384, "width": 640, "frames": 20})]
-# components whose bytes are not an exact polynomial (README: FLOPs and bytes): CogVideoX's VAE
-# splits large convolution inputs into parts (CogVideoXSafeConv3d) by a memory threshold
-LOOSE = {("cogvideox-5b", "vae"): 0.05}
+# components whose bytes are not an exact polynomial (README: Bytes moved): CogVideoX's and Mochi's
+# VAEs split large convolution inputs into parts (CogVideoXSafeConv3d) by a memory threshold
+LOOSE = {("cogvideox-5b", "vae"): 0.05, ("mochi-1", "vae"): 0.3}
 CASES = [pytest.param(m, kw, id=m) for m, kw in FAST] + [pytest.param(m, kw, id=m, marks=pytest.mark.slow)
                                                          for m, kw in SLOW]
 
@@ -206,7 +206,7 @@ def test_closed_form_bytes_match_the_trace_off_design(model, kw):
         tol = LOOSE.get((model, call.key), 0.01)
         assert _rel_total(closed, traced_) <= tol, (call.key, closed, traced_)
         if (model, call.key) not in LOOSE:
-            assert entry["traffic_max_rel_residual"] < 1e-4, (call.key, entry["traffic_max_rel_residual"])
+            assert entry["traffic_max_rel_residual"] < ROUGH_TRAFFIC, (call.key, entry["traffic_max_rel_residual"])
 
 
 def test_tables_carry_bytes_for_every_component():

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+
+def needs_torch() -> None:
+    """measure and sweep need the [torch] extra; looked up, not imported (an import costs seconds)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "diffusers", "transformers")):
+        pytest.skip("needs the [torch] extra")
+
 MODEL_COMMANDS = {"profile": ["profile"], "predict": ["predict"], "compare": ["compare", "--gpu", "h100"]}
 BAD_MODELS = [("nope", "unknown model 'nope'"), ("wan2.1x", "unknown model"), (" ", "model"),
               ("../../etc/passwd", "unknown model"), ("", "model")]
@@ -70,7 +78,7 @@ MEASURE = ["measure", "-m", "tiny:sd", "--out", "{tmp}/runs.parquet", "--quiet"]
     (["--allow-pickle", "--device", "cpu"], "--weights"),
 ])
 def test_measure_refuses_a_bad_meter_device_or_country_before_building(extra, needle, refused, paths):
-    pytest.importorskip("diffusers")
+    needs_torch()
     refused(MEASURE + extra, needle)
     assert not (paths["tmp"] / "runs.parquet").exists()
 
@@ -82,7 +90,7 @@ def test_measure_refuses_a_bad_meter_device_or_country_before_building(extra, ne
     (["--device", "cuda:99"], "cuda:99"),
 ])
 def test_sweep_refuses_a_bad_meter_or_device_before_any_setting_runs(extra, needle, refused, paths):
-    pytest.importorskip("diffusers")
+    needs_torch()
     refused(["sweep", "{sweep}", "--out", "{tmp}/runs.parquet", "--no-progress"] + extra, needle)
     assert not (paths["tmp"] / "runs.parquet").exists()
 

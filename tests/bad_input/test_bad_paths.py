@@ -8,6 +8,14 @@ import os
 
 import pytest
 
+
+def needs_torch() -> None:
+    """measure and sweep need the [torch] extra; looked up, not imported (an import costs seconds)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "diffusers", "transformers")):
+        pytest.skip("needs the [torch] extra")
+
 BAD_INPUTS = [
     (["predict", "-m", "sd2.1", "--law", "/nonexistent/law.json"], "does not exist"),
     (["predict", "-m", "sd2.1", "--law", "{tmp}"], "folder"),
@@ -80,7 +88,7 @@ for name, (argv, inputs) in WRITERS.items():
 @pytest.mark.parametrize("name,argv,target,needle", OUTPUT_CASES)
 def test_a_bad_output_is_refused_before_any_work_and_nothing_is_lost(name, argv, target, needle, refused, paths):
     if name in ("measure", "sweep"):
-        pytest.importorskip("diffusers")
+        needs_torch()
     before = {p: os.stat(p).st_mtime_ns for p in (paths["runs"], paths["csv"], paths["sweep"], paths["quality"])}
     refused([a.replace("{target}", target) for a in argv], needle)
     after = {p: os.stat(p).st_mtime_ns for p in before}

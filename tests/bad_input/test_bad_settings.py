@@ -7,6 +7,14 @@ import json
 
 import pytest
 
+
+def needs_torch() -> None:
+    """measure and sweep need the [torch] extra; looked up, not imported (an import costs seconds)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "diffusers", "transformers")):
+        pytest.skip("needs the [torch] extra")
+
 BAD_SETTINGS = [
     (["-m", "wan2.1", "--frames", "80"], "4k+1"),
     (["-m", "wan2.1", "--frames", "100001"], "--frames"),
@@ -77,7 +85,7 @@ MEASURE = ["measure", "--device", "cpu", "--meter", "estimate", "--out", "{tmp}/
     (["-m", "tiny:nope"], "tiny"),
 ])
 def test_measure_refuses_a_bad_setting_before_building_anything(argv, needle, refused, paths):
-    pytest.importorskip("diffusers")
+    needs_torch()
     refused(MEASURE + argv, needle)
     assert not (paths["tmp"] / "runs.parquet").exists(), "nothing was measured or written"
 

@@ -8,6 +8,14 @@ import json
 
 import pytest
 
+
+def needs_torch() -> None:
+    """measure and sweep need the [torch] extra; looked up, not imported (an import costs seconds)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "diffusers", "transformers")):
+        pytest.skip("needs the [torch] extra")
+
 JOB = "jobs:\n  - model: sd2.1\n"
 WORKLOADS = [
     ("", "re:mapping|empty"),
@@ -113,7 +121,7 @@ SWEEPS = [
 
 @pytest.mark.parametrize("text,needle", [pytest.param(t, n, id=repr(t[-60:])) for t, n in SWEEPS])
 def test_a_bad_sweep_file_is_refused_before_any_setting_runs(text, needle, refused, paths):
-    pytest.importorskip("diffusers")
+    needs_torch()
     path = paths["tmp"] / "sweep.yaml"
     path.write_text(text, encoding="utf-8")
     err = refused(["sweep", str(path), "--dry-run"], needle)

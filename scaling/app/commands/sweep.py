@@ -40,6 +40,12 @@ def run(args) -> int:
         from profilers.energy.meters.factory import check_meter_name
 
         check_meter_name(args.meter)
+    if args.out is not None:
+        from scaling._files import check_output
+        from scaling.app.commands._out import probe_output
+
+        check_output(args.out, inputs=[args.file], what="--out")
+        probe_output(args.out)
     sweep = load_sweep(args.file)
     if args.device:
         sweep = replace(sweep, device=args.device)
@@ -51,8 +57,13 @@ def run(args) -> int:
         print(f"{len(sweep.settings)} settings; device {sweep.device}, meter {sweep.meter}, "
               f"{sweep.protocol.repeats} repeats + {sweep.protocol.warmup} warm-up each")
         return 0
+    from scaling._files import check_output
+    from scaling.app.commands._out import probe_output
     from scaling.extras import require
 
+    if args.out is None and sweep.out is not None:  # the file's `out`, before any setting runs
+        check_output(sweep.out, inputs=[args.file], what="runs table")
+        probe_output(sweep.out)
     require("torch", "diffusers", "transformers", what="scaling sweep")
     if args.executor != "local":
         require("submitit", what=f"--executor {args.executor}")
@@ -60,13 +71,6 @@ def run(args) -> int:
         from profilers.energy.devices import resolve_device
 
         resolve_device(sweep.device)
-    from scaling._files import check_output
-    from scaling.app.commands._out import probe_output
-
-    table = args.out if args.out is not None else sweep.out
-    if table is not None:  # before any setting runs (run_sweep says so when there is none)
-        check_output(table, inputs=[args.file], what="--out" if args.out is not None else "runs table")
-        probe_output(table)
     slurm = {"timeout_min": args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition
