@@ -77,7 +77,7 @@ def figures(result: Mapping[str, Any], target: str = "energy") -> list[tuple[str
         for mname in sorted(set(models)):
             m = models == mname
             fig.add_trace(go.Scatter(
-                x=X[m, 0], y=y[m], mode="markers", name=mname, legendgroup="measured",
+                x=X[m, 0], y=y[m], mode="markers", name=mname,
                 text=[f"{mname}<br>{g} {p}<br>steps {s:g}" for g, p, s in zip(
                     sub["gpu_key"].astype(str)[m], sub["precision"].astype(str)[m], X[m, 1])],
                 hovertemplate="%{text}<br>%{x:.3g} FLOP<br>%{y:.4g}<extra></extra>"))
@@ -89,11 +89,11 @@ def figures(result: Mapping[str, Any], target: str = "energy") -> list[tuple[str
             fig.add_trace(go.Scatter(x=grid, y=mean, mode="lines", name=name, legendgroup=gkey))
         fig.update_xaxes(type="log", title="FLOP per call (whole batch; log scale)", dtick=1, exponentformat="power",
                          minor=dict(ticks="inside", showgrid=True), automargin=True)
-        fig.update_yaxes(type="log", title=ylabel + ", log scale", dtick=1, tickformat="~g",
+        fig.update_yaxes(type="log", title=ylabel + ", log scale", dtick=1, tickformat=",~r",
                          minor=dict(ticks="inside", showgrid=True), automargin=True)
         # the legend below the plot, as tall as its entries: one line per 3 entries (never clipped on the right)
         n_entries = sum(1 for tr in fig.data if tr.showlegend is not False)
-        fig.update_layout(title=title, height=560 + 22 * math.ceil(n_entries / 3),
+        fig.update_layout(title=title, height=540 + 24 * math.ceil(n_entries / 3),
                           legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0),
                           margin=dict(t=70, b=40))
         figs.append((title, fig))

@@ -142,7 +142,7 @@ def make_setting(
             if max_side and v > max_side:
                 raise InvalidSettingError(f"`{name}` {v} is larger than {spec.id} supports here (at most {max_side} px)")
     elif res is not None or height is not None or width is not None:
-        raise InvalidSettingError(f"`res` does not apply to {spec.id}: it is an {spec.modality} model (use --seconds)")
+        raise InvalidSettingError(f"`res` does not apply to {spec.id}: it is {'an' if spec.modality[:1] in 'aeiou' else 'a'} {spec.modality} model (use --seconds)")
 
     # -- frames -------------------------------------------------------------------------------
     if spec.modality == "video":
@@ -159,7 +159,7 @@ def make_setting(
         if max_frames and frames > max_frames:
             raise InvalidSettingError(f"`frames` {frames} is more than {spec.id} can generate (at most {max_frames})")
     elif frames is not None:
-        raise InvalidSettingError(f"`frames` does not apply to {spec.id}: it is an {spec.modality} model")
+        raise InvalidSettingError(f"`frames` does not apply to {spec.id}: it is {'an' if spec.modality[:1] in 'aeiou' else 'a'} {spec.modality} model")
 
     # -- audio ---------------------------------------------------------------------------------
     if spec.modality == "audio":
@@ -171,7 +171,7 @@ def make_setting(
             raise InvalidSettingError(f"`seconds` {seconds:g} is longer than {spec.id} can produce (at most {max_s:g} s)")
         seconds = float(seconds)
     elif seconds is not None:
-        raise InvalidSettingError(f"`seconds` does not apply to {spec.id}: it is an {spec.modality} model")
+        raise InvalidSettingError(f"`seconds` does not apply to {spec.id}: it is {'an' if spec.modality[:1] in 'aeiou' else 'a'} {spec.modality} model")
 
     # -- steps, guidance, batch, precision -----------------------------------------------------
     steps = _check_positive_int("steps", d["steps"] if steps is None else steps)

@@ -101,7 +101,7 @@ def test_breakdown_uses_a_readable_log_axis_and_the_gpu_figure_marks_what_does_n
     fig = breakdown_figure(ests)
     for name in ("yaxis", "yaxis2"):
         axis = getattr(fig.layout, name)
-        assert axis.type == "log" and axis.dtick == 1 and axis.tickformat == "~g", "one labelled tick per decade"
+        assert axis.type == "log" and axis.dtick == 1 and axis.tickformat == ",~r", "one labelled tick per decade"
     assert all(getattr(fig.layout, n).automargin for n in ("xaxis", "xaxis2")), "x labels are never clipped"
     assert fig.layout.barmode == "group", "components side by side on the log axis, not a linear stack"
     roles = {t.name for t in fig.data if t.type == "bar"}

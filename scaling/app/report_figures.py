@@ -155,7 +155,7 @@ def log_axis(values: Iterable[float]) -> dict[str, Any]:
     full (``1000``, ``0.01``), unlabelled minor ticks between. A range inside one decade gets plotly's
     own ticks, written in full too."""
     vals = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    axis: dict[str, Any] = {"type": "log", "tickformat": "~g", "automargin": True,
+    axis: dict[str, Any] = {"type": "log", "tickformat": ",~r", "automargin": True,
                             "minor": {"ticks": "inside", "showgrid": True}}
     if vals and math.log10(max(vals) / min(vals)) >= 1:
         axis["dtick"] = 1

@@ -72,6 +72,7 @@ def check_machine_args(args) -> None:
     """Refuse a bad meter name, device or weights folder in one line, before any pipeline is built."""
     from profilers.energy.devices import resolve_device
     from profilers.energy.meters.factory import check_meter_name
+    from scaling.errors import InvalidSettingError
 
     if getattr(args, "meter", None) is not None:
         check_meter_name(args.meter)
@@ -83,11 +84,14 @@ def check_machine_args(args) -> None:
 
         check_weights_dir(args.weights, allow_pickle=getattr(args, "allow_pickle", False))
     elif getattr(args, "allow_pickle", False):
-        from scaling.errors import InvalidSettingError
-
         raise InvalidSettingError("--allow-pickle applies to --weights DIR only")
-    if getattr(args, "device", None) is not None:  # last: it imports torch
-        resolve_device(args.device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
+    device = getattr(args, "device", None)
+    if device is not None:  # last: it imports torch (a name that is no device at all is refused before)
+        import re
+
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device.strip().lower()):
+            raise InvalidSettingError(f"`device` {device!r} is unknown: use auto, cuda, cuda:N or cpu")
+        resolve_device(device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
 
 
 def _check_country(country: str) -> None:

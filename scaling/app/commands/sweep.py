@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from scaling.app.commands import _types as T
 
 
@@ -68,9 +70,9 @@ def run(args) -> int:
     if args.executor != "local":
         require("submitit", what=f"--executor {args.executor}")
     else:  # this process measures: the device must be here (a SLURM task resolves it on its node)
-        from profilers.energy.devices import resolve_device
+        from scaling.app.commands.measure import check_machine_args
 
-        resolve_device(sweep.device)
+        check_machine_args(argparse.Namespace(device=sweep.device))  # `tpu`, or `cuda` with no GPU: refused now
     slurm = {"timeout_min": args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition
