@@ -77,6 +77,9 @@ COLUMNS: dict[str, str] = {
                    "offload (its transfers are not modelled) or does not fit at all. Only these rows are ranked",
     "jobs_not_fitting": "plan: the jobs that do not fit this GPU resident (they need CPU offload or do not fit)",
     "jobs_needing_offload": "plan: those of jobs_not_fitting that would fit with model CPU offload (not modelled)",
+    "max_latency_s": "plan: the job's latency limit of one call, s (empty: none)",
+    "meets_latency": "plan: the chosen GPU count and plan meet max_latency_s (an option: every job does)",
+    "jobs_over_latency": "plan: the jobs whose fastest GPU count and plan are slower than their max_latency_s",
     "pareto": "plan: not dominated on (kWh, GPU-hours, CO2e kg) by another option that fits: no other option is as "
               "good on all three and better on one",
     # trust

@@ -305,6 +305,7 @@ class PlanResult:
         df = records_frame([dict(c, pareto=c["option"] in self.pareto) for c in self.candidates])
         df["jobs_not_fitting"] = df["jobs_not_fitting"].map("; ".join)
         df["jobs_needing_offload"] = df["jobs_needing_offload"].map("; ".join)
+        df["jobs_over_latency"] = df["jobs_over_latency"].map("; ".join)
         return df
 
     def jobs_frame(self) -> pd.DataFrame:

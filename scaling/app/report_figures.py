@@ -152,7 +152,7 @@ def _describe(setting) -> str:
 
 def log_axis(values: Iterable[float]) -> dict[str, Any]:
     """A readable log axis: one labelled tick per decade (1, 10, 100, or 0.01, 0.1, ...), written in
-    full (``1000``, ``0.01``), unlabelled minor ticks between. A range inside one decade gets plotly's
+    full (``1,000``, ``0.01``), unlabelled minor ticks between. A range inside one decade gets plotly's
     own ticks, written in full too."""
     vals = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     axis: dict[str, Any] = {"type": "log", "tickformat": ",~r", "automargin": True,
