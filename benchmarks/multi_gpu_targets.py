@@ -34,7 +34,8 @@ import numpy as np  # noqa: E402
 
 from fits.parallel import (COEFFICIENTS, EVIDENCE_TERMS, FEATURES, TARGETS, fit_coefficients,  # noqa: E402
                            leave_one_model_out, load_parallel_law, predict_arrays, validation_summary)
-from scaling.app.parallel_features import predict_parallel, v3_frame, with_law_anchors  # noqa: E402
+from scaling.app.parallel_features import predict_parallel  # noqa: E402
+from scaling.app.parallel_training import v3_frame, with_law_anchors  # noqa: E402
 from scaling.errors import LawError  # noqa: E402
 from scaling.parallel import ParallelPlan  # noqa: E402
 

@@ -40,7 +40,7 @@ compute overhead); :func:`fit_coefficients` fits them on request so the benchmar
 numbers, what they buy.
 
 The law file (``scaling/_laws/parallel.json``, schema :data:`SCHEMA`) is written by
-``python -m scaling.app.parallel_features`` (the features need the application layer) and read
+``python -m scaling.app.parallel_training`` (the features need the application layer) and read
 by :func:`load_parallel_law`; :meth:`ParallelLaw.predict` is the pure function the predict path
 calls.
 
@@ -433,7 +433,7 @@ class ParallelLaw:
             raise LawError(f"{where}: not a JSON object")
         if doc.get("schema") != SCHEMA:
             raise LawError(f"{where}: schema {doc.get('schema')!r} is not {SCHEMA!r} "
-                           "(rebuild it with `python -m scaling.app.parallel_features`)")
+                           "(rebuild it with `python -m scaling.app.parallel_training`)")
         coefs = doc.get("coefficients")
         if not isinstance(coefs, Mapping):
             raise LawError(f"{where}: no `coefficients` object")
@@ -540,7 +540,7 @@ def load_parallel_law(path: str | Path | None = None) -> ParallelLaw:
     if path is None:
         p = parallel_law_path()
         if not p.is_file():
-            raise LawError("the shipped multi-GPU law is missing: rebuild it with `python -m scaling.app.parallel_features`")
+            raise LawError("the shipped multi-GPU law is missing: rebuild it with `python -m scaling.app.parallel_training`")
         source = str(p)
     else:
         p = Path(path)

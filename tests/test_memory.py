@@ -114,7 +114,7 @@ def test_batch_counts_against_memory(model):
 
 @pytest.mark.parametrize("model,component,kw", [
     ("sd2.1", "vae", {"res": "640x896"}),               # not a design point
-    ("audioldm2", "unet", {"seconds": 33.3}),
+    pytest.param("audioldm2", "unet", {"seconds": 33.3}, marks=pytest.mark.slow),  # the fast lane traces the VAE
 ])
 def test_fit_matches_a_fresh_trace(model, component, kw):
     pytest.importorskip("diffusers")

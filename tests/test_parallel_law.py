@@ -11,7 +11,8 @@ import pytest
 from fits.parallel import (COEFFICIENTS, FEATURES, ParallelLaw, fit_coefficients, leave_one_model_out,
                            load_parallel_law, predict_arrays, time_parts, validation_summary)
 from profilers.flops.profile import profile
-from scaling.app.parallel_features import parallel_features, plan_from_notes, predict_parallel, v3_frame
+from scaling.app.parallel_features import parallel_features, plan_from_notes, predict_parallel
+from scaling.app.parallel_training import v3_frame
 from scaling.errors import InvalidSettingError, LawError
 from scaling.interconnect import interconnect
 from scaling.parallel import ParallelPlan
