@@ -191,7 +191,7 @@ class DataCoverage:
                                                                 for k in keys)
         family = getattr(model, "family", None)
         fams = self.data_families()
-        family_ok = family is None or not fams or family in fams
+        family_ok = not str(getattr(model, "key", "")).startswith("local:") and (family is None or not fams or family in fams)
         fr = self.flop_range
         in_range = fr is None or fr[0] <= total_flop <= fr[1]
         reasons, widen = [], []
@@ -209,7 +209,7 @@ class DataCoverage:
                 reasons.append(f"model {keys[0] if keys else '?'} is not in the law's data (its family {family} is)")
                 widen.append("model_out")
             else:
-                reasons.append(f"model family {family} is not in the law's data")
+                reasons.append(f"model family outside the training data: {keys[0]} is an unregistered architecture (a local folder)" if keys and str(keys[0]).startswith("local:") else f"model family {family} is not in the law's data")
                 energy = (self.spread or {}).get("energy") or {}
                 widen.append("family_out" if "family_out" in energy else "model_out")
         if not in_range:

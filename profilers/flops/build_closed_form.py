@@ -25,6 +25,7 @@ import numpy as np
 
 from profilers.flops.profile import OP_CLASSES
 from profilers.flops.traffic import BYTE_CLASSES, KINDS
+from scaling.errors import UnknownModelError
 from scaling.registry import ModelSpec, list_models, prompt_token_rule, resolve_model
 from scaling.settings import GenerationSetting, make_setting
 from scaling.shapes import ComponentCall, component_calls
@@ -306,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=1, help="models traced in parallel (processes; default 1)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     keys = args.models or [s.key for s in list_models()]
+    for key in keys:
+        if key.startswith("local:"):
+            print(f"error: {key!r} is a local folder's key, not a registered model: its tables are built and cached "
+                  "on first use by `scaling predict --config DIR` (see README, 'Any pipeline folder')", file=sys.stderr)
+            return 2
+        try:
+            resolve_model(key)
+        except UnknownModelError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     OUT_DIR.mkdir(parents=True, exist_ok=True)
 
     def report(key: str, table: dict, seconds: float) -> None:

@@ -23,9 +23,11 @@ are read once per call: ``byte = (activation_byte x batch + weight_byte) x calls
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 from profilers.flops.attention_variants import apply_variant, component_sites, variant_traffic_delta, variants_for
@@ -52,9 +54,44 @@ def _table(architecture_key: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+CACHE_ENV = "SCALING_CACHE_DIR"
+"""The environment variable naming the user cache folder (default ``$XDG_CACHE_HOME`` or
+``~/.cache``, then ``diffusion-energy-scaling``)."""
+
+
+def cache_dir() -> Path:
+    """The user cache folder of the tables built for local pipeline folders."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "diffusion-energy-scaling"
+
+
+def local_table_path(spec: ModelSpec) -> Path:
+    """Where the closed-form table of a local folder's spec (``local:...``) is cached."""
+    return cache_dir() / "flops" / f"{spec.config_hash}.json"
+
+
+@cache
+def _cached_local(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _spec_table(spec: ModelSpec) -> dict[str, Any]:
+    """The closed-form table of ``spec``: shipped, or cached for a local folder."""
+    if not spec.config_hash:
+        return _table(spec.architecture_key)
+    path = local_table_path(spec)
+    if not path.is_file():
+        raise ProfilerError(
+            f"no closed-form FLOP table for {spec.key!r} in the cache ({path}): the first "
+            f"`scaling predict --config {spec.source_dir}` builds it, or profile with --traced")
+    return _cached_local(str(path))
+
+
 def has_table(spec: ModelSpec) -> bool:
     try:
-        _table(spec.architecture_key)
+        _spec_table(spec)
         return True
     except ProfilerError:
         return False
@@ -62,7 +99,7 @@ def has_table(spec: ModelSpec) -> bool:
 
 def evaluate(spec: ModelSpec, call: ComponentCall) -> dict[str, float]:
     """FLOPs of ONE call for ONE sample, by op class, from the shipped polynomial."""
-    table = _table(spec.architecture_key)
+    table = _spec_table(spec)
     entry = table["components"].get(call.key)
     if entry is None:
         raise ProfilerError(f"{spec.id}: the closed-form table has no entry for {call.key}")
@@ -88,7 +125,7 @@ def evaluate_traffic(spec: ModelSpec, call: ComponentCall) -> dict[str, dict[str
     """Values moved by ONE call for ONE sample (activation / weight / fixed_byte, by byte class),
     from the shipped polynomial; None where the table carries no byte counts (built before
     them: the profile then has FLOPs only, ``has_bytes`` False)."""
-    entry = _table(spec.architecture_key)["components"].get(call.key)
+    entry = _spec_table(spec)["components"].get(call.key)
     if entry is None:
         raise ProfilerError(f"{spec.id}: the closed-form table has no entry for {call.key}")
     if "traffic" not in entry:
@@ -114,13 +151,13 @@ convolution inputs into parts by a memory threshold (``CogVideoXSafeConv3d``), a
 
 def traffic_is_rough(spec: ModelSpec, key: str) -> bool:
     """Whether the closed-form bytes of component call ``key`` are approximate (:data:`ROUGH_TRAFFIC`)."""
-    entry = _table(spec.architecture_key)["components"].get(key) or {}
+    entry = _spec_table(spec)["components"].get(key) or {}
     return float(entry.get("traffic_max_rel_residual", 0.0)) > ROUGH_TRAFFIC
 
 
 def parameter_counts(spec: ModelSpec) -> dict[str, int]:
     """Parameters per component, recorded when the table was built."""
-    return dict(_table(spec.architecture_key).get("params", {}))
+    return dict(_spec_table(spec).get("params", {}))
 
 
 # -- the profile --------------------------------------------------------------------------------

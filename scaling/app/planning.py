@@ -327,8 +327,19 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
     that fit, on (kWh, GPU-hours, CO2e) (:data:`PARETO_OBJECTIVES`). ``jobs`` holds the per-job
     breakdown of every option (per call, per output and for the job's count)."""
     data, lines = load_workload(path)
-    law_obj = _load(law or data.get("law"))
-    gpu_specs = [resolve_gpu(g) for g in (gpus or data.get("gpus") or ["h100", "a100"])]
+    top = data["_lines"]["top"]
+    try:
+        law_obj = _load(law or data.get("law"))
+    except ScalingError as exc:
+        if law is not None:
+            raise
+        raise WorkloadError(f"{path}:{top.get('law', 1)}: `law`: {exc}") from None
+    try:
+        gpu_specs = [resolve_gpu(g) for g in (gpus or data.get("gpus") or ["h100", "a100"])]
+    except ScalingError as exc:
+        if gpus:
+            raise
+        raise WorkloadError(f"{path}:{top.get('gpus', 1)}: `gpus`: {exc}") from None
     regions = regions or data.get("regions") or [None]
     intensity = data.get("intensity")
     pue = data.get("pue", 1.0) if pue is None else pue

@@ -19,7 +19,7 @@ A workload file (YAML)::
     gpu_counts: [1, 2, 4, 8]   # optional: GPUs per call to choose from (multi-GPU law; default [1])
     max_latency_s: 120         # optional: the latency limit of one call, s (a job's own wins)
 
-Job keys: ``model``, ``name``, ``res``, ``frames``, ``seconds``, ``steps``, ``guidance``,
+Job keys: ``model`` (or ``config``: a diffusers folder, relative to this file), ``name``, ``res``, ``frames``, ``seconds``, ``steps``, ``guidance``,
 ``cfg``, ``batch`` (or ``batch_size``), ``outputs_per_prompt``, ``precision``, ``count``, ``max_latency_s``.
 
 The file is read by :func:`scaling._inputs.read_yaml` (UTF-8, YAML 1.2 booleans and numbers, a
@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scaling._inputs import (FiniteNumber, checked, finite_number, precision_name, read_yaml, resolution, text,
                              validate, whole_number)
 from scaling.carbon import check_pue
-from scaling.errors import ScalingError, WorkloadError
+from profilers.flops.local_tables import ensure_tables
+from scaling.errors import ScalingError, UnknownModelError, WorkloadError
+from scaling.registry import ModelSpec, model_from_dir
 
 __all__ = ["JOB_KEYS", "TOP_KEYS", "Job", "Workload", "load_workload"]
 
@@ -88,7 +90,8 @@ class Job(BaseModel):
 
     model_config = _STRICT
 
-    model: checked(text)
+    model: checked(text) = None
+    config: checked(text) = None
     name: checked(text) = None
     res: checked(resolution) = None
     frames: checked(whole_number) = None
@@ -107,6 +110,8 @@ class Job(BaseModel):
     def _one_batch(self) -> "Job":
         if self.batch is not None and self.batch_size is not None:
             raise ValueError("give `batch` or `batch_size`, not both")
+        if (self.model is None) == (self.config is None):
+            raise ValueError("give `model` (a registered id) or `config` (a diffusers folder), exactly one")
         return self
 
 
@@ -127,6 +132,18 @@ class Workload(BaseModel):
 
 
 JOB_KEYS = frozenset(Job.model_fields)
+
+
+def _config_spec(path: Path, folder: str, line: int, i: int) -> ModelSpec:
+    """The spec of a job's ``config:`` folder (relative to the workload file), its closed-form
+    tables built and cached on first use."""
+    root = Path(folder) if Path(folder).is_absolute() else path.parent / folder
+    try:
+        spec = model_from_dir(root)
+    except UnknownModelError as exc:
+        raise WorkloadError(f"{path}:{line}: job {i + 1}: {exc}") from None
+    ensure_tables(spec)
+    return spec
 TOP_KEYS = frozenset(Workload.model_fields)
 
 
@@ -167,6 +184,9 @@ def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
         if key_node.value == "jobs":
             for i, item in enumerate(getattr(value_node, "value", [])):
                 lines[i] = item.start_mark.line + 1
+    for i, job in enumerate(data["jobs"]):
+        if "config" in job:
+            job["model"] = _config_spec(path, job.pop("config"), lines.get(i, 1), i)
     data["_lines"] = {"top": top_lines, "jobs": lines, "path": str(path)}
     data["_notes"] = [f"{path}: {n}" for n in notes]
     return data, lines

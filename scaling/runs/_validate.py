@@ -138,6 +138,14 @@ def _num_to_str(v: Any) -> str:
     return str(v)
 
 
+#: Plausibility bounds: a value outside them is a unit or typing mistake, never a measurement.
+#: 1 mJ is far below any pipeline call; 1e12 J (278 MWh) far above any (the public maximum is ~1 MJ).
+MIN_ENERGY_J = 1e-3
+MAX_ENERGY_J = 1e12
+MAX_COUNT = {"gpu_count": 4096, "batch_size": 1_000_000, "n_repeats": 1_000_000, "height": 65_536,
+             "width": 65_536, "frames": 100_000, "steps": 10_000}
+
+
 def _check_rules(df: pd.DataFrame, source: str, row_offset: int) -> None:
     """Row rules, vectorised; the first broken cell raises."""
 
@@ -161,6 +169,8 @@ def _check_rules(df: pd.DataFrame, source: str, row_offset: int) -> None:
         v = df[name].to_numpy(dtype="float64")
         fail(np.isinf(v), name, "an energy must be finite")
         fail(~np.isnan(v) & (v <= 0), name, "an energy must be > 0 J (leave the cell empty when not measured)")
+        fail(~np.isnan(v) & (v > 0) & ((v < MIN_ENERGY_J) | (v > MAX_ENERGY_J)), name,
+             f"an energy of one call is implausible outside {MIN_ENERGY_J:g} to {MAX_ENERGY_J:g} J")
         present_any |= ~np.isnan(v)
     fail(~present_any, "energy_gpu_j", "each row needs at least one energy (energy_gpu_j, energy_cpu_j or energy_ram_j)",
          lambda v: "no energy")
@@ -173,6 +183,8 @@ def _check_rules(df: pd.DataFrame, source: str, row_offset: int) -> None:
     for name in ("gpu_count", "batch_size", "n_repeats", "height", "width", "frames", "steps"):
         v = df[name]
         fail((v.notna() & (v.fillna(1) < 1)).to_numpy(dtype=bool), name, f"`{name}` must be >= 1")
+        top = MAX_COUNT[name]
+        fail((v.notna() & (v.fillna(1) > top)).to_numpy(dtype=bool), name, f"`{name}` is implausible above {top:,}")
     for name in ("repeat", "warmup"):
         v = df[name]
         fail((v.notna() & (v.fillna(0) < 0)).to_numpy(dtype=bool), name, f"`{name}` must be >= 0")

@@ -67,7 +67,6 @@ PUBLIC_EDITS = [
     ("1e308 J", lambda df: df.assign(energy_gpu_j=1e308), "re:energy_gpu_j|plausible"),
     ("10^12 steps", lambda df: df.assign(steps=10**12), "steps"),
     ("negative energy", lambda df: df.assign(energy_gpu_j=-1.0), "energy_gpu_j"),
-    ("NaN steps", lambda df: df.assign(steps=float("nan")), "steps"),
     ("no energy column", lambda df: df.drop(columns=["energy_gpu_j"]), "energy_gpu_j"),
     ("no model column", lambda df: df.drop(columns=["model"]), "model"),
     ("unknown phase", lambda df: df.assign(phase="lunch"), "phase"),

@@ -73,14 +73,27 @@ def add_parallel_args(p: argparse.ArgumentParser, several_counts: bool = False) 
 
 
 def model_spec_from_args(args):
+    """The spec of ``--config DIR`` or ``--model NAME``; a hub id that is not registered is looked
+    up in the local Hugging Face cache (offline). A local folder's closed-form tables are built
+    and cached on its first use (:mod:`profilers.flops.local_tables`)."""
+    from profilers.flops.local_tables import ensure_tables
     from scaling.errors import UnknownModelError
-    from scaling.registry import model_from_dir, resolve_model
+    from scaling.registry import hub_cache_snapshot, model_from_dir, resolve_model
 
     if getattr(args, "config", None):
-        return model_from_dir(args.config)
-    if not args.model:
+        spec = model_from_dir(args.config)
+    elif not args.model:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`) or --config DIR")
-    return resolve_model(args.model)
+    else:
+        try:
+            return resolve_model(args.model)
+        except UnknownModelError:
+            snap = hub_cache_snapshot(args.model)
+            if snap is None:
+                raise
+            spec = model_from_dir(snap)
+    ensure_tables(spec)
+    return spec
 
 
 def setting_from_args(args, spec=None):
