@@ -309,16 +309,16 @@ def model_from_dir(path: str | Path) -> ModelSpec:
         raise UnknownModelError(f"--config {str(index_file)!r}: holds a JSON {type(index).__name__}; rule: a JSON "
                                 "object naming the pipeline class and its components")
     pipeline_class = index.get("_class_name")
-    named = {k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
-    if not named:
-        raise UnknownModelError(f"--config {str(index_file)!r}: names no components; rule: entries "
-                                '"name": ["library", "ClassName"] (a diffusers model_index.json)')
     template = next((s for s in list_models() if s.pipeline_class == pipeline_class), None)
     if template is None:
         known = sorted({s.pipeline_class for s in list_models()})
         raise UnknownModelError(
             f"--config {str(root)!r}: pipeline class {pipeline_class!r} is not supported; supported: {', '.join(known)}"
         )
+    named = {k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
+    if not named:
+        raise UnknownModelError(f"--config {str(index_file)!r}: names no components; rule: entries "
+                                '"name": ["library", "ClassName"] (a diffusers model_index.json)')
     components = {}
     raw = {}
     for name, tmpl in template.components.items():

@@ -41,19 +41,26 @@ def _folder(root: Path, shrink: bool = False) -> Path:
     return root
 
 
-def _predict(args: list[str], cache: Path) -> dict:
-    env = {**os.environ, "SCALING_CACHE_DIR": str(cache)}
+def _predict(args: list[str], cache: Path, extra: dict | None = None) -> dict:
+    env = {**os.environ, "SCALING_CACHE_DIR": str(cache), **(extra or {})}
     res = subprocess.run([sys.executable, "-c", _RUN, "predict", *args, "--res", "512", "--steps", "20", "--json"],
                          capture_output=True, text=True, env=env, check=False)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def test_unregistered_architecture_is_traced_once_cached_and_flagged(tmp_path):
-    folder = _folder(tmp_path / "tiny-sd", shrink=True)
-    cache = tmp_path / "cache"
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny unregistered architecture, predicted once (the trace, ~10 s): (folder, cache, first result)."""
+    root = tmp_path_factory.mktemp("config_dir")
+    folder = _folder(root / "tiny-sd", shrink=True)
+    cache = root / "cache"
+    return folder, cache, _predict(["--config", str(folder)], cache)
+
+
+def test_unregistered_architecture_is_traced_once_cached_and_flagged(tiny):
+    folder, cache, first = tiny
     spec = model_from_dir(folder)
-    first = _predict(["--config", str(folder)], cache)
     assert (cache / "flops" / f"{spec.config_hash}.json").is_file()
     second = _predict(["--config", str(folder)], cache)
     assert first["torch"] and not second["torch"]
@@ -71,22 +78,16 @@ def test_config_hash_follows_the_configs(tmp_path):
     assert a.config_hash == b.config_hash != model_from_dir(c).config_hash
 
 
-def test_hub_id_in_the_local_hf_cache(tmp_path, monkeypatch):
+def test_hub_id_in_the_local_hf_cache(tmp_path, monkeypatch, tiny):
+    _, cache, first = tiny
     hub = tmp_path / "hub"
     snap = _folder(hub / "models--someorg--tiny-sd" / "snapshots" / "abc123", shrink=True)
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     assert hub_cache_snapshot("someorg/tiny-sd") == snap
     assert hub_cache_snapshot("someorg/absent") is None
-    out = _predict_env(["--model", "someorg/tiny-sd"], tmp_path / "cache", {"HF_HUB_CACHE": str(hub)})
-    assert out["out"]["family_in_data"] is False
-
-
-def _predict_env(args, cache, extra):
-    env = {**os.environ, "SCALING_CACHE_DIR": str(cache), **extra}
-    res = subprocess.run([sys.executable, "-c", _RUN, "predict", *args, "--res", "512", "--steps", "20", "--json"],
-                         capture_output=True, text=True, env=env, check=False)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    out = _predict(["--model", "someorg/tiny-sd"], cache, {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"})
+    assert not out["torch"]  # the same configs: the cached tables of the folder
+    assert out["out"]["energy_j"] == first["out"]["energy_j"] and out["out"]["family_in_data"] is False
 
 
 @pytest.mark.slow
@@ -102,6 +103,7 @@ def test_folder_of_a_registered_model_predicts_as_the_registered_model(tmp_path)
 @pytest.mark.parametrize("index, match", [
     ([1, 2], "holds a JSON list"),
     ({"_class_name": "StableDiffusionPipeline"}, "names no components"),
+    ({"_class_name": "StableDiffusionPipeline", "unet": "UNet"}, "names no components"),
     ({"_class_name": "NoSuchPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}, "not supported"),
 ])
 def test_bad_model_index_is_one_line(tmp_path, index, match):

@@ -209,6 +209,7 @@ def test_notebook_html_export_renders_in_chromium(name, tmp_path_factory):
     assert _console_lines(chrome.stderr) == [], "the browser console logged messages"
 
 
+@pytest.mark.slow  # a second papermill run of every notebook; the fast lane runs each with its defaults
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_with_overridden_parameters(name, tmp_path_factory):
     nb, _, params = _execute(name, "overrides", tmp_path_factory.mktemp(name))

@@ -362,8 +362,9 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
             limit = job.get("max_latency_s", data.get("max_latency_s"))
             est, meets = _fastest_within(
                 lambda **kw: _predict_job(job, gpu, region, intensity, pue, law_obj, data, path, lines.get(i, 1), i,
-                                          precision=precision, steps_scale=scale, **kw), counts, limit)
-            rec = estimate_record(est, _memory_for(est), region or "-")
+                                          precision=precision, steps_scale=scale, **kw), counts, limit,
+                spec=job["model"] if isinstance(job["model"], ModelSpec) else None)
+            rec = estimate_record(est, _memory_for(est, job["model"] if isinstance(job["model"], ModelSpec) else None), region or "-")
             rec.update(max_latency_s=limit, meets_latency=meets)
             name = job.get("name") or f"{i + 1}: {est.model_id}"
             if not meets:
@@ -401,14 +402,15 @@ def _option_label(gpu: str, precision: str | None, scale: float | None, region: 
     return " ".join(parts) + f"@{region or '-'}"
 
 
-def _fastest_within(predict_job, counts: list[int], limit: float | None) -> tuple[Estimate, bool]:
+def _fastest_within(predict_job, counts: list[int], limit: float | None, *, spec: ModelSpec | None = None
+                    ) -> tuple[Estimate, bool]:
     """(estimate, meets the limit): the GPU count and plan of ``counts`` with the least energy per output
     whose call time is at most ``limit`` s (any, when None); the fastest when none is. Options that fit in
     memory are preferred."""
     one = predict_job()
     if counts == [1] and limit is None:
         return one, True
-    spec = resolve_model(one.setting.model)
+    spec = spec or resolve_model(one.setting.model)
     options = [one] if 1 in counts else []
     for n in (c for c in counts if c > 1):
         options += [predict_job(gpus=n, parallel=p) for p, _ in parallel_plans(spec, one.setting, n)]
@@ -430,7 +432,8 @@ def _predict_job(job, gpu: GPUSpec, region, intensity, pue, law_obj, data, path,
         kw["precision"] = precision
     try:
         if steps_scale != 1.0:
-            base = job.get("steps") or resolve_model(job["model"]).defaults["steps"]
+            spec = job["model"] if isinstance(job["model"], ModelSpec) else resolve_model(job["model"])
+            base = job.get("steps") or spec.defaults["steps"]
             kw["steps"] = max(1, round(base * steps_scale))
         return predict(job["model"], gpu=gpu, law=law_obj, region=region, intensity=intensity, pue=pue,
                        count=job.get("count", 1), check_memory=False, gpus=gpus, parallel=parallel, **kw)

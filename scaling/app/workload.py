@@ -110,8 +110,10 @@ class Job(BaseModel):
     def _one_batch(self) -> "Job":
         if self.batch is not None and self.batch_size is not None:
             raise ValueError("give `batch` or `batch_size`, not both")
-        if (self.model is None) == (self.config is None):
-            raise ValueError("give `model` (a registered id) or `config` (a diffusers folder), exactly one")
+        if self.model is None and self.config is None:
+            raise ValueError("`model` is missing (a registered id; or `config`: a diffusers folder)")
+        if self.model is not None and self.config is not None:
+            raise ValueError("give `model` or `config`, not both")
         return self
 
 
