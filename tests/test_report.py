@@ -62,7 +62,7 @@ def report(tmp_path_factory):
 def test_report_holds_every_section(report):
     _, html, meta = report
     kinds = [f["kind"] for f in meta["figures"]]
-    assert kinds[0] == "breakdown" and kinds[-1] == "gpus"
+    assert kinds[0] == "breakdown" and kinds[-1] == "tradeoff" and "gpus" in kinds
     modalities = {f["modality"] for f in meta["figures"] if f["kind"] == "curves"}
     assert modalities == {"video", "image", "audio"}, f"scaling curves missing for some modality; skipped: {meta['skipped']}"
     axes = {a for f in meta["figures"] if f["kind"] == "curves" for a in f["axes"]}
@@ -74,6 +74,16 @@ def test_report_holds_every_section(report):
     assert meta["law"] and meta["law"] in html
     assert "90% interval" in html
     assert meta["skipped"] == [], "every default model of the report can be predicted"
+
+
+def test_report_shows_the_time_energy_trade_off_over_gpu_counts(report):
+    _, html, meta = report
+    trade = [f for f in meta["figures"] if f["kind"] == "tradeoff"]
+    assert {f["model"] for f in trade} == {"Wan-AI/Wan2.1-T2V-14B-Diffusers", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"}
+    assert all(f["gpu_counts"] == [1, 2, 4, 8] for f in trade)
+    assert all(any("time per call" in t for t in f["axis_titles"]) and any("energy per output" in t for t in f["axis_titles"])
+               for f in trade)
+    assert "Several GPUs: time against energy" in html
 
 
 def test_every_energy_and_time_axis_names_its_unit_and_whether_per_output_or_per_call(report):

@@ -30,7 +30,7 @@ from scaling._files import check_output, write_text_atomic
 from scaling.app.report_figures import (  # noqa: F401  (the figures' names, re-exported)
     AXES_BY_MODALITY, AXIS_TITLES, ENERGY_TITLE, ROLE_COLORS, ROLES, _component_energy, _describe, _fmt_j,
     _go, _grid_kwargs, _law, _short, breakdown_figure, curves_figure, gpu_figure, log_axis, scaling_curve,
-    sweep_values,
+    sweep_values, tradeoff_figure,
 )
 from scaling.errors import ScalingError
 
@@ -42,6 +42,9 @@ DEFAULT_BREAKDOWN_MODELS = (
 
 DEFAULT_CURVE_MODELS = ("wan2.1", "sd2.1", "flux-dev", "audioldm2")
 """One default model per modality (two for images) for the scaling curves."""
+
+TRADEOFF_MODELS = ("wan2.1-14b", "wan2.1")
+"""Models of the several-GPU time-energy view (480p, 81 frames, H100 x 1, 2, 4, 8)."""
 
 
 @dataclass
@@ -179,6 +182,7 @@ def build_report(
     """
     from scaling._version import __version__
     from scaling.app.commands._out import fmt_g, fmt_s, fmt_wh, plural
+    from scaling.app.planning import compare
     from scaling.hardware import DEFAULT_GPU, list_gpus, resolve_gpu
     from scaling.registry import resolve_model
 
@@ -274,6 +278,26 @@ def build_report(
             "memory even with model CPU offload; they are not ranked.</p><div id='slot-fig-gpus'></div>"
             + _table(["#", "gpu", "name", "energy per output", f"{ref.interval:.0%} interval", "vs best",
                       "time per call", "CO2e per output", "memory", "gpu data"], rows))
+
+    # 4. several GPUs: the time-energy trade-off per model and GPU count
+    if not models:
+        trade_html = ["<h2>Several GPUs: time against energy</h2><p class='note'>Each point is one GPU count and "
+                      "sequence-parallel plan (xDiT Ulysses / ring, CFG parallel) on H100, predicted by the multi-GPU "
+                      "law fitted on ML.ENERGY v3: more GPUs cut the time per call and cost energy, because every GPU "
+                      "draws power for the whole call. Hollow markers are extrapolations (a plan or GPU the law never "
+                      "saw). Error bars: 90% intervals of time and energy.</p>"]
+        for key in TRADEOFF_MODELS:
+            res = _try(skipped, f"GPU-count trade-off of {key}",
+                       lambda key=key: compare(key, gpus=["h100"], gpu_counts=[1, 2, 4, 8], law=law_obj,
+                                               res="480p", frames=81).to_frame(), False)
+            if res is None or res.empty:
+                continue
+            fid = f"fig-tradeoff-{len(figures)}"
+            add(fid, tradeoff_figure(res), kind="tradeoff", model=str(res["model"].iloc[0]),
+                gpu_counts=sorted(int(n) for n in res["gpu_count"].unique()))
+            trade_html.append(f"<h3>{html.escape(str(res['model'].iloc[0]))}</h3><div id='slot-{fid}'></div>")
+        if len(trade_html) > 1:
+            sections.append("".join(trade_html))
 
     if skipped:
         sections.append("<h2>Not shown</h2><ul class='skipped'>"

@@ -351,3 +351,28 @@ def _fmt_j(j: float) -> str:
     from scaling.app.commands._out import fmt_j
 
     return fmt_j(j)
+
+
+def tradeoff_figure(frame, title: str | None = None):
+    """Time per call against energy per output for every GPU count and parallel plan of ``frame``
+    (:meth:`scaling.app.planning.Comparison.to_frame` with ``gpu_counts``): the time-energy trade-off
+    view of the ML.ENERGY leaderboard, predicted. One colour per GPU count, error bars: the 90%
+    intervals of both; hollow markers: extrapolated (the GPU or the plan was never measured)."""
+    go, _ = _go()
+    fig = go.Figure()
+    rows = frame[frame["fits_memory"]] if "fits_memory" in frame else frame
+    for n, part in rows.groupby("gpu_count", sort=True):
+        labels = [p if isinstance(p, str) and p else "1 GPU" for p in part["plan"]]
+        fig.add_trace(go.Scatter(
+            x=part["time_s"], y=part["energy_per_output_j"], mode="markers", name=f"{int(n)} GPU" + ("s" if n > 1 else ""),
+            text=labels, hovertemplate="%{text}<br>time %{x:.3g} s per call<br>energy %{y:.3g} J per output<extra></extra>",
+            marker=dict(size=11, symbol=["circle-open" if x else "circle" for x in part["extrapolated"]]),
+            error_x=dict(type="data", symmetric=False, array=part["time_hi_s"] - part["time_s"],
+                         arrayminus=part["time_s"] - part["time_lo_s"]),
+            error_y=dict(type="data", symmetric=False,
+                         array=part["energy_per_output_hi_j"] - part["energy_per_output_j"],
+                         arrayminus=part["energy_per_output_j"] - part["energy_per_output_lo_j"])))
+    fig.update_layout(title=title, legend_title_text="GPUs per call", margin=dict(l=70, r=20, t=50, b=60))
+    fig.update_xaxes(title_text="time per call (s), log", type="log", automargin=True)
+    fig.update_yaxes(title_text="GPU energy per output (J, all GPUs of the call), log", type="log", automargin=True)
+    return fig
