@@ -23,8 +23,8 @@ MODELS = ("wan2.1-t2v-14b", "cogvideox-2b", "cogvideox-5b", "ltx-video", "mochi-
 # (height, width, frames) per model, none of them in the build design
 SETTINGS = {
     "wan2.1-t2v-14b": [(480, 832, 81), (368, 640, 33), (1024, 576, 121)],  # 81 / 121 frames: long videos
-    "cogvideox-2b": [(480, 720, 49), (480, 720, 45), (768, 1360, 17)],     # 45: even latent frame count
-    "cogvideox-5b": [(480, 720, 49), (720, 480, 33), (640, 1024, 41)],
+    "cogvideox-2b": [(576, 1024, 49), (480, 720, 45), (768, 1360, 17)],    # 45: even latent frame count
+    "cogvideox-5b": [(512, 768, 49), (720, 480, 33), (640, 1024, 41)],
     "ltx-video": [(512, 704, 161), (480, 864, 97), (704, 1216, 249)],
     "mochi-1": [(480, 848, 19), (480, 848, 85), (848, 480, 163)],
     "hunyuanvideo": [(704, 1280, 129), (544, 960, 61), (480, 848, 33)],
