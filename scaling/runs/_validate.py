@@ -139,8 +139,9 @@ def _num_to_str(v: Any) -> str:
 
 
 #: Plausibility bounds: a value outside them is a unit or typing mistake, never a measurement.
-#: 1 mJ is far below any pipeline call; 1e12 J (278 MWh) far above any (the public maximum is ~1 MJ).
-MIN_ENERGY_J = 1e-3
+#: 1 nJ is below any measured call (a tiny random test pipeline on a CPU estimate is ~1e-4 J);
+#: 1e12 J (278 MWh) is far above any (the public maximum is ~4 MJ).
+MIN_ENERGY_J = 1e-9
 MAX_ENERGY_J = 1e12
 MAX_COUNT = {"gpu_count": 4096, "batch_size": 1_000_000, "n_repeats": 1_000_000, "height": 65_536,
              "width": 65_536, "frames": 100_000, "steps": 10_000}
