@@ -302,6 +302,40 @@ def tome_tokens(L: int, ratio: float, freq_bins: int | None = None) -> tuple[int
     return L - r, n_dst
 
 
+def _site_tokens(site: Mapping[str, Any], features: Mapping[str, float]) -> tuple[float, int]:
+    """(feature value x, token count L) of one attention site at ``features``."""
+    x = float(features[site["feature"]])
+    return x, int(round(site["tokens_per_feature"] * x))
+
+
+def _kept_keys(variant: AttentionVariant, site: Mapping[str, Any], L: int) -> int:
+    """Keys per query that LiteFocus (a frequency band plus ``r`` of the tokens) or a window keeps."""
+    if variant.kind == "litefocus":
+        return L // site["grid"]["freq_bins"] + int(L * variant.params["r"])
+    return min(int(variant.params["size"]), L)
+
+
+def _tome_blocks(comp: Mapping[str, Any], sites: list, variant: AttentionVariant, features: Mapping[str, float]):
+    """For each transformer block that ToMe merges: (block, part, x, L, keep, n_dst, x_merged), where
+    ``part`` is the block (``merge=all``) or its self-attention site (the site table entry whose
+    ``coef`` / ``traffic`` change)."""
+    blocks = {b["path"]: b for b in comp["transformer_blocks"]}
+    by_path = {s["path"]: s for s in comp["sites"]}
+    for tb in dict.fromkeys(s["transformer_block"] for s in sites if s["transformer_block"]):
+        blk = blocks[tb]
+        x, L = _site_tokens(blk, features)
+        first = next(s for s in sites if s["transformer_block"] == tb)
+        keep, n_dst = tome_tokens(L, variant.params["ratio"], first.get("grid", {}).get("freq_bins"))
+        xs = x * keep / L if L else x
+        if variant.params["merge"] == "all":
+            part = blk
+        else:
+            part = by_path.get(tb + ".attn1")
+            if part is None or part["kind"] != "self":
+                continue
+        yield blk, part, x, L, keep, n_dst, xs
+
+
 def site_rows(model: Any, component: str, variant: AttentionVariant | str,
               features: Mapping[str, float]) -> list[dict[str, Any]]:
     """Per changed site: tokens, keys per query (full / variant) and the FLOP change by op class."""
@@ -313,38 +347,19 @@ def site_rows(model: Any, component: str, variant: AttentionVariant | str,
     rows = []
     if variant.kind in ("litefocus", "window"):
         for s in sites:
-            x = float(features[s["feature"]])
-            L = int(round(s["tokens_per_feature"] * x))
+            x, L = _site_tokens(s, features)
             full = _poly(s["coef"], x)
-            if variant.kind == "litefocus":
-                keys = L // s["grid"]["freq_bins"] + int(L * variant.params["r"])
-            else:
-                keys = min(int(variant.params["size"]), L)
+            keys = _kept_keys(variant, s, L)
             new_att = full["attention"] * keys / L if L else 0.0
             rows.append({"path": s["path"], "block": s["block"], "tokens": L, "keys_full": L, "keys": keys,
                          "flop_full": full, "delta": {"attention": new_att - full["attention"]}})
         return rows
     # tome: per transformer block holding a chosen site
-    blocks = {b["path"]: b for b in comp["transformer_blocks"]}
-    by_path = {s["path"]: s for s in comp["sites"]}
-    for tb in dict.fromkeys(s["transformer_block"] for s in sites if s["transformer_block"]):
-        blk = blocks[tb]
-        x = float(features[blk["feature"]])
-        L = int(round(blk["tokens_per_feature"] * x))
-        first = next(s for s in sites if s["transformer_block"] == tb)
-        keep, n_dst = tome_tokens(L, variant.params["ratio"], first.get("grid", {}).get("freq_bins"))
-        xs = x * keep / L if L else x
-        if variant.params["merge"] == "all":
-            coef = blk["coef"]
-        else:
-            attn1 = by_path.get(tb + ".attn1")
-            if attn1 is None or attn1["kind"] != "self":
-                continue
-            coef = attn1["coef"]
-        full, new = _poly(coef, x), _poly(coef, xs)
+    for blk, part, x, L, keep, n_dst, xs in _tome_blocks(comp, sites, variant, features):
+        full, new = _poly(part["coef"], x), _poly(part["coef"], xs)
         delta = {op: new[op] - full[op] for op in OP_CLASSES}
         delta["other"] += 2.0 * (L - n_dst) * n_dst * blk["dim"]  # bipartite similarity scores
-        rows.append({"path": tb, "block": blk["block"], "tokens": L, "keys_full": L, "keys": keep,
+        rows.append({"path": blk["path"], "block": blk["block"], "tokens": L, "keys_full": L, "keys": keep,
                      "flop_full": full, "delta": delta})
     return rows
 
@@ -373,32 +388,13 @@ def variant_traffic_delta(model: Any, component: str, variant: AttentionVariant 
             "with `python -m profilers.flops.build_attention_sites`")
     if variant.kind in ("litefocus", "window"):
         for s in sites:
-            x = float(features[s["feature"]])
-            L = int(round(s["tokens_per_feature"] * x))
-            if variant.kind == "litefocus":
-                keys = L // s["grid"]["freq_bins"] + int(L * variant.params["r"])
-            else:
-                keys = min(int(variant.params["size"]), L)
+            x, L = _site_tokens(s, features)
+            keys = _kept_keys(variant, s, L)
             scores = s["traffic"]["activation"]["attention"][2] * x * x
             out["activation"]["attention"] += scores * (keys / L - 1.0) if L else 0.0
         return out
-    blocks = {b["path"]: b for b in comp["transformer_blocks"]}
-    by_path = {s["path"]: s for s in comp["sites"]}
-    for tb in dict.fromkeys(s["transformer_block"] for s in sites if s["transformer_block"]):
-        blk = blocks[tb]
-        x = float(features[blk["feature"]])
-        L = int(round(blk["tokens_per_feature"] * x))
-        first = next(s for s in sites if s["transformer_block"] == tb)
-        keep, n_dst = tome_tokens(L, variant.params["ratio"], first.get("grid", {}).get("freq_bins"))
-        xs = x * keep / L if L else x
-        if variant.params["merge"] == "all":
-            traffic = blk["traffic"]
-        else:
-            attn1 = by_path.get(tb + ".attn1")
-            if attn1 is None or attn1["kind"] != "self":
-                continue
-            traffic = attn1["traffic"]
-        full, new = _tpoly(traffic, x), _tpoly(traffic, xs)
+    for blk, part, x, L, keep, n_dst, xs in _tome_blocks(comp, sites, variant, features):
+        full, new = _tpoly(part["traffic"], x), _tpoly(part["traffic"], xs)
         for k in TRAFFIC_KINDS:
             for c in BYTE_CLASSES:
                 out[k][c] += new[k].get(c, 0.0) - full[k].get(c, 0.0)
