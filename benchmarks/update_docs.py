@@ -13,6 +13,8 @@ README.md holds generated sections between markers:
 - ``litefocus``: the LiteFocus reproduction, from ``benchmarks/litefocus_speedup.py``;
 - ``whatifs``: every what-if (precision, steps, few-step overhead, batch, attention) against the
   published measurements, from ``benchmarks/whatif_report.py`` (details in ``docs/whatifs.md``).
+- ``physics-targets``: the issue-16 targets of the shipped law's form (met / MISSED), from
+  ``benchmarks/physics_targets.py --markdown``.
 
 No figure in those sections is typed by hand.
 
@@ -55,6 +57,7 @@ GENERATORS: dict[str, tuple[str, ...]] = {
     "validate_public": ("readme:validate-public", "docs/validation_public.md"),
     "litefocus_speedup": ("readme:litefocus",),
     "whatif_report": ("readme:whatifs", "docs/whatifs.md"),
+    "physics_targets": ("readme:physics-targets",),
 }
 # read by C++ code (pyarrow), out of the audit hook's sight: an input of every generator
 DECLARED_INPUTS = ("datasets/public/runs.parquet",)
@@ -100,6 +103,8 @@ def _outputs(generator: str) -> dict[str, str]:
 
         whatifs = whatif_report.build()
         return {"readme:whatifs": whatif_report.readme_table(whatifs), "docs/whatifs.md": whatif_report.render(whatifs)}
+    if generator == "physics_targets":
+        return {"readme:physics-targets": _stdout_of("physics_targets", ["--markdown"])}
     raise GenerationError(f"unknown generator {generator!r}: known are {', '.join(GENERATORS)}")
 
 

@@ -119,20 +119,21 @@ class UtilisationLaw(HardwareLaw):
 
 
 def forms() -> dict:
-    from fits.features import STEPS_COLUMN, prior_exponents
+    from fits.features import BYTE_COLUMN, STEPS_COLUMN, prior_exponents
     from fits.validation import candidate_laws
 
     mem = prior_exponents("memory", "energy")
     c = candidate_laws()
     return {
         "hw-fit+step (overhead x H; shipped before)": c["hw-fit+step"],
-        "hw-fit+flatstep (shipped)": c["hw-fit+flatstep"],
+        "hw-fit+flatstep (FLOP-only; shipped before)": c["hw-fit+flatstep"],
         "utilisation (experiment)": UtilisationLaw(prior_exponents=mem, fit_hardware="auto",
-                                                   steps_column=STEPS_COLUMN),
+                                                   steps_column=STEPS_COLUMN, byte_column=BYTE_COLUMN),
+        "hw-roofline-max (shipped)": c["hw-roofline-max"],
     }
 
 
-SHIPPED = "hw-fit+flatstep (shipped)"
+SHIPPED = "hw-roofline-max (shipped)"
 
 
 def _data(folder):

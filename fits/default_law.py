@@ -146,6 +146,8 @@ def _regime_of(name: str) -> str | None:
 def time_law_for(name: str, energy_law):
     """The time twin of an energy form: same form, the time prior of the same regime."""
     law = clone(energy_law)
+    if "target" in law.get_params():  # a roofline form: its priors follow its target
+        return law.set_params(target="time")
     regime = _regime_of(name)
     if regime is not None:
         law.set_params(prior_exponents=prior_exponents(regime, "time"))
@@ -201,23 +203,28 @@ def fit_default(folder: str | Path | None = None, form: str | None = None, valid
         form = select_form(table)
     if form not in laws:
         raise LawError(f"unknown law form {form!r}: use one of {', '.join(laws)}")
+    has_t = settings["duration_s"].astype(float) > 0
+    t_rows = settings[has_t.to_numpy(bool)]
+    Xt = design_matrix(t_rows, source="default-law settings")
+    yt = t_rows["duration_s"].to_numpy(dtype=float)
+    time_table = None
+    if validate:  # time through the same splits, every form with its time priors (the twins of the energy forms)
+        time_table = compare_laws({name: time_law_for(name, law) for name, law in laws.items()}, Xt, yt,
+                                  _groups(t_rows), splits=VALIDATION_SPLITS)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", category=IdentifiabilityWarning)
         energy = clone(laws[form]).fit(X, y)
-        has_t = settings["duration_s"].astype(float) > 0
-        t_rows = settings[has_t.to_numpy(bool)]
-        Xt = design_matrix(t_rows, source="default-law settings")
-        yt = t_rows["duration_s"].to_numpy(dtype=float)
         time = time_law_for(form, laws[form]).fit(Xt, yt)
-    return {"energy": energy, "time": time, "form": form, "table": table, "X": X, "y_energy": y, "X_time": Xt,
-            "y_time": yt, "settings": settings, "rows": rows, "runs": runs, "excluded": excluded}
+    return {"energy": energy, "time": time, "form": form, "table": table, "time_table": time_table, "X": X,
+            "y_energy": y, "X_time": Xt, "y_time": yt, "settings": settings, "time_settings": t_rows, "rows": rows,
+            "runs": runs, "excluded": excluded}
 
 
 def law_document(energy, time, *, form: str, name: str, description: str, X, y, X_time, y_time, settings,
                  component_method: str = "flop_share", table=None, targets=None, bootstrap=None,
                  provenance=None, excluded=None, selection: str | None = None, groups=None,
                  component_laws: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None,
-                 spread: Mapping[str, Any] | None = None) -> dict:
+                 spread: Mapping[str, Any] | None = None, time_table=None) -> dict:
     """The JSON document of a fitted law (what ``fits.load_law`` reads).
 
     ``energy`` / ``time`` are fitted laws of :mod:`fits.laws` (``time`` may be None).
@@ -256,6 +263,8 @@ def law_document(energy, time, *, form: str, name: str, description: str, X, y, 
         doc["bootstrap"] = bootstrap
     if table is not None:
         doc["validation"] = {"selection": selection or "", "winner": form, "table": records(table)}
+        if time_table is not None:
+            doc["validation"]["time_table"] = records(time_table)
     if targets is not None:
         doc.setdefault("validation", {})["targets"] = targets
     if provenance is not None:
@@ -278,6 +287,10 @@ def law_part(law, X, y) -> dict | None:
 
 def equation(law) -> str:
     """The law's equation in words (``E = H * a * C^b + s * N`` ...), for the law file and the report."""
+    if type(law).__name__ == "RooflineLaw":
+        join = "max_8(A * C^b * peak^w_peak, B * Q * bw^w_bw)" if law.combine == "max" else \
+            "(A * C^b * peak^w_peak + B * Q * bw^w_bw)"
+        return f"E = tdp^w_tdp * {join} + s * N   (C: FLOP, Q: bytes moved, N: steps; roofline, {law.combine})"
     terms = ["a * C^b"]
     if "call" in law.overhead_:
         terms.append("E0")
@@ -318,6 +331,8 @@ def training_summary(settings, excluded) -> dict:
                                   if isinstance(g, str) and isinstance(p, str)})
         if {"gpu_key", "precision"} <= set(settings.columns) else [],
         "flop_range": [float(settings["flop"].min()), float(settings["flop"].max())] if len(settings) else None,
+        "byte_range": [float(settings["byte"].min()), float(settings["byte"].max())]
+        if len(settings) and "byte" in settings.columns and bool((settings["byte"].astype(float) > 0).all()) else None,
         "steps_range": [int(settings["steps"].min()), int(settings["steps"].max())] if len(settings) else None,
         "excluded": excluded or {},
     }
@@ -443,7 +458,7 @@ def build_default_law(folder: str | Path | None = None, n_boot: int = N_BOOT, wi
                     "(video_killed, benchlab, ML.ENERGY v2, diffused_responsibility) after import and FLOP annotation",
         X=fit["X"], y=fit["y_energy"], X_time=fit["X_time"], y_time=fit["y_time"], settings=fit["settings"],
         table=fit["table"], targets=targets, bootstrap=boot, provenance=_provenance(table),
-        excluded=fit["excluded"], selection=SELECTION, spread=spread_summary(fit),
+        excluded=fit["excluded"], selection=SELECTION, spread=spread_summary(fit), time_table=fit["time_table"],
     )
 
 

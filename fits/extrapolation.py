@@ -12,6 +12,7 @@ outside it in ``residual_spread`` (both written by :mod:`fits.default_law`).
 - ``model_in_data`` / ``family_in_data``: the model (``training.model_keys`` or ``models``) and
   its registry family (``training.families``, else resolved from the keys) are in the data;
 - ``flop_in_range``: the call's FLOP count lies in ``training.flop_range``.
+- ``byte_in_range``: the bytes it moves lie in ``training.byte_range`` (laws that read bytes).
 
 The interval widening (:data:`SPREAD_RULE`): the log-space variance of a prediction interval,
 ``g' Cov g + sigma^2``, gains ``max(sigma2_split - sigma^2, 0)`` for each independent reason,
@@ -116,6 +117,7 @@ class DataCoverage:
     families: tuple[str, ...] | None = None
     gpu_precisions: tuple[tuple[str, str], ...] | None = None
     flop_range: tuple[float, float] | None = None
+    byte_range: tuple[float, float] | None = None
     spread: dict[str, dict[str, float]] | None = None
     _classes: set[tuple[str, str]] | None = field(default=None, repr=False)
 
@@ -125,6 +127,10 @@ class DataCoverage:
         training = doc.get("training") or {}
         if not isinstance(training, Mapping):
             raise LawError(f"{where}: training is not a JSON object")
+        br = training.get("byte_range")
+        if br is not None and not (isinstance(br, list) and len(br) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in br)):
+            raise LawError(f"{where}: training.byte_range is {br!r}; rule: [lowest, highest] bytes, finite numbers")
         fr = training.get("flop_range")
         if fr is not None and (not isinstance(fr, list) or len(fr) != 2 or any(
                 isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in fr)
@@ -143,6 +149,7 @@ class DataCoverage:
             families=_names(fams, f"{where}, training.families") if fams is not None else None,
             gpu_precisions=tuple((a, b) for a, b in pairs) if pairs is not None else None,
             flop_range=(float(fr[0]), float(fr[1])) if fr is not None else None,
+            byte_range=(float(br[0]), float(br[1])) if br is not None else None,
             spread=read_spreads(doc.get("residual_spread"), where),
         )
 
@@ -180,7 +187,7 @@ class DataCoverage:
         return sum(max(spread[k] - sigma2, 0.0) for k in splits if spread.get(k) is not None)
 
     def flags(self, gpu: GPUSpec, precision: str, model: Any, keys: tuple[str, ...],
-              total_flop: float) -> dict[str, Any]:
+              total_flop: float, total_byte: float | None = None) -> dict[str, Any]:
         """The flags of the module doc for one call, the reasons in words (``extrapolation``) and
         the splits that widen its interval (``widen``)."""
         measured = gpu.key in self.gpus
@@ -194,6 +201,8 @@ class DataCoverage:
         family_ok = not str(getattr(model, "key", "")).startswith("local:") and (family is None or not fams or family in fams)
         fr = self.flop_range
         in_range = fr is None or fr[0] <= total_flop <= fr[1]
+        br = self.byte_range
+        byte_ok = br is None or total_byte is None or br[0] <= total_byte <= br[1]
         reasons, widen = [], []
         if not measured:
             reasons.append(f"GPU {gpu.key} was never measured in the law's data (measured: {', '.join(self.gpus)})")
@@ -214,6 +223,9 @@ class DataCoverage:
                 widen.append("family_out" if "family_out" in energy else "model_out")
         if not in_range:
             reasons.append(f"{total_flop:.3g} FLOP lies outside the law's data ({fr[0]:.3g}-{fr[1]:.3g} FLOP)")
+        if not byte_ok:
+            reasons.append(f"{total_byte:.3g} bytes moved lie outside the law's data ({br[0]:.3g}-{br[1]:.3g} bytes)")
         return {"gpu_measured": measured, "precision_measured_on_gpu_class": prec_ok, "model_in_data": model_ok,
-                "family_in_data": family_ok, "flop_in_range": in_range, "extrapolation": reasons,
+                "family_in_data": family_ok, "flop_in_range": in_range, "byte_in_range": byte_ok,
+                "extrapolation": reasons,
                 "widen": tuple(widen) if self.spread is not None else ()}

@@ -8,7 +8,8 @@ with hardware terms can be evaluated for any registered GPU, measured or not::
     #  'byte_per_value': 2.0}
 
 Column order of the design matrix (:data:`DESIGN_COLUMNS`): ``flop``, ``steps``, then
-:data:`HARDWARE_FEATURES`. That order is the contract between the laws (``steps_column=1``),
+:data:`HARDWARE_FEATURES`, then ``byte`` (the bytes moved by the call, read only by the roofline
+forms of :mod:`fits.roofline`; 0 where the table has none). That order is the contract between the laws (``steps_column=1``),
 the law file and ``fits.load_law``; it is defined with the law state (:mod:`fits.law`) and
 re-exported here.
 
@@ -31,12 +32,13 @@ from typing import Mapping
 
 import numpy as np
 
-from fits.law import DESIGN_COLUMNS, HARDWARE_FEATURES, STEPS_COLUMN, hardware_row
+from fits.law import BYTE_COLUMN, DESIGN_COLUMNS, HARDWARE_FEATURES, STEPS_COLUMN, hardware_row
 from scaling.errors import DataError
 from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.precision import ACTIVATION_BYTE, normalize_precision, precision_plan
 
 __all__ = [
+    "BYTE_COLUMN",
     "BYTE_PER_VALUE",
     "DESIGN_COLUMNS",
     "HARDWARE_FEATURES",
@@ -127,9 +129,12 @@ def hardware_vector(gpu: str | GPUSpec, precision: str) -> np.ndarray:
 
 
 def design_matrix(runs, flop_column: str = "flop", source: str = "runs table") -> np.ndarray:
-    """The law input for every row of an annotated runs table, shape (n_rows, 6).
+    """The law input for every row of an annotated runs table, shape (n_rows, 7).
 
-    Columns: :data:`DESIGN_COLUMNS` (FLOP, steps, hardware figures).
+    Columns: :data:`DESIGN_COLUMNS` (FLOP, steps, hardware figures, bytes moved). The bytes are
+    the column named like ``flop_column`` with ``byte`` for ``flop`` (``byte``,
+    ``byte_denoiser`` ...); a table without it, or a row without bytes, gets 0 there (the
+    FLOP-only forms do not read it; the roofline forms refuse a row without bytes).
 
     Parameters
     ----------
@@ -180,7 +185,17 @@ def design_matrix(runs, flop_column: str = "flop", source: str = "runs table") -
             except ValueError as exc:  # UnknownGPUError / InvalidSettingError are ValueErrors
                 raise DataError(f"{source}: row {runs.index[i]!r}: {exc}") from exc
         hw[i] = cache[key]
-    return np.column_stack([flop, steps, hw])
+    byte_column = "byte" + flop_column[len("flop"):] if flop_column.startswith("flop") else None
+    if byte_column in runs.columns:
+        byte = runs[byte_column].to_numpy(dtype=float, na_value=np.nan)
+        if np.any(np.isinf(byte) | (byte < 0)):
+            i = int(np.flatnonzero(np.isinf(byte) | (byte < 0))[0])
+            raise DataError(f"{source}: row {runs.index[i]!r} has {byte_column}={byte[i]!r}: byte counts must be "
+                            ">= 0 and finite")
+        byte = np.nan_to_num(byte, nan=0.0)
+    else:
+        byte = np.zeros(len(runs))
+    return np.column_stack([flop, steps, hw, byte])
 
 
 #: Columns that identify one setting (a configuration), when present.

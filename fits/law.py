@@ -13,8 +13,9 @@ for an interval level other than the stored one).
 The columns of ``X`` (:data:`DESIGN_COLUMNS`) are the contract between the laws, the runs
 table's design matrix (:func:`fits.features.design_matrix`) and the law file::
 
-    x = [C, N, peak FLOP/s(precision), bandwidth, TDP, byte per value]
+    x = [C, N, peak FLOP/s(precision), bandwidth, TDP, byte per value, Q (bytes moved)]
     log E = log_model(theta, log x)                            median in log space
+            (roofline_log_model for the roofline family)
     E     = exp(log E) * smearing                              mean (Duan's smearing)
     [lo, hi] = exp(log E -+ t_q * sqrt(g' Cov g + sigma^2))    interval of a new measurement
 """
@@ -29,14 +30,31 @@ import numpy as np
 
 from scaling.errors import LawError
 
-__all__ = ["DESIGN_COLUMNS", "HARDWARE_FEATURES", "STEPS_COLUMN", "LawState", "hardware_offset", "hardware_row",
-           "linear_design", "log_model", "predict_interval", "t_quantile"]
+__all__ = ["BYTE_COLUMN", "DESIGN_COLUMNS", "FLOP_ONLY_COLUMNS", "HARDWARE_FEATURES", "STEPS_COLUMN", "LawState",
+           "hardware_offset", "hardware_row", "linear_design", "log_model", "predict_interval", "roofline_log_model",
+           "t_quantile"]
 
 #: Hardware columns of the design matrix, in order (columns 2..5 after ``flop`` and ``steps``).
 HARDWARE_FEATURES: tuple[str, ...] = ("peak_flop_per_s", "memory_bandwidth_byte_per_s", "tdp_w", "byte_per_value")
 
-#: Every column of the design matrix, in order.
-DESIGN_COLUMNS: tuple[str, ...] = ("flop", "steps", *HARDWARE_FEATURES)
+#: Every column of the design matrix, in order: the FLOP, the steps, the hardware figures and the
+#: bytes moved by the call (read + written, whole batch, at the run's precision).
+DESIGN_COLUMNS: tuple[str, ...] = ("flop", "steps", *HARDWARE_FEATURES, "byte")
+
+#: The column of the design matrix that holds the bytes moved (read by the roofline forms only).
+BYTE_COLUMN = 6
+
+#: The columns of a law file written before bytes entered the design (FLOP-only forms).
+FLOP_ONLY_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS[:BYTE_COLUMN]
+
+#: Law families: ``power`` (a power law in FLOPs times a hardware term, :mod:`fits.laws`) and
+#: ``roofline`` (a compute term in FLOPs and a memory term in bytes, :mod:`fits.roofline`).
+FAMILIES = ("power", "roofline")
+
+#: Sharpness of the smooth maximum of the ``max`` roofline: ``max_k(a, b) = (a^k + b^k)^(1/k)``
+#: (at a = b it is 2^(1/8) = 1.09 times the hard maximum; far from it, the larger term).
+ROOFLINE_SHARPNESS = 8.0
+COMBINES = ("sum", "max")
 
 #: The column of the design matrix that holds the denoising steps (``steps_column`` of the laws).
 STEPS_COLUMN = 1
@@ -122,6 +140,42 @@ def log_model(theta, Z, *, flop_center, overhead, steps_column, fitted, fitted_c
     return out, J
 
 
+def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, steps_column, combine, grad=False):
+    """``log E`` (or ``log T``) of the roofline family for log-features ``Z`` (and its Jacobian).
+
+    ``theta = [alpha_c, b, alpha_m, w_peak, w_bw, w_tdp, log_s]``; ``fitted_center`` are the centres
+    of the peak, bandwidth and TDP columns (2, 3, 4); byte per value (column 5) is not read: the
+    bytes (column 6) are counted at the run's precision already::
+
+        u_c  = alpha_c + b (z_C - c_C) + w_peak (z_peak - c) + w_tdp (z_tdp - c)     compute: C^b / peak
+        u_m  = alpha_m + (z_Q - c_Q)   + w_bw   (z_bw - c)   + w_tdp (z_tdp - c)     memory:  Q / bandwidth
+        core = log(e^u_c + e^u_m)                       (combine="sum": the two times add)
+        core = log(e^(k u_c) + e^(k u_m)) / k           (combine="max": a smooth roofline maximum, k = 8)
+        log E = log(e^core + e^(log_s + z_N))           (a launch-bound cost per step, not scaled by hardware)
+    """
+    theta = np.asarray(theta, dtype=float)
+    k = ROOFLINE_SHARPNESS if combine == "max" else 1.0
+    cp, cb, ct = fitted_center
+    zt = Z[:, 4] - ct
+    u_c = theta[0] + theta[1] * (Z[:, 0] - flop_center) + theta[3] * (Z[:, 2] - cp) + theta[5] * zt
+    u_m = theta[2] + (Z[:, 6] - byte_center) + theta[4] * (Z[:, 3] - cb) + theta[5] * zt
+    top = np.maximum(u_c, u_m)
+    ec, em = np.exp(k * (u_c - top)), np.exp(k * (u_m - top))
+    core = top + np.log(ec + em) / k
+    s_c = ec / (ec + em)
+    u_s = theta[6] + Z[:, steps_column]
+    top2 = np.maximum(core, u_s)
+    e1, e2 = np.exp(core - top2), np.exp(u_s - top2)
+    out = top2 + np.log(e1 + e2)
+    if not grad:
+        return out
+    tau = e1 / (e1 + e2)
+    a, m = tau * s_c, tau * (1.0 - s_c)
+    J = np.column_stack([a, a * (Z[:, 0] - flop_center), m, a * (Z[:, 2] - cp), m * (Z[:, 3] - cb), tau * zt,
+                         1.0 - tau])
+    return out, J
+
+
 def hardware_offset(Z, fixed, fixed_exponents) -> np.ndarray:
     """``sum_j p_j z_j`` over the hardware columns held at their prior: an offset of the log-space fit."""
     off = np.zeros(Z.shape[0])
@@ -178,6 +232,19 @@ class LawState:
     hardware_exponents: tuple[float, ...] = ()
     n_settings: int | None = None
     n_samples: int | None = None
+    family: str = "power"
+    combine: str = "sum"
+    byte_center: float = 0.0
+
+    @property
+    def reads_bytes(self) -> bool:
+        """Whether evaluating the state needs the bytes moved (column :data:`BYTE_COLUMN`)."""
+        return self.family == "roofline"
+
+    @property
+    def n_leading(self) -> int:
+        """Parameters of ``theta`` before the fitted hardware exponents (2 power, 3 roofline)."""
+        return 3 if self.family == "roofline" else 2
 
     @property
     def layout(self) -> dict[str, Any]:
@@ -195,6 +262,10 @@ class LawState:
         return np.log(np.where(X > 0, X, self.floor))
 
     def log_model(self, Z, grad: bool = False):
+        if self.family == "roofline":
+            return roofline_log_model(self.theta, Z, flop_center=self.flop_center, byte_center=self.byte_center,
+                                      fitted_center=self.fitted_center, steps_column=self.steps_column,
+                                      combine=self.combine, grad=grad)
         return log_model(self.theta, Z, grad=grad, **self.layout)
 
     def hardware_offset(self, Z) -> np.ndarray:
@@ -214,9 +285,12 @@ class LawState:
     def to_dict(self) -> dict[str, Any]:
         """The stored form of the state (one target of a ``scaling.law/1`` file)."""
         theta = [float(v) for v in self.theta]
-        i = 2 + len(self.fitted)
+        i = self.n_leading + len(self.fitted)
         over = {t: float(np.exp(theta[i + k])) for k, t in enumerate(self.overhead)}
         return {
+            "family": self.family,
+            "combine": self.combine,
+            "byte_center": float(self.byte_center),
             "form": self.form,
             "params": dict(self.params),
             "n_features": int(self.n_features),
@@ -253,13 +327,24 @@ class LawState:
             raise LawError(f"{where}: not a JSON object")
         c = _Checker(d, where)
         n = c.integer("n_features", lo=1)
-        if n != len(DESIGN_COLUMNS):
+        if n not in (len(DESIGN_COLUMNS), len(FLOP_ONLY_COLUMNS)):
             raise LawError(f"{where}: n_features is {n}; rule: a law file is fitted on the {len(DESIGN_COLUMNS)} "
-                           f"design columns ({', '.join(DESIGN_COLUMNS)})")
+                           f"design columns ({', '.join(DESIGN_COLUMNS)}), or the first {len(FLOP_ONLY_COLUMNS)} "
+                           "(a FLOP-only law file)")
+        family = d.get("family", "power")
+        if family not in FAMILIES:
+            raise LawError(f"{where}: family {family!r}; rule: one of {', '.join(FAMILIES)}")
+        combine = d.get("combine", "sum")
+        if combine not in COMBINES:
+            raise LawError(f"{where}: combine {combine!r}; rule: one of {', '.join(COMBINES)}")
         overhead = c.strings("overhead", OVERHEAD_TERMS)
         fitted = c.integers("fitted", 0, n)
         fixed = c.integers("fixed", 0, n)
-        theta = c.numbers("theta", size=2 + len(fitted) + len(overhead))
+        if family == "roofline" and (n != len(DESIGN_COLUMNS) or fitted != (2, 3, 4) or overhead != ("step",)):
+            raise LawError(f"{where}: a roofline law needs n_features {len(DESIGN_COLUMNS)}, fitted [2, 3, 4] and "
+                           f"overhead ['step'] (got {n}, {list(fitted)}, {list(overhead)})")
+        lead = 3 if family == "roofline" else 2
+        theta = c.numbers("theta", size=lead + len(fitted) + len(overhead))
         p = theta.size
         cov = c.numbers("cov", size=p * p, nested=True).reshape(p, p)
         steps_column = d.get("steps_column")
@@ -287,7 +372,8 @@ class LawState:
             fitted_center=tuple(float(v) for v in c.numbers("fitted_center", size=len(fitted))),
             fixed=fixed, fixed_exponents=tuple(float(v) for v in c.numbers("fixed_exponents", size=len(fixed))),
             floor=c.numbers("floor", size=n, positive=True), n_features=n, overhead_scale=scale, t_quantile=t_q,
-            level=level, **about,
+            level=level, family=family, combine=combine,
+            byte_center=c.number("byte_center") if family == "roofline" else 0.0, **about,
         )
 
 

@@ -8,8 +8,9 @@ checked on load; a bad file is one :class:`~scaling.errors.LawError` line naming
 part and the rule. numpy only: no scikit-learn, statsmodels or scipy (scipy only for an interval
 level other than the stored one).
 
-The predict path (:meth:`Law.predict`) takes resolved objects (the setting, its FLOP per role,
-the :class:`~scaling.hardware.GPUSpec`, the :class:`~scaling.registry.ModelSpec`) and returns a
+The predict path (:meth:`Law.predict`) takes resolved objects (the setting, its FLOP per role
+and, for the roofline forms, its bytes moved per role, the :class:`~scaling.hardware.GPUSpec`,
+the :class:`~scaling.registry.ModelSpec`) and returns a
 :class:`LawPrediction` of :class:`~scaling.units.Interval` values; it resolves nothing.
 
 Components: ``flop_share`` splits the total by FLOP share, ``per_component`` evaluates one law
@@ -71,6 +72,7 @@ class LawPrediction:
     precision_measured_on_gpu_class: bool = True  # the precision's class was measured on this architecture
     model_in_data: bool = True    # the model (registry key or public id) is in the law's data
     family_in_data: bool = True   # the model's registry family is in the law's data
+    byte_in_range: bool = True    # the bytes it moves lie in the law's data range (laws that read bytes)
     extrapolation: tuple[str, ...] = ()   # one line per way the call leaves the law's data
     widened_by: tuple[str, ...] = ()      # the residual_spread splits the interval was widened with
 
@@ -219,19 +221,38 @@ class Law:
             raise LawError(f"law {self.name!r} has a per-step overhead: pass `steps`")
         return flops
 
+    def _bytes(self, byte_by_role: Mapping[str, float] | None, flops: dict[str, float],
+               states: list[LawState]) -> dict[str, float] | None:
+        if byte_by_role is None:
+            if any(s.reads_bytes for s in states):
+                raise LawError(f"law {self.name!r} reads the bytes moved (a roofline form): pass `byte_by_role` "
+                               "(FlopProfile.by_role_byte())")
+            return None
+        if not isinstance(byte_by_role, Mapping):
+            raise LawError("`byte_by_role` must be a mapping role -> bytes moved (FlopProfile.by_role_byte())")
+        out = {}
+        for role in flops:
+            v = byte_by_role.get(role, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) \
+                    or v < 0:
+                raise LawError(f"`byte_by_role[{role!r}]` is {v!r}: byte counts must be finite numbers >= 0")
+            out[role] = float(v)
+        return out
+
     @staticmethod
-    def _row(flop: float, steps: int | None, hw: np.ndarray) -> np.ndarray:
-        return np.r_[float(flop), float(steps) if steps is not None else 0.0, hw]
+    def _row(flop: float, steps: int | None, hw: np.ndarray, byte: float | None = None) -> np.ndarray:
+        return np.r_[float(flop), float(steps) if steps is not None else 0.0, hw, float(byte or 0.0)]
 
     @staticmethod
     def _interval(law: _Group, target: str, state: LawState, row, level: float, widen: tuple[str, ...]):
         """(mean, lo, hi) of one state at one row, widened by the ``widen`` splits' spread."""
-        m, lo, hi = predict_interval(state, row, level)
+        m, lo, hi = predict_interval(state, row[:state.n_features], level)
         return widen_interval(float(m[0]), float(lo[0]), float(hi[0]), state.quantile(level),
                       law.extra_variance(target, widen, state))
 
     def _energy(self, law: _Group, flops: dict[str, float], steps, hw, level: float,
-                widen: tuple[str, ...] = ()) -> dict[str, Interval]:
+                widen: tuple[str, ...] = (), byte: dict[str, float] | None = None) -> dict[str, Interval]:
+        byte = byte or {}
         if law.method == "per_component":
             out: dict[str, Interval] = {}
             for role, c in flops.items():
@@ -239,32 +260,35 @@ class Law:
                 if state is None or c <= 0:
                     out[role] = Interval(0.0, 0.0, 0.0, level)
                     continue
-                out[role] = Interval(*self._interval(law, "energy", state, self._row(c, steps, hw), level, widen),
-                                     level)
+                out[role] = Interval(*self._interval(law, "energy", state, self._row(c, steps, hw, byte.get(role)),
+                                                     level, widen), level)
             out["total"] = Interval(*(float(sum(v.as_tuple()[i] for v in out.values())) for i in range(3)), level)
             return out
         total_flop = sum(flops.values())
-        t = self._interval(law, "energy", law.energy, self._row(total_flop, steps, hw), level, widen)
+        t = self._interval(law, "energy", law.energy, self._row(total_flop, steps, hw, sum(byte.values())), level,
+                           widen)
         out = {role: Interval(*(v * c / total_flop for v in t), level) for role, c in flops.items()}
         out["total"] = Interval(*t, level)
         return out
 
     def _time(self, law: _Group, flops: dict[str, float], steps, hw, level: float,
-              widen: tuple[str, ...] = ()) -> Interval:
+              widen: tuple[str, ...] = (), byte: dict[str, float] | None = None) -> Interval:
+        byte = byte or {}
         if law.time is None:  # per component: the sum of the roles (bounds summed, conservative)
             acc = np.zeros(3)
             for role, c in flops.items():
                 state = law.role_time.get(role)
                 if state is not None and c > 0:
-                    acc += np.array(self._interval(law, "time", state, self._row(c, steps, hw), level, widen))
+                    acc += np.array(self._interval(law, "time", state, self._row(c, steps, hw, byte.get(role)), level,
+                                                   widen))
             return Interval(float(acc[0]), float(acc[1]), float(acc[2]), level)
-        return Interval(*self._interval(law, "time", law.time, self._row(sum(flops.values()), steps, hw), level,
-                                        widen), level)
+        return Interval(*self._interval(law, "time", law.time, self._row(sum(flops.values()), steps, hw,
+                                                                         sum(byte.values())), level, widen), level)
 
     # -- the API ------------------------------------------------------------------------------
     def predict_energy(self, flop_by_role: Mapping[str, float], gpu: GPUSpec, precision: str, *,
-                       steps: int | None = None, level: float | None = None, model_keys: tuple[str, ...] = ()
-                       ) -> dict[str, Interval]:
+                       steps: int | None = None, level: float | None = None, model_keys: tuple[str, ...] = (),
+                       byte_by_role: Mapping[str, float] | None = None) -> dict[str, Interval]:
         """Energy (J) per role and in total of ONE pipeline call: the law alone (no dequantisation term).
 
         Parameters
@@ -281,6 +305,9 @@ class Law:
             Interval level (default: the file's, 0.9).
         model_keys : tuple of str
             Registry key / id of the model (only for laws fitted per model).
+        byte_by_role : mapping role -> bytes, optional
+            Bytes moved by the call per role, whole batch (``FlopProfile.by_role_byte()``); required
+            by the roofline forms.
 
         Returns
         -------
@@ -289,27 +316,30 @@ class Law:
         level = self.interval if level is None else float(level)
         law = self._pick(self._gpu_key(gpu), model_keys)
         flops = self._inputs(flop_by_role, steps, law.energy_states())
-        return self._energy(law, flops, steps, hardware_row(gpu, precision_plan(precision, gpu)), level)
+        byte = self._bytes(byte_by_role, flops, law.energy_states())
+        return self._energy(law, flops, steps, hardware_row(gpu, precision_plan(precision, gpu)), level, byte=byte)
 
     def predict_time(self, flop_by_role: Mapping[str, float], gpu: GPUSpec, precision: str, *,
-                     steps: int | None = None, level: float | None = None, model_keys: tuple[str, ...] = ()
-                     ) -> Interval:
+                     steps: int | None = None, level: float | None = None, model_keys: tuple[str, ...] = (),
+                     byte_by_role: Mapping[str, float] | None = None) -> Interval:
         """Wall-clock time (s) of ONE call with a ``level`` interval (arguments of :meth:`predict_energy`)."""
         level = self.interval if level is None else float(level)
         law = self._pick(self._gpu_key(gpu), model_keys)
         if not law.time_states():
             raise LawError(f"law {self.name!r} has no time law")
         flops = self._inputs(flop_by_role, steps, law.time_states())
-        return self._time(law, flops, steps, hardware_row(gpu, precision_plan(precision, gpu)), level)
+        byte = self._bytes(byte_by_role, flops, law.time_states())
+        return self._time(law, flops, steps, hardware_row(gpu, precision_plan(precision, gpu)), level, byte=byte)
 
-    def predict(self, setting: Any, flop_by_role: Mapping[str, float], gpu: GPUSpec, model: Any = None
-                ) -> LawPrediction:
+    def predict(self, setting: Any, flop_by_role: Mapping[str, float], gpu: GPUSpec, model: Any = None,
+                byte_by_role: Mapping[str, float] | None = None) -> LawPrediction:
         """Energy per role and in total, time, flags and notes of one generation call.
 
         ``setting`` is a :class:`~scaling.settings.GenerationSetting` (its precision and steps are
         used), ``gpu`` a resolved :class:`~scaling.hardware.GPUSpec`, ``model`` the resolved
         :class:`~scaling.registry.ModelSpec` (needed for the dequantisation term of weight-only
-        precisions and for laws fitted per model). Weight-only precisions add
+        precisions and for laws fitted per model), ``byte_by_role`` the bytes moved per role
+        (``FlopProfile.by_role_byte()``; required by the roofline forms). Weight-only precisions add
         :func:`scaling.precision.dequant_cost` to the denoiser and the total (it shifts their
         intervals, it does not widen them).
         """
@@ -317,14 +347,17 @@ class Law:
         keys = tuple(k for k in (getattr(model, "key", None), getattr(model, "id", None), setting.model) if k)
         law = self._pick(self._gpu_key(gpu), keys)
         flops = self._inputs(flop_by_role, steps, law.energy_states() + law.time_states())
+        byte = self._bytes(byte_by_role, flops, law.energy_states() + law.time_states())
         plan = precision_plan(precision, gpu)
         hw = hardware_row(gpu, plan)
         total_flop = sum(flops.values())
-        flags = law.coverage.flags(gpu, precision, model, keys, total_flop)
-        energy = self._energy(law, flops, steps, hw, level, flags["widen"])
+        total_byte = sum(byte.values()) if byte is not None else None
+        reads_bytes = any(s.reads_bytes for s in law.energy_states() + law.time_states())
+        flags = law.coverage.flags(gpu, precision, model, keys, total_flop, total_byte if reads_bytes else None)
+        energy = self._energy(law, flops, steps, hw, level, flags["widen"], byte)
         notes = []
         if law.time_states():
-            time = self._time(law, flops, steps, hw, level, flags["widen"])
+            time = self._time(law, flops, steps, hw, level, flags["widen"], byte)
         else:
             time = Interval(math.nan, math.nan, math.nan, level)
             notes.append("the law has no time law: time not predicted")
@@ -367,6 +400,7 @@ class Law:
             energy_j={**{r: energy[r] for r in order}, "total": energy["total"]}, time_s=time,
             time_by_role_s={r: (t * (flops.get(r, 0.0) / total_flop) if math.isfinite(t) else None) for r in order},
             gpu_measured=measured, precision_in_data=precision_in_data, flop_in_range=in_range,
+            byte_in_range=flags["byte_in_range"],
             law_name=self.name, level=level, notes=tuple(notes),
             precision_measured_on_gpu_class=flags["precision_measured_on_gpu_class"],
             model_in_data=flags["model_in_data"], family_in_data=flags["family_in_data"],

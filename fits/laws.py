@@ -10,6 +10,8 @@ runs table by :func:`fits.features.design_matrix` (:data:`fits.features.DESIGN_C
                           ``steps_column=1``)
         columns 2..5      hardware figures of the GPU at the run's precision: peak FLOP/s,
                           memory bandwidth (byte/s), TDP (W), byte per value
+        column 6          bytes moved by the call (read by :mod:`fits.roofline` only; a
+                          :class:`HardwareLaw` given ``byte_column=6`` skips it)
     y : array-like of shape (n_samples,)
         energy in J of that call (or its time in s: the same forms fit ``duration_s``)
 
@@ -200,6 +202,9 @@ class HardwareLaw(LogLaw):
         Huber threshold in units of the robust residual scale (MAD).
     smearing : bool, default=True
         Multiply linear-space predictions by Duan's smearing factor.
+    byte_column : int or None, default=None
+        Column of ``X`` with the bytes moved (:data:`fits.law.BYTE_COLUMN`); never a hardware
+        column (this law does not read it).
     overhead_scale : {"hardware", "none"}, default="hardware"
         ``"hardware"``: ``E = H * (a C^b + E0 + s N)``. ``"none"``: ``E = H * a C^b + E0 + s N``:
         the overheads (launch-bound time per step or per call) cost the same energy on every GPU
@@ -217,7 +222,8 @@ class HardwareLaw(LogLaw):
     """
 
     def __init__(self, prior_exponents=None, fit_hardware="auto", overhead=None, steps_column=None, robust=False,
-                 epsilon=1.35, smearing=True, overhead_scale="hardware"):
+                 epsilon=1.35, smearing=True, overhead_scale="hardware", byte_column=None):
+        self.byte_column = byte_column
         self.prior_exponents = prior_exponents
         self.fit_hardware = fit_hardware
         self.overhead = overhead
@@ -242,7 +248,7 @@ class HardwareLaw(LogLaw):
 
     def _layout(self, n_features):
         sc = _steps_column(self, n_features)
-        return sc, [j for j in range(1, n_features) if j != sc]
+        return sc, [j for j in range(1, n_features) if j not in (sc, self.byte_column)]
 
     def _fit_hardware_mode(self):
         return "auto" if isinstance(self.fit_hardware, str) else bool(self.fit_hardware)

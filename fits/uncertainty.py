@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fits.law import DESIGN_COLUMNS, predict_interval, t_quantile
+from fits.law import DESIGN_COLUMNS, FLOP_ONLY_COLUMNS, predict_interval, t_quantile
 from scaling.errors import LawError
 
 __all__ = [
@@ -51,8 +51,8 @@ def column_names(law) -> list[str]:
     names = getattr(law, "feature_names_in_", None)
     if names is not None:
         return [str(n) for n in names]
-    if law.n_features_in_ == len(DESIGN_COLUMNS):
-        return list(DESIGN_COLUMNS)
+    if law.n_features_in_ in (len(DESIGN_COLUMNS), len(FLOP_ONLY_COLUMNS)):  # with or without the bytes
+        return list(DESIGN_COLUMNS[:law.n_features_in_])
     return [f"x{j}" for j in range(law.n_features_in_)]
 
 
@@ -61,6 +61,12 @@ def _transformed(state, names: list[str]):
     theta = state.theta
     p = len(theta)
     rows = []
+    if state.family == "roofline":  # every parameter is read as it is fitted
+        for i, name in enumerate(state.param_names):
+            g = np.zeros(p)
+            g[i] = 1.0
+            rows.append((name, g, float(theta[i])))
+        return rows
     g = np.zeros(p)
     g[0], g[1] = 1.0, -state.flop_center
     rows.append(("log_a", g, float(theta[0] - theta[1] * state.flop_center)))

@@ -225,7 +225,7 @@ def _twin_signature(law, X):
 
     if X.shape[1] > 1 and isinstance(law, HardwareLaw):
         sc = law.steps_column
-        hw = [j for j in range(1, X.shape[1]) if j != sc]
+        hw = [j for j in range(1, X.shape[1]) if j not in (sc, law.byte_column)]
         if any(np.unique(X[:, j]).size > 1 for j in hw):
             return None
     elif not isinstance(law, (PowerLaw, PowerLawOverhead)):
@@ -247,10 +247,15 @@ def candidate_laws(target: str = "energy") -> dict[str, object]:
     like the FLOP term (``E = H (a C^b + s N)``); ``+flatstep`` adds a per-step overhead that
     costs the same on every GPU and precision (``E = H a C^b + s N``, ``overhead_scale="none"``:
     the launch-bound part of a step does not grow when fp32 slows the matmuls). On a single GPU
-    and precision every ``hw-*`` form reduces to its FLOP-only twin.
+    and precision every FLOP-only ``hw-*`` form reduces to its FLOP-only twin.
+
+    ``hw-roofline-sum`` and ``hw-roofline-max`` (:class:`fits.roofline.RooflineLaw`) read the
+    bytes moved too: a compute term ``C^b / peak`` and a memory term ``Q / bandwidth``, added or
+    maxed (the roofline), with the flat per-step cost; ``target`` picks their priors.
     """
-    from fits.features import STEPS_COLUMN, prior_exponents
+    from fits.features import BYTE_COLUMN, STEPS_COLUMN, prior_exponents
     from fits.laws import HardwareLaw, PowerLaw, PowerLawOverhead
+    from fits.roofline import RooflineLaw
 
     compute = prior_exponents("compute", target)
     memory = prior_exponents("memory", target)
@@ -258,7 +263,7 @@ def candidate_laws(target: str = "energy") -> dict[str, object]:
 
     def hw(prior, overhead=None, fit=False, scale="hardware"):
         return HardwareLaw(prior_exponents=prior, fit_hardware=fit, overhead=overhead, steps_column=sc,
-                           overhead_scale=scale)
+                           overhead_scale=scale, byte_column=BYTE_COLUMN)
 
     return {
         "power": PowerLaw(),
@@ -273,6 +278,8 @@ def candidate_laws(target: str = "energy") -> dict[str, object]:
         "hw-memory+E0+step": hw(memory, "call+step"),
         "hw-fit+step": hw(memory, "step", fit="auto"),
         "hw-fit+flatstep": hw(memory, "step", fit="auto", scale="none"),
+        "hw-roofline-sum": RooflineLaw(combine="sum", target=target),
+        "hw-roofline-max": RooflineLaw(combine="max", target=target),
     }
 
 
@@ -400,7 +407,6 @@ def records(df) -> list[dict]:
 
 
 #: The form each target is judged on: the shipped default law's form (chosen by
-#: :mod:`fits.default_law` from its own validation table). On one GPU and one precision it
-#: reduces to ``power+step``.
-PRIMARY_LAW = "hw-fit+flatstep"
+#: :mod:`fits.default_law` from its own validation table): the roofline in FLOPs and bytes.
+PRIMARY_LAW = "hw-roofline-max"
 

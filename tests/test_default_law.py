@@ -87,24 +87,27 @@ def test_load_law_predicts_per_component_with_intervals_and_time():
     law = fits.load_law()
     h100 = resolve_gpu("h100")
     s = make_setting("wan2.1", height=480, width=832, frames=81, steps=50, precision="bf16")
-    rf = profile(s).by_role()
-    out = law.predict_energy(rf, h100, "bf16", steps=50)
+    prof = profile(s)
+    rf, rb = prof.by_role(), prof.by_role_byte()
+    out = law.predict_energy(rf, h100, "bf16", steps=50, byte_by_role=rb)
     assert set(out) == {"text_encoder", "denoiser", "decoder", "total"}
     e, lo, hi = out["total"].as_tuple()
     assert lo < e < hi and out["total"].level == law.interval == 0.9
     assert sum(out[r].value for r in rf) == pytest.approx(e, rel=1e-12)
     assert 50e3 < e < 95e3  # benchlab measured 71 kJ for this setting
-    t = law.predict_time(rf, h100, "bf16", steps=50)
+    t = law.predict_time(rf, h100, "bf16", steps=50, byte_by_role=rb)
     assert t.lo < t.value < t.hi and 60 < t.value < 160  # measured 103 s
-    here = law.predict(s, rf, h100)
+    here = law.predict(s, rf, h100, byte_by_role=rb)
     assert here.gpu_measured and here.energy_j["total"] == out["total"] and here.time_s == t
     assert here.roles == ("text_encoder", "denoiser", "decoder")
-    pred = law.predict(s, rf, resolve_gpu("h200"))
+    pred = law.predict(s, rf, resolve_gpu("h200"), byte_by_role=rb)
     assert not pred.gpu_measured
     assert any("registry figures" in n for n in pred.notes)
     assert pred.energy_j["total"].value < e  # more bandwidth at the same power: less energy
     with pytest.raises(LawError, match="steps"):
-        law.predict_energy(rf, h100, "bf16")
+        law.predict_energy(rf, h100, "bf16", byte_by_role=rb)
+    with pytest.raises(LawError, match="byte_by_role"):  # the roofline reads the bytes moved
+        law.predict_energy(rf, h100, "bf16", steps=50)
 
 
 def test_load_law_and_predict_need_only_numpy():
@@ -115,9 +118,10 @@ def test_load_law_and_predict_need_only_numpy():
         "from scaling.hardware import resolve_gpu\n"
         "law, gpu = fits.load_law(), resolve_gpu('a100')\n"
         "flop = {'denoiser': 3e15, 'decoder': 1e13}\n"
-        "e = law.predict_energy(flop, gpu, 'fp16', steps=25)\n"
-        "e2 = law.predict_energy({**flop, 'denoiser': 6e15}, gpu, 'fp16', steps=25)\n"
-        "t = law.predict_time(flop, gpu, 'fp16', steps=25)\n"
+        "byte = {'denoiser': 4e12, 'decoder': 1e11}\n"
+        "e = law.predict_energy(flop, gpu, 'fp16', steps=25, byte_by_role=byte)\n"
+        "e2 = law.predict_energy({**flop, 'denoiser': 6e15}, gpu, 'fp16', steps=25, byte_by_role=byte)\n"
+        "t = law.predict_time(flop, gpu, 'fp16', steps=25, byte_by_role=byte)\n"
         "print(json.dumps({'energy': {k: [v.lo, v.value, v.hi] for k, v in e.items()},\n"
         "                  'energy_2x': e2['total'].value, 'time': [t.lo, t.value, t.hi],\n"
         "                  'modules': [m for m in ('sklearn', 'statsmodels', 'scipy', 'pandas', 'plotly')\n"
@@ -199,12 +203,12 @@ def test_a_law_refitted_in_place_is_read_afresh(tmp_path, shipped):
 
     path = tmp_path / "law.json"
     path.write_text(json.dumps(shipped))
-    rf, gpu = {"denoiser": 1e15}, resolve_gpu("h100")
-    before = load_law(path).predict_energy(rf, gpu, "bf16", steps=25)["total"]
+    rf, rb, gpu = {"denoiser": 1e15}, {"denoiser": 1e12}, resolve_gpu("h100")
+    before = load_law(path).predict_energy(rf, gpu, "bf16", steps=25, byte_by_role=rb)["total"]
     refit = json.loads(json.dumps(shipped))
     refit["energy"]["smearing"] = 2.0 * shipped["energy"]["smearing"]  # same path, same size class
     path.write_text(json.dumps(refit))
-    after = load_law(path).predict_energy(rf, gpu, "bf16", steps=25)["total"]
+    after = load_law(path).predict_energy(rf, gpu, "bf16", steps=25, byte_by_role=rb)["total"]
     assert after.value == pytest.approx(2.0 * before.value, rel=1e-12)
 
 
@@ -244,7 +248,8 @@ def test_scaling_fit_writes_a_law_that_predict_reads(mlenergy_runs, tmp_path, ca
     from fits.law_file import load_law
 
     law = load_law(out)
-    e = law.predict_energy({"denoiser": 2e15}, resolve_gpu("l40s"), "fp16", steps=25)["total"]
+    e = law.predict_energy({"denoiser": 2e15}, resolve_gpu("l40s"), "fp16", steps=25,
+                           byte_by_role={"denoiser": 2e12})["total"]
     assert e.lo < e.value < e.hi
     html = report.read_text()
     assert "plotly" in html and "residual by model" in html
@@ -258,7 +263,8 @@ def test_scaling_fit_by_gpu_and_by_component(mlenergy_runs, tmp_path):
     assert main(["fit", "--data", str(path), "--drop-unresolved", "--by", "gpu", "--law", "power+step",
                  "--out", str(out)]) == 0
     law = load_law(out)
-    assert law.predict_energy({"denoiser": 1e15}, resolve_gpu("h100"), "fp16", steps=25)["total"].value > 0
+    assert law.predict_energy({"denoiser": 1e15}, resolve_gpu("h100"), "fp16", steps=25,
+                              byte_by_role={"denoiser": 1e12})["total"].value > 0
     # per-phase rows: split each total by FLOP share (times a role factor) into component rows
     from scaling.runs import write_runs
 

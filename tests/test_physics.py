@@ -165,7 +165,8 @@ def test_the_issue_examples_are_physical_now(law):
     for model, gpu in (("wan2.1", "l40s"), ("audioldm2", "l4")):
         e = scaling.predict(model, gpu=gpu, law=law)
         assert e.power_w <= e.tdp_w * (1 + REL)
-        raw = law.predict(e.setting, scaling.profile(e.setting).by_role(), resolve_gpu(gpu),
-                          scaling.resolve_model(model))
+        prof = scaling.profile(e.setting)
+        raw = law.predict(e.setting, prof.by_role(), resolve_gpu(gpu), scaling.resolve_model(model),
+                          byte_by_role=prof.by_role_byte())
         if raw.energy_j["total"].value / raw.time_s.value > e.tdp_w:
             assert any("TDP" in c for c in e.clamps) and e.time_s > raw.time_s.value

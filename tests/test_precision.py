@@ -208,21 +208,25 @@ def test_nf4_is_bf16_plus_a_small_dequantisation_cost_not_half():
     bf16 = predict("sd3.5-large", gpu="h100", precision="bf16")
     nf4 = predict("sd3.5-large", gpu="h100", precision="nf4")
     dq = dequant_cost(resolve_model("sd3.5-large"), "nf4", resolve_gpu("h100"), nf4.setting.steps)
-    assert nf4.energy_j == pytest.approx(bf16.energy_j + dq.energy_j)
+    # the roofline law reads the bytes moved: nf4 weights are 4x smaller, so the law alone gives a
+    # little less than bf16 and the dequantisation term puts it back above (within 2 %)
+    assert nf4.energy_j == pytest.approx(bf16.energy_j + dq.energy_j, rel=0.02)
+    assert nf4.energy_j < bf16.energy_j + dq.energy_j
     assert 1.0 < nf4.energy_j / bf16.energy_j < 1.05
     den = {c.role: c for c in nf4.components}["denoiser"]
     den_bf16 = {c.role: c for c in bf16.components}["denoiser"]
-    assert den.energy_j == pytest.approx(den_bf16.energy_j + dq.energy_j)
-    assert den.energy_lo_j == pytest.approx(den_bf16.energy_lo_j + dq.energy_j)  # interval shifted, not widened
+    assert den.energy_j == pytest.approx(den_bf16.energy_j + dq.energy_j, rel=0.02)
+    assert den.energy_hi_j - den.energy_lo_j == pytest.approx(den_bf16.energy_hi_j - den_bf16.energy_lo_j, rel=0.03)
     assert nf4.time_s > bf16.time_s
     assert any("dequantisation" in n for n in nf4.notes)
-    # the law alone (predict_energy) sees nf4 exactly as bf16
+    # the law alone (predict_energy) sees nf4 as bf16 compute: same FLOPs and bytes, same answer
     from fits.law_file import load_law
 
     law = load_law()
-    rf = {"denoiser": 1e15, "decoder": 1e13}
+    rf, rb = {"denoiser": 1e15, "decoder": 1e13}, {"denoiser": 1e12, "decoder": 1e11}
     h100 = resolve_gpu("h100")
-    assert law.predict_energy(rf, h100, "nf4", steps=28)["total"] == law.predict_energy(rf, h100, "bf16", steps=28)["total"]
+    assert law.predict_energy(rf, h100, "nf4", steps=28, byte_by_role=rb)["total"] == \
+        law.predict_energy(rf, h100, "bf16", steps=28, byte_by_role=rb)["total"]
 
 
 def test_int8_costs_a_little_more_than_nf4():
@@ -235,8 +239,9 @@ def test_int8_costs_a_little_more_than_nf4():
 def test_fp8_on_a100_is_bf16_with_a_note_and_on_h100_it_is_cheaper():
     a_bf16 = predict("flux-dev", gpu="a100", precision="bf16")
     a_fp8 = predict("flux-dev", gpu="a100", precision="fp8")
-    assert a_fp8.energy_j == pytest.approx(a_bf16.energy_j)
-    assert a_fp8.time_s == pytest.approx(a_bf16.time_s)
+    # bf16 compute; the fp8 weights move half the bytes, which a compute-bound Flux barely notices
+    assert a_fp8.energy_j == pytest.approx(a_bf16.energy_j, rel=1e-3)
+    assert a_fp8.time_s == pytest.approx(a_bf16.time_s, rel=1e-3)
     assert any("no fp8 tensor cores" in n and "runs as bf16" in n for n in a_fp8.notes)
     h_bf16 = predict("flux-dev", gpu="h100", precision="bf16")
     h_fp8 = predict("flux-dev", gpu="h100", precision="fp8")
@@ -298,8 +303,8 @@ def test_leybzon_spread_is_reproduced_but_not_the_ordering(whatif):
 def test_fp32_over_fp16_on_the_seed_gpus_is_predicted(whatif):
     rows = whatif["fp32"]
     assert {r["gpu"] for r in rows} == {"a100-sxm4-40gb", "rtx-a4000", "rtx-a6000"}
-    for r in rows:
-        assert 2.5 < r["ratio"] < 10
+    for r in rows:  # above 2.5x, and no more than the peak ratio allows (16x on an A100) with a margin
+        assert 2.5 < r["ratio"] < 17
     # A100: fp32 on CUDA cores is 16x below its bf16 tensor rate; A4000/A6000 only 4x
     a100 = [r["ratio"] for r in rows if r["gpu"] == "a100-sxm4-40gb"]
     a6000 = [r["ratio"] for r in rows if r["gpu"] == "rtx-a6000"]
@@ -308,7 +313,7 @@ def test_fp32_over_fp16_on_the_seed_gpus_is_predicted(whatif):
 
 def test_fp8_runs_as_bf16_in_the_grid(whatif):
     g = {(r["gpu"], r["precision"]): r for r in whatif["grid"]}
-    assert g[("a100-sxm4-40gb", "fp8")]["runs_as_bf16"] and g[("a100-sxm4-40gb", "fp8")]["ratio"] == pytest.approx(1)
+    assert g[("a100-sxm4-40gb", "fp8")]["runs_as_bf16"] and g[("a100-sxm4-40gb", "fp8")]["ratio"] == pytest.approx(1, rel=1e-3)
     assert g[("h100-sxm", "fp8")]["ratio"] < 0.9
     assert all(1.0 < g[(gpu, "nf4")]["ratio"] < 1.1 for gpu, _ in g)
     assert np.all([g[(gpu, "fp32")]["ratio"] > 2 for gpu, _ in g])

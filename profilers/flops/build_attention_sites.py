@@ -48,9 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from profilers.flops import traced
+from profilers.flops import BYTE_CLASSES, KINDS, traced
 from profilers.flops.counting import count_run
-from profilers.flops.traffic import BYTE_CLASSES, KINDS
 from profilers.flops.attention_variants import AttentionVariant, parse_variant, resolve_sites, site_table, tome_tokens
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import make_setting

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from profilers.flops.profile import OP_CLASSES
-from profilers.flops.traffic import BYTE_CLASSES, KINDS
+from profilers.flops.profile import BYTE_CLASSES, KINDS, OP_CLASSES
 from scaling.errors import UnknownModelError
 from scaling.registry import ModelSpec, list_models, prompt_token_rule, resolve_model
 from scaling.settings import GenerationSetting, make_setting

@@ -6,8 +6,9 @@ aten op a call runs and counts
 - **FLOPs** with the formulas of ``torch.utils.flop_counter`` (``flop_registry``: the same
   numbers as ``FlopCounterMode``, which it replaces here because it is about twice as fast: no
   global module tracker, no decomposition attempt on every op);
-- **values moved** (:mod:`profilers.flops.traffic`: activation values, weight values and
-  fixed-width bytes; bytes follow at a precision).
+- **values moved** (activation values, weight values and fixed-width bytes: the kinds of
+  :mod:`profilers.flops.profile`, whose :func:`~profilers.flops.profile.bytes_by_class` turns
+  them into bytes at a precision).
 
 Op classes (FLOPs and bytes): ``attention`` (batched matmuls and SDPA inside attention
 modules, and the element-wise work on their score matrices), ``linear`` (mm / addmm),
@@ -53,7 +54,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakIdKeyDictionary
 
-from profilers.flops.traffic import BYTE_CLASSES, OP_CLASSES
+from profilers.flops import BYTE_CLASSES, OP_CLASSES
 
 aten = torch.ops.aten
 

@@ -14,10 +14,29 @@ and the shape helpers (``scaling/shapes/_common.py``), and imports no torch.
 Bytes moved: the same tables carry, per component call, the values each op class reads and
 writes (``traffic``: activations, weights, fixed-width tensors; the fusion assumptions are
 :mod:`profilers.flops.counting`'s: eager element-wise ops, fused SDPA moving Q, K, V and O, eager
-attention moving its score matrix, views moving nothing). Bytes follow at the setting's
-precision (:mod:`profilers.flops.traffic`). Byte classes: the FLOP op classes plus
-``elementwise``. Per generation, activations scale with the samples of a call and the weights
-are read once per call: ``byte = (activation_byte x batch + weight_byte) x calls``.
+attention moving its score matrix, views moving nothing). Byte classes
+(:data:`BYTE_CLASSES`): the FLOP op classes plus ``elementwise``; kinds (:data:`KINDS`):
+
+- ``activation``: floating-point activation values read and written by the ops (the tensors a
+  model computes in its compute dtype);
+- ``weight``: parameter and buffer values the ops read (the model's state);
+- ``fixed_byte``: bytes of tensors whose width does not follow the compute dtype (integer ids
+  and positions, boolean masks, float64 and complex tensors), at their own element size.
+
+The counts are values, not bytes, so that one count serves every precision; this module holds
+the widths (:func:`bytes_by_class`, :func:`weight_width_byte`, with :mod:`scaling.precision`'s
+tables): activations at :data:`~scaling.precision.ACTIVATION_BYTE` (4 for fp32/tf32, 2
+otherwise); weights at the same width for the unquantised precisions, and for the weight-only
+and fp8/int8 formats the linear layers' weights of the quantised roles
+(:data:`~scaling.precision.DEQUANT_COMPONENT_ROLES`: the denoiser) at
+:data:`~scaling.precision.WEIGHT_BYTE` (packed, block scales included; the dequantisation round
+trip is :func:`scaling.precision.dequant_cost`'s, not counted here) and every other weight at
+:data:`~scaling.precision.UNQUANTISED_BYTE`. The class names themselves are defined in
+:mod:`profilers.flops` (the package, no imports) and re-exported here, so that the torch-side
+tracers this module imports lazily can use them without an import cycle.
+
+Per generation, activations scale with the samples of a call and the weights are read once per
+call: ``byte = (activation_byte x batch + weight_byte) x calls``.
 """
 
 from __future__ import annotations
@@ -30,15 +49,50 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from profilers.flops import BYTE_CLASSES, KINDS, OP_CLASSES  # defined there, re-exported here (module doc)
 from profilers.flops.attention_variants import apply_variant, component_sites, variant_traffic_delta, variants_for
-from profilers.flops.traffic import BYTE_CLASSES, KINDS, bytes_by_class, weight_width_byte
 from scaling.errors import ProfilerError
+from scaling.precision import (
+    ACTIVATION_BYTE,
+    DEQUANT_COMPONENT_ROLES,
+    UNQUANTISED_BYTE,
+    UNQUANTISED_PRECISIONS,
+    WEIGHT_BYTE,
+    normalize_precision,
+)
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import GenerationSetting
 from scaling.shapes import FAMILIES, ComponentCall
 
-OP_CLASSES = ("attention", "linear", "conv", "other")
 METHODS = ("closed-form", "traced")
+
+
+# -- the byte widths ------------------------------------------------------------------------------
+
+def zero_traffic() -> dict[str, dict[str, float]]:
+    return {k: dict.fromkeys(BYTE_CLASSES, 0.0) for k in KINDS}
+
+
+def weight_width_byte(precision: str, op_class: str, role: str) -> float:
+    """Bytes per weight value an op of ``op_class`` reads in a component of ``role``."""
+    p = normalize_precision(precision)
+    if p in UNQUANTISED_PRECISIONS:
+        return ACTIVATION_BYTE[p]
+    if op_class == "linear" and role in DEQUANT_COMPONENT_ROLES:
+        return WEIGHT_BYTE[p]
+    return UNQUANTISED_BYTE
+
+
+def bytes_by_class(traffic: Mapping[str, Mapping[str, float]], precision: str, role: str) -> dict[str, float]:
+    """Bytes of one call (one sample) per byte class at ``precision``."""
+    p = normalize_precision(precision)
+    act = ACTIVATION_BYTE[p]
+    out = {}
+    for c in BYTE_CLASSES:
+        out[c] = (float(traffic["activation"].get(c, 0.0)) * act
+                  + float(traffic["weight"].get(c, 0.0)) * weight_width_byte(p, c, role)
+                  + float(traffic["fixed_byte"].get(c, 0.0)))
+    return out
 
 
 # -- the closed-form tables ---------------------------------------------------------------------

@@ -38,7 +38,6 @@ from profilers.flops.counting import BATCHED_OPS as _BATCHED_OPS
 from profilers.flops.counting import CONV_OPS as _CONV_OPS
 from profilers.flops.counting import LINEAR_OPS as _LINEAR_OPS
 from profilers.flops.counting import count_run
-from profilers.flops.traffic import bytes_by_class
 from scaling.errors import AttentionNotCountedError, ProfilerError
 from scaling.registry import ComponentSpec, ModelSpec
 from scaling.shapes import ComponentCall
@@ -139,9 +138,7 @@ class CallTrace:
 
     flops: OpCounts
     traffic: Mapping[str, Mapping[str, float]]  # activation / weight / fixed_byte -> byte class -> count
-
-    def bytes(self, precision: str, role: str) -> dict[str, float]:
-        return bytes_by_class(self.traffic, precision, role)
+    # bytes at a precision: profilers.flops.profile.bytes_by_class(trace.traffic, precision, role)
 
 
 def count_call(spec: ModelSpec, call: ComponentCall) -> OpCounts:

@@ -5,7 +5,7 @@ Each subcommand lives in ``scaling/app/commands/<name>.py`` with two functions,
 exit status 2, with no traceback: the toolkit's errors (:class:`scaling.errors.ScalingError`),
 argparse's own (an unknown flag, a missing argument, a number out of range: :class:`Parser`
 prints one line instead of the usage block; the numbers are checked by
-``scaling/app/commands/_types.py``) and an ``OSError`` on a file (a read-only folder, a full disk).
+``scaling/app/commands/_common.py``) and an ``OSError`` on a file (a read-only folder, a full disk).
 """
 
 from __future__ import annotations

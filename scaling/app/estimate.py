@@ -17,7 +17,7 @@ Every figure is an estimate from a fitted law, with a 90% interval. What an esti
   without them, flagged. ``check_memory=False`` (compare, plan, grids) records the verdict in
   ``memory_fit`` and does not raise.
 - **Extrapolation.** ``gpu_measured``, ``precision_measured_on_gpu_class``, ``flop_in_range``,
-  ``model_in_data`` and ``family_in_data`` say where the call leaves the law's data,
+  ``byte_in_range``, ``model_in_data`` and ``family_in_data`` say where the call leaves the law's data,
   ``extrapolation`` says it in words and ``extrapolated`` sums it up; the interval is widened by
   the law file's out-of-split spread (:mod:`fits.extrapolation`, ``interval_widened_by``).
 - **Physics.** The time is no faster than the roofline and the implied power lies between the
@@ -113,6 +113,7 @@ class Estimate:
     # -- trust: where the call leaves the law's data (fits.law_file) ------------------------
     precision_measured_on_gpu_class: bool = True
     flop_in_range: bool = True
+    byte_in_range: bool = True                  # bytes moved inside the law's data (laws that read bytes)
     model_in_data: bool = True
     family_in_data: bool = True
     extrapolation: tuple[str, ...] = ()         # one line per reason
@@ -385,7 +386,8 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     law_obj = _load_law(law)
     prof = profile(setting, spec=spec, attention=attention)
     role_flops = prof.by_role()
-    res = law_obj.predict(setting, role_flops, gpu, spec)
+    res = law_obj.predict(setting, role_flops, gpu, spec,
+                          byte_by_role=prof.by_role_byte() if prof.has_bytes else None)
     total, time = res.energy_j["total"], res.time_s
     plan = precision_plan(setting.precision, gpu)
     phys = bound(total.as_tuple(), time.as_tuple(), flop=prof.total_flop, peak_flop_per_s=plan.peak_flop_per_s,
@@ -424,7 +426,7 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         flop=prof.total_flop, intensity_g_per_kwh=carbon.g_per_kwh, intensity_source=carbon.source, pue=pue,
         count=count, notes=tuple(notes),
         precision_measured_on_gpu_class=res.precision_measured_on_gpu_class, flop_in_range=res.flop_in_range,
-        model_in_data=res.model_in_data, family_in_data=res.family_in_data, extrapolation=tuple(extrapolation),
+        byte_in_range=res.byte_in_range, model_in_data=res.model_in_data, family_in_data=res.family_in_data, extrapolation=tuple(extrapolation),
         interval_widened_by=res.widened_by,
         memory_fit=verdict, memory_resident_gib=(mem.resident_peak_byte + mem.overhead_byte) / GiB,
         memory_offload_gib=(mem.offload_peak_byte + mem.overhead_byte) / GiB,

@@ -87,8 +87,10 @@ COLUMNS: dict[str, str] = {
     "precision_measured_on_gpu_class": "the precision's class (the matmul format) was measured on this GPU's "
                                        "architecture in the law's data",
     "flop_in_range": "the call's FLOP count lies in the FLOP range of the law's data",
+    "byte_in_range": "the bytes the call moves lie in the byte range of the law's data (laws that read bytes)",
     "model_in_data": "the model is in the law's data", "family_in_data": "the model's registry family is in it",
-    "extrapolated": "True when any of gpu_measured, precision_measured_on_gpu_class, flop_in_range, model_in_data, "
+    "extrapolated": "True when any of gpu_measured, precision_measured_on_gpu_class, flop_in_range, byte_in_range, "
+                    "model_in_data, "
                     "family_in_data is False, or the pipeline needs CPU offload (not modelled); `extrapolation` says "
                     "which. Resolutions, frame or step counts and batch sizes inside the FLOP range are not checked",
     "extrapolation": "the reasons, joined with '; '",
@@ -158,7 +160,8 @@ def estimate_record(est: Estimate, memory: MemoryProfile | None = None, region: 
         (memory.resident_peak_byte + memory.overhead_byte) / GiB,
         "memory_fit": verdict, "fits_memory": verdict in RANKED_FITS,
         "gpu_measured": est.gpu_measured, "precision_measured_on_gpu_class": est.precision_measured_on_gpu_class,
-        "flop_in_range": est.flop_in_range, "model_in_data": est.model_in_data, "family_in_data": est.family_in_data,
+        "flop_in_range": est.flop_in_range, "byte_in_range": est.byte_in_range, "model_in_data": est.model_in_data,
+        "family_in_data": est.family_in_data,
         "extrapolated": est.extrapolated, "extrapolation": "; ".join(est.extrapolation),
         "interval_widened_by": ", ".join(est.interval_widened_by), "clamps": "; ".join(est.clamps),
         "interval": est.interval, "law": est.law, "notes": "; ".join(est.notes),

@@ -82,8 +82,9 @@ def single_gpu_anchor(spec: ModelSpec, setting: GenerationSetting, gpu: str | GP
     """(time s, energy J, notes) of ``setting`` on ONE ``gpu``, from the single-GPU law (default: the shipped one)."""
     law = load_law(None) if law is None else law
     gpu_spec = resolve_gpu(gpu)
-    flops = profile(setting, spec=spec).by_role()
-    pred = law.predict(setting, flops, gpu_spec, spec)
+    prof = profile(setting, spec=spec)
+    pred = law.predict(setting, prof.by_role(), gpu_spec, spec,
+                       byte_by_role=prof.by_role_byte() if prof.has_bytes else None)
     return pred.time_s, pred.energy_j["total"], pred.notes
 
 

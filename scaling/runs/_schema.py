@@ -56,6 +56,7 @@ PHASES = ("total", *COMPONENT_PHASES, *STAGE_PHASES)
 MODALITIES = ("image", "video", "audio")
 ENERGY_COLUMNS = ("energy_gpu_j", "energy_cpu_j", "energy_ram_j")
 FLOP_ROLE_COLUMNS = ("flop_text_encoder", "flop_denoiser", "flop_decoder", "flop_vocoder")
+BYTE_ROLE_COLUMNS = ("byte_text_encoder", "byte_denoiser", "byte_decoder", "byte_vocoder")
 KEY_COLUMNS = ("run_id", "phase", "repeat")
 """The columns whose values are unique together: one row per call, phase and repeat."""
 
@@ -128,6 +129,13 @@ SCHEMA: tuple[Column, ...] = (
     Column("flop_denoiser", "float64", "FLOP", False, "denoiser FLOP of the whole call (all steps, CFG included)"),
     Column("flop_decoder", "float64", "FLOP", False, "decoder (VAE decode) FLOP of the whole call"),
     Column("flop_vocoder", "float64", "FLOP", False, "vocoder FLOP of the whole call"),
+    Column("byte", "float64", "byte", False, "bytes moved (read + written, activations and weights) by this row's "
+                                             "phase for the whole call at the row's precision, from the closed-form "
+                                             "profile (eager element-wise ops, fused SDPA)"),
+    Column("byte_text_encoder", "float64", "byte", False, "text-encoder bytes moved in the whole call"),
+    Column("byte_denoiser", "float64", "byte", False, "denoiser bytes moved in the whole call (all steps, CFG included)"),
+    Column("byte_decoder", "float64", "byte", False, "decoder (VAE decode) bytes moved in the whole call"),
+    Column("byte_vocoder", "float64", "byte", False, "vocoder bytes moved in the whole call"),
     Column("flop_error", "string", "-", False, "why `flop` is empty (unregistered model, no FLOP table, bad setting)"),
     Column("package_version", "string", "-", True, "version of this toolkit that wrote the row", None),
     Column("flags", "string", "-", True, "policy marks, ';'-separated (see scaling.app.importers.POLICIES)", ""),

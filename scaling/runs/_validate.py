@@ -16,6 +16,7 @@ from scaling.precision import PRECISIONS
 from scaling.runs._schema import (
     COLUMNS,
     ENERGY_COLUMNS,
+    BYTE_ROLE_COLUMNS,
     FLOP_ROLE_COLUMNS,
     KEY_COLUMNS,
     MODALITIES,
@@ -178,7 +179,7 @@ def _check_rules(df: pd.DataFrame, source: str, row_offset: int) -> None:
     for name in ("duration_s", "idle_power_w", "audio_seconds", "fps"):
         v = df[name].to_numpy(dtype="float64")
         fail(np.isinf(v) | (~np.isnan(v) & (v <= 0)), name, f"`{name}` must be > 0 and finite where present")
-    for name in ("flop", *FLOP_ROLE_COLUMNS, "guidance_scale"):
+    for name in ("flop", *FLOP_ROLE_COLUMNS, "byte", *BYTE_ROLE_COLUMNS, "guidance_scale"):
         v = df[name].to_numpy(dtype="float64")
         fail(np.isinf(v) | (~np.isnan(v) & (v < 0)), name, f"`{name}` must be >= 0 and finite where present")
     for name in ("gpu_count", "batch_size", "n_repeats", "height", "width", "frames", "steps"):

@@ -1,4 +1,4 @@
-"""Numbers on the command line: finite, in range, whole where a count is meant (scaling/app/commands/_types.py).
+"""Numbers on the command line: finite, in range, whole where a count is meant (scaling/app/commands/_common.py).
 
 Every numeric flag of every subcommand meets the same bad values; argparse refuses them before
 any work, in one line naming the flag. The valid forms (``1e6`` for a million, ``1_000``) give

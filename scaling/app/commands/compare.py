@@ -3,7 +3,7 @@ fit in the GPU's memory are listed after the ranking, unranked."""
 
 from __future__ import annotations
 
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._common import add_parallel_args, add_setting_args, dump_json, model_spec_from_args
 from scaling.app.commands._out import add_wide_arg, fmt_g, fmt_j, fmt_range, fmt_s, render_table
 from scaling.app.commands.predict import add_carbon_args, describe_call, to_json

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling._files import check_output
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._out import probe_output, progress
 from scaling.errors import DataError
 

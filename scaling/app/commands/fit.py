@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from scaling._files import check_output
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._out import add_wide_arg, probe_output, render_table, working
 
 _BY = ("gpu", "model", "component")

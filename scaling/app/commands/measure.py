@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scaling._files import check_output
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._common import add_setting_args
 from scaling.app.commands._out import probe_output, render_table
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from scaling._files import check_output
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._common import dump_json
 from scaling.app.commands._out import add_wide_arg, fmt_j, probe_output, render_table
 

@@ -4,7 +4,7 @@ Options where a job does not fit in the GPU's memory are listed after the rankin
 
 from __future__ import annotations
 
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._common import dump_json
 from scaling.app.commands._out import add_wide_arg, fmt_g, fmt_hours, fmt_j, fmt_kwh, fmt_range, render_table
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands._common import add_parallel_args, add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args
 from scaling.app.commands._out import (add_wide_arg, fmt_g, fmt_j, fmt_kwh, fmt_range, fmt_s, fmt_wh, plural,
                                        render_table)

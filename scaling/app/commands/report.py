@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 from scaling.app.commands.predict import add_carbon_args
 
 

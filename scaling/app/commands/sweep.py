@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.app.commands import _types as T
+from scaling.app.commands import _common as T
 
 
 def add_parser(sub):
