@@ -13,15 +13,20 @@ the curated public table (``datasets/public/runs.parquet``) with the project's o
   the settings with a duration, the time twin of the form (:func:`fits.default_law.time_law_for`).
 - **LiteFocus.** AudioLDM 2, 200 steps, one RTX A6000, clips of 10/20/40/80 s, predicted through the
   public API (:func:`scaling.app.estimate.predict`) with full attention and with the seed's
-  LiteFocus variant (``benchmarks/litefocus_speedup.py``); the speed-up is the ratio of the two
-  ``time_s``, judged against the seed's Table 1 (within 20 %). The FLOP ratio is printed beside it.
+  LiteFocus variant (``benchmarks/litefocus_speedup.py``), both with the kernel the seed ran: an
+  eager attention that materialises the score matrix (``kernel=eager``: the authors' code, and the
+  original AudioLDM 2's); the speed-up is the ratio of the two ``time_s``, judged against the
+  seed's Table 1 (within 20 %). The FLOP ratio and the speed-up with diffusers' fused SDPA kernel
+  (what a user of diffusers runs today) are printed beside it.
 - **Batch what-ifs.** The form refitted on the default-law settings with every batch > 1 setting
   removed; it predicts the batch > 1 points of the ML.ENERGY v2 sweeps (A100, H100) and of the
   ML.ENERGY v3 sweeps on one H100 (the single-GPU law cannot predict the multi-GPU rows); MAPE of
   the energy of one call (sweeps as in ``benchmarks/whatif_batch.py``).
-- **Wan sweeps.** :func:`fits.targets.target_wan_sweeps`: each sweep (frames, resolution, steps)
-  on a law fitted on that sweep alone, leave-one-configuration-out; the pooled fit's figure as
-  context.
+- **Wan sweeps.** :func:`fits.targets.target_wan_sweeps`: the form fitted on the three Wan2.1-1.3B
+  sweeps pooled (one law, as the product uses it; the issue-3 target was this pooled fit at 8 %),
+  every configuration left out once, MAPE per sweep (frames, resolution, steps); the figure of a
+  law fitted on each sweep alone is printed beside it (a 4-parameter nonlinear form on 10-14
+  points of one sweep extrapolates its end points poorly).
 - **Interval coverage.** ``benchmarks/interval_coverage.py``: leave-one-model-out coverage of the
   90 % interval (the predict path's widened interval; the law's plain one beside it).
 
@@ -135,20 +140,22 @@ def litefocus_targets() -> list[dict]:
         s = make_setting(spec, seconds=sec, steps=steps)
         flop_ratio = profile(s, spec=spec).total_flop / profile(s, spec=spec, attention=variant).total_flop
         try:
-            full = predict(model, gpu=LITEFOCUS_GPU, steps=steps, seconds=sec)
-            lite = predict(model, gpu=LITEFOCUS_GPU, steps=steps, seconds=sec, attention=variant)
+            full = predict(model, gpu=LITEFOCUS_GPU, steps=steps, seconds=sec, attention="full:kernel=eager")
+            lite = predict(model, gpu=LITEFOCUS_GPU, steps=steps, seconds=sec, attention=variant + ",kernel=eager")
+            fused = (predict(model, gpu=LITEFOCUS_GPU, steps=steps, seconds=sec).time_s
+                     / predict(model, gpu=LITEFOCUS_GPU, steps=steps, seconds=sec, attention=variant).time_s)
         except ScalingError as e:
             out.append(_target(f"litefocus_{sec}s", what, "within", band, math.nan,
                                f"refused: {e}", paper=paper, flop_ratio=flop_ratio, speedup=None))
             continue
         speedup = full.time_s / lite.time_s
         clamps = sorted(set(full.clamps) | set(lite.clamps))
-        note = (f"paper {paper:.2f}x, predicted {speedup:.2f}x ({speedup / paper - 1:+.0%}); FLOP ratio "
-                f"{flop_ratio:.2f}x; {full.time_s:.1f} s -> {lite.time_s:.1f} s")
+        note = (f"paper {paper:.2f}x, predicted {speedup:.2f}x ({speedup / paper - 1:+.0%}), eager kernel; FLOP "
+                f"ratio {flop_ratio:.2f}x; with fused SDPA {fused:.2f}x; {full.time_s:.1f} s -> {lite.time_s:.1f} s")
         if clamps:
             note += "; physics: " + "; ".join(clamps)
         out.append(_target(f"litefocus_{sec}s", what, "within", band, speedup, note, paper=paper,
-                           flop_ratio=flop_ratio, speedup=speedup, time_full_s=full.time_s,
+                           flop_ratio=flop_ratio, speedup=speedup, speedup_fused=fused, time_full_s=full.time_s,
                            time_litefocus_s=lite.time_s, clamps=clamps))
     return out
 
@@ -204,7 +211,7 @@ def batch_target(fit, form: str) -> dict:
 
 
 def wan_targets(fit, form: str) -> list[dict]:
-    """Each Wan sweep on the form fitted on that sweep alone, leave-one-configuration-out."""
+    """Each Wan sweep, the form fitted on the three sweeps pooled, leave-one-configuration-out."""
     res = target_wan_sweeps(fit["runs"], candidate_laws("energy"), primary=form)
     d = res.detail
     d = d[d["law"] == form].set_index("sweep")
@@ -212,12 +219,12 @@ def wan_targets(fit, form: str) -> list[dict]:
     for sweep, words in WAN_SWEEPS.items():
         if sweep in d.index:
             r = d.loc[sweep]
-            achieved, n, pooled = float(r["mape_fit_on_sweep"]), int(r["n"]), float(r["mape_pooled_fit"])
-            note = f"{n} configurations; pooled fit over the three sweeps: {_pct(pooled)}"
+            alone, n, achieved = float(r["mape_fit_on_sweep"]), int(r["n"]), float(r["mape_pooled_fit"])
+            note = f"{n} configurations; a law fitted on this sweep alone: {_pct(alone)}"
         else:
-            achieved, n, pooled, note = math.nan, 0, math.nan, f"no rows of {sweep} in the data"
-        out.append(_target(f"wan_{words}", f"Wan2.1-1.3B {words} sweep MAPE, leave-one-config-out (fit on the sweep)",
-                           "<=", WAN_THRESHOLD, achieved, note, n=n, mape_pooled_fit=pooled))
+            achieved, n, alone, note = math.nan, 0, math.nan, f"no rows of {sweep} in the data"
+        out.append(_target(f"wan_{words}", f"Wan2.1-1.3B {words} sweep MAPE, leave-one-config-out (pooled Wan fit)",
+                           "<=", WAN_THRESHOLD, achieved, note, n=n, mape_fit_on_sweep=alone))
     return out
 
 

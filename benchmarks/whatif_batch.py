@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from fits.laws import HardwareLaw  # noqa: E402
+from fits.validation import PRIMARY_LAW  # noqa: E402
 
 SWEEP_KEYS = ["source", "model", "gpu_key", "precision", "height", "width", "frames", "audio_seconds", "steps", "cfg"]
 VALIDATION_SPLITS = ("config_kfold", "model_out", "gpu_out")
@@ -129,11 +130,11 @@ def forms() -> dict:
         "hw-fit+flatstep (FLOP-only; shipped before)": c["hw-fit+flatstep"],
         "utilisation (experiment)": UtilisationLaw(prior_exponents=mem, fit_hardware="auto",
                                                    steps_column=STEPS_COLUMN, byte_column=BYTE_COLUMN),
-        "hw-roofline-max (shipped)": c["hw-roofline-max"],
+        SHIPPED: c[PRIMARY_LAW],
     }
 
 
-SHIPPED = "hw-roofline-max (shipped)"
+SHIPPED = f"{PRIMARY_LAW} (shipped)"
 
 
 def _data(folder):

@@ -77,7 +77,7 @@ def forms() -> dict:
     return out
 
 
-SHIPPED = "hw-roofline-max (shipped: FLOPs and bytes, flat per step)"
+SHIPPED = "shipped roofline (FLOPs and bytes, flat costs)"
 NO_OVERHEAD = "hw-fit (no overhead)"
 
 

@@ -290,7 +290,8 @@ def equation(law) -> str:
     if type(law).__name__ == "RooflineLaw":
         join = "max_8(A * C^b * peak^w_peak, B * Q * bw^w_bw)" if law.combine == "max" else \
             "(A * C^b * peak^w_peak + B * Q * bw^w_bw)"
-        return f"E = tdp^w_tdp * {join} + s * N   (C: FLOP, Q: bytes moved, N: steps; roofline, {law.combine})"
+        e0 = " + E0" if law.overhead == "call+step" else ""
+        return f"E = tdp^w_tdp * {join} + s * N{e0}   (C: FLOP, Q: bytes moved, N: steps; roofline, {law.combine})"
     terms = ["a * C^b"]
     if "call" in law.overhead_:
         terms.append("E0")

@@ -162,7 +162,7 @@ def design_matrix(runs, flop_column: str = "flop", source: str = "runs table") -
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{source}: row {runs.index[i]!r} has {flop_column}={flop[i]!r}: FLOP counts must be positive and finite "
+            f"{source}: row {runs.index[i]!r} has {flop_column}={float(flop[i])!r}: FLOP counts must be positive and finite "
             "(rows whose model has no FLOP profile cannot enter a FLOP law)"
         )
     steps = runs["steps"].to_numpy(dtype=float, na_value=np.nan)
@@ -190,7 +190,7 @@ def design_matrix(runs, flop_column: str = "flop", source: str = "runs table") -
         byte = runs[byte_column].to_numpy(dtype=float, na_value=np.nan)
         if np.any(np.isinf(byte) | (byte < 0)):
             i = int(np.flatnonzero(np.isinf(byte) | (byte < 0))[0])
-            raise DataError(f"{source}: row {runs.index[i]!r} has {byte_column}={byte[i]!r}: byte counts must be "
+            raise DataError(f"{source}: row {runs.index[i]!r} has {byte_column}={float(byte[i])!r}: byte counts must be "
                             ">= 0 and finite")
         byte = np.nan_to_num(byte, nan=0.0)
     else:

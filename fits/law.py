@@ -140,10 +140,11 @@ def log_model(theta, Z, *, flop_center, overhead, steps_column, fitted, fitted_c
     return out, J
 
 
-def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, steps_column, combine, grad=False):
+def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, steps_column, combine, grad=False,
+                       overhead=("step",)):
     """``log E`` (or ``log T``) of the roofline family for log-features ``Z`` (and its Jacobian).
 
-    ``theta = [alpha_c, b, alpha_m, w_peak, w_bw, w_tdp, log_s]``; ``fitted_center`` are the centres
+    ``theta = [alpha_c, b, alpha_m, w_peak, w_bw, w_tdp, log_s(, log_e0)]``; ``fitted_center`` are the centres
     of the peak, bandwidth and TDP columns (2, 3, 4); byte per value (column 5) is not read: the
     bytes (column 6) are counted at the run's precision already::
 
@@ -152,6 +153,7 @@ def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, ste
         core = log(e^u_c + e^u_m)                       (combine="sum": the two times add)
         core = log(e^(k u_c) + e^(k u_m)) / k           (combine="max": a smooth roofline maximum, k = 8)
         log E = log(e^core + e^(log_s + z_N))           (a launch-bound cost per step, not scaled by hardware)
+        log E = log(e^(log E) + e^log_e0)               (overhead ("step", "call"): and a fixed cost per call)
     """
     theta = np.asarray(theta, dtype=float)
     k = ROOFLINE_SHARPNESS if combine == "max" else 1.0
@@ -167,13 +169,21 @@ def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, ste
     top2 = np.maximum(core, u_s)
     e1, e2 = np.exp(core - top2), np.exp(u_s - top2)
     out = top2 + np.log(e1 + e2)
+    call = "call" in overhead
+    if call:
+        top3 = np.maximum(out, theta[7])
+        f1, f2 = np.exp(out - top3), np.exp(theta[7] - top3)
+        out = top3 + np.log(f1 + f2)
     if not grad:
         return out
+    rho = f1 / (f1 + f2) if call else 1.0  # d out / d (the step-level log)
     tau = e1 / (e1 + e2)
-    a, m = tau * s_c, tau * (1.0 - s_c)
-    J = np.column_stack([a, a * (Z[:, 0] - flop_center), m, a * (Z[:, 2] - cp), m * (Z[:, 3] - cb), tau * zt,
-                         1.0 - tau])
-    return out, J
+    a, m = rho * tau * s_c, rho * tau * (1.0 - s_c)
+    cols = [a, a * (Z[:, 0] - flop_center), m, a * (Z[:, 2] - cp), m * (Z[:, 3] - cb), rho * tau * zt,
+            rho * (1.0 - tau)]
+    if call:
+        cols.append(1.0 - rho)
+    return out, np.column_stack([np.broadcast_to(c, Z.shape[:1]) for c in cols])
 
 
 def hardware_offset(Z, fixed, fixed_exponents) -> np.ndarray:
@@ -265,7 +275,7 @@ class LawState:
         if self.family == "roofline":
             return roofline_log_model(self.theta, Z, flop_center=self.flop_center, byte_center=self.byte_center,
                                       fitted_center=self.fitted_center, steps_column=self.steps_column,
-                                      combine=self.combine, grad=grad)
+                                      combine=self.combine, grad=grad, overhead=self.overhead)
         return log_model(self.theta, Z, grad=grad, **self.layout)
 
     def hardware_offset(self, Z) -> np.ndarray:
@@ -340,9 +350,10 @@ class LawState:
         overhead = c.strings("overhead", OVERHEAD_TERMS)
         fitted = c.integers("fitted", 0, n)
         fixed = c.integers("fixed", 0, n)
-        if family == "roofline" and (n != len(DESIGN_COLUMNS) or fitted != (2, 3, 4) or overhead != ("step",)):
+        if family == "roofline" and (n != len(DESIGN_COLUMNS) or fitted != (2, 3, 4) or
+                                     overhead not in (("step",), ("step", "call"))):
             raise LawError(f"{where}: a roofline law needs n_features {len(DESIGN_COLUMNS)}, fitted [2, 3, 4] and "
-                           f"overhead ['step'] (got {n}, {list(fitted)}, {list(overhead)})")
+                           f"overhead ['step'] or ['step', 'call'] (got {n}, {list(fitted)}, {list(overhead)})")
         lead = 3 if family == "roofline" else 2
         theta = c.numbers("theta", size=lead + len(fitted) + len(overhead))
         p = theta.size

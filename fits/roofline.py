@@ -14,6 +14,7 @@ space, on the design matrix of :func:`fits.features.design_matrix` (FLOP ``C`` i
     memory   B * Q   / bw^(-w_bw)     * TDP^w_tdp      (prior:  w_bw = -1)
     sum      T = compute + memory + s N                time of the two parts added (no overlap)
     max      T = max_k(compute, memory) + s N          the roofline: the slower bound wins (smooth, k = 8)
+    +E0      ... + E0                                  overhead="call+step": a fixed cost per call too
 
 For energy the same forms read ``E = TDP^w_tdp (A C^b / peak + B Q / bw) + s N``: with ``A, B``
 free this is ``pi_0 T + eps_flop W + eps_byte Q`` of the roofline model of energy, its
@@ -22,10 +23,12 @@ TDP / bandwidth) through fitted exponents. The per-step cost ``s N`` is launch-b
 kernel-launch work that costs the same on every GPU and precision (the ``flatstep`` term of the
 shipped FLOP-only law).
 
-Exponents. The three hardware exponents are fitted with a Gaussian prior at their physical
-values (a penalty ``prior_weight * (w - w_prior)^2`` added to the squared log residuals): with
-three GPUs in the data, a free exponent of a held-out GPU's figures is not identified, and the
-prior is what lets a GPU that was never measured be predicted. ``prior_weight`` is stated here
+Exponents. The three hardware exponents and the FLOP exponent ``b`` are fitted with a Gaussian
+prior at their physical values (a penalty ``prior_weight * (w - w_prior)^2`` added to the squared
+log residuals; ``b`` at 1: time proportional to the work at a fixed efficiency): with three GPUs
+in the data, a free exponent of a held-out GPU's figures is not identified, the prior is what
+lets a GPU that was never measured be predicted, and on one model's step sweep (FLOPs and bytes
+both proportional to the steps) it keeps ``b`` from running off. ``prior_weight`` is stated here
 (1.0: a one-unit exponent shift costs as much as a unit log residual), not tuned on the
 validation table.
 
@@ -67,6 +70,10 @@ class RooflineLaw(LogLaw):
         Which priors the hardware exponents take (:data:`TARGETS`).
     prior_weight : float, default=:data:`PRIOR_WEIGHT`
         Weight of the Gaussian prior on the exponents (0: free exponents).
+    overhead : {"step", "call+step"}, default="step"
+        The flat costs: one per denoising step, and with ``call+step`` one per call as well (host
+        work, pipeline setup, the launch-bound autoregressive text stages), neither scaled by the
+        hardware terms.
     smearing : bool, default=True
         Multiply linear-space predictions by Duan's smearing factor.
 
@@ -86,11 +93,15 @@ class RooflineLaw(LogLaw):
     epsilon = 1.35
     overhead_scale = "none"  # the per-step cost is flat: not scaled by the hardware terms
 
-    def __init__(self, combine="max", target="energy", prior_weight=PRIOR_WEIGHT, smearing=True):
+    def __init__(self, combine="max", target="energy", prior_weight=PRIOR_WEIGHT, smearing=True, overhead="step"):
         self.combine = combine
         self.target = target
         self.prior_weight = prior_weight
         self.smearing = smearing
+        self.overhead = overhead
+
+    def _terms_of_overhead(self) -> tuple[str, ...]:
+        return ("step", "call") if self.overhead == "call+step" else ("step",)
 
     def _overhead_scale(self) -> str:
         return "none"
@@ -98,6 +109,8 @@ class RooflineLaw(LogLaw):
     def _check_config(self):
         if self.combine not in COMBINES:
             raise ValueError(f"`combine` must be one of {', '.join(COMBINES)}, got {self.combine!r}")
+        if self.overhead not in ("step", "call+step"):
+            raise ValueError(f"`overhead` must be 'step' or 'call+step', got {self.overhead!r}")
         if self.target not in TARGETS:
             raise ValueError(f"`target` must be one of {', '.join(TARGETS)}, got {self.target!r}")
         w = self.prior_weight
@@ -107,7 +120,7 @@ class RooflineLaw(LogLaw):
     def _log_model(self, theta, Z, grad=False):
         return roofline_log_model(theta, Z, flop_center=self.log_flop_center_, byte_center=self.log_byte_center_,
                                   fitted_center=self.fitted_center_, steps_column=STEPS_COLUMN,
-                                  combine=self.combine, grad=grad)
+                                  combine=self.combine, grad=grad, overhead=self._terms_of_overhead())
 
     def fit(self, X, y):
         """Fit in log space (several starts, bounded trust region); see the module doc."""
@@ -143,19 +156,28 @@ class RooflineLaw(LogLaw):
         self.fitted_center_ = tuple(float(Z[:, j].mean()) for j in _HW)
         prior = np.asarray(TARGETS[self.target])
         lam = float(np.sqrt(self.prior_weight))
+        n_par = 7 + (self.overhead == "call+step")
 
         def fun(theta):
-            return np.r_[self._log_model(theta, Z) - t, lam * (theta[3:6] - prior)]
+            return np.r_[self._log_model(theta, Z) - t, lam * (theta[3:6] - prior), lam * (theta[1] - 1.0)]
 
         def jac(theta):
             J = self._log_model(theta, Z, grad=True)[1]
-            P = np.zeros((3, 7))
-            P[:, 3:6] = lam * np.eye(3)
+            P = np.zeros((4, n_par))
+            P[:3, 3:6] = lam * np.eye(3)
+            P[3, 1] = lam
             return np.vstack([J, P])
 
         base = float(np.mean(t))
         lo_s = float(np.min(t - Z[:, STEPS_COLUMN]))
-        starts = [np.r_[base, 1.0, base - d, prior, lo_s - e] for d in (0.0, 1.5, -1.5) for e in (1.0, 4.0)]
+        starts = [np.r_[base, 1.0, base - d, prior, lo_s - e, [float(np.min(t)) - e] * (n_par - 7)]
+                  for d in (0.0, 1.5, -1.5) for e in (1.0, 4.0)]
+        if n_par == 8:  # nested start: the per-step form's optimum with a negligible per-call cost
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IdentifiabilityWarning)
+                nested = type(self)(combine=self.combine, target=self.target, prior_weight=self.prior_weight,
+                                    smearing=self.smearing).fit(X, y)
+            starts.append(np.r_[nested.theta_, float(np.min(t)) - 12.0])
         best = None
         for x0 in starts:
             res = least_squares(fun, x0, jac=jac, method="trf", x_scale="jac", xtol=1e-10, ftol=1e-10, gtol=1e-10,
@@ -166,16 +188,17 @@ class RooflineLaw(LogLaw):
         self.theta_ = theta
         resid = t - self._log_model(theta, Z)
         self.resid_log_ = resid
-        self.n_params_ = 7
-        self.dof_ = int(max(X.shape[0] - 7, 1))
+        self.n_params_ = n_par
+        self.dof_ = int(max(X.shape[0] - n_par, 1))
         self.sigma2_ = float(resid @ resid / self.dof_)
         J = self._log_model(theta, Z, grad=True)[1]
         H = J.T @ J
         H[3:6, 3:6] += self.prior_weight * np.eye(3)
+        H[1, 1] += self.prior_weight
         self.cov_ = self.sigma2_ * np.linalg.pinv(H)
         self.smearing_ = float(np.mean(np.exp(resid))) if self.smearing else 1.0
         self.hardware_exponents_ = np.asarray(theta[3:6], dtype=float)
-        self.overhead_ = ("step",)
+        self.overhead_ = self._terms_of_overhead()
         self.steps_column_ = STEPS_COLUMN
         self.hardware_columns_ = list(_HW)
         self.fitted_hardware_ = list(_HW)
@@ -201,7 +224,8 @@ class RooflineLaw(LogLaw):
 
     @property
     def param_names_(self) -> list[str]:
-        return ["alpha_c", "b", "alpha_m", "w_peak_flop_per_s", "w_memory_bandwidth_byte_per_s", "w_tdp_w", "log_s"]
+        names = ["alpha_c", "b", "alpha_m", "w_peak_flop_per_s", "w_memory_bandwidth_byte_per_s", "w_tdp_w", "log_s"]
+        return names + (["log_e0"] if self.overhead == "call+step" else [])
 
     @property
     def s_(self) -> float:
@@ -210,7 +234,8 @@ class RooflineLaw(LogLaw):
 
     @property
     def e0_(self) -> float:
-        return 0.0
+        check_is_fitted(self, "theta_")
+        return float(np.exp(self.theta_[7])) if self.overhead == "call+step" else 0.0
 
     def to_state(self, level: float = 0.9) -> LawState:
         check_is_fitted(self, "theta_")
@@ -221,7 +246,7 @@ class RooflineLaw(LogLaw):
             a.setflags(write=False)
         return LawState(
             theta=theta, cov=cov, sigma2=float(self.sigma2_), dof=int(self.dof_), smearing=float(self.smearing_),
-            flop_center=float(self.log_flop_center_), overhead=("step",), steps_column=STEPS_COLUMN,
+            flop_center=float(self.log_flop_center_), overhead=self._terms_of_overhead(), steps_column=STEPS_COLUMN,
             fitted=_HW, fitted_center=tuple(self.fitted_center_), fixed=(5,), fixed_exponents=(0.0,),
             floor=floor, n_features=int(self.n_features_in_), overhead_scale="none",
             t_quantile=t_quantile(level, self.dof_), level=float(level), form=type(self).__name__,

@@ -17,6 +17,15 @@ from scaling.app.estimate import predict
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _shipped_label():
+    from fits.validation import PRIMARY_LAW
+
+    return f"{PRIMARY_LAW} (shipped)"
+
+
+SHIPPED = _shipped_label()
+
+
 def _bench(name):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import importlib
@@ -47,7 +56,7 @@ def test_energy_per_output_falls_as_the_batch_grows(model, gpu, kw):
 
 
 def test_batch_sweeps_are_all_there(batch):
-    cur = batch["curves"]["hw-roofline-max (shipped)"]["held_out"]
+    cur = batch["curves"][SHIPPED]["held_out"]
     audio = [r for r in cur if r["source"].startswith("diffused")]
     assert {r["model"] for r in audio} == {"cvssp/audioldm", "cvssp/audioldm2", "declare-lab/tango-full",
                                            "declare-lab/tango2-full", "stabilityai/stable-audio-open-1.0"}
@@ -67,7 +76,7 @@ def test_audio_batch_sweep_error_bound(batch):
     the worst point is AudioLDM2 at batch 10 (about +39 %: its memory term, which the law sees as
     not batching away, dominates its small-batch calls; the FLOP-only law had it within 7 %).
     """
-    sc = {r["law"]: r for r in batch["score"]}["hw-roofline-max (shipped)"]
+    sc = {r["law"]: r for r in batch["score"]}[SHIPPED]
     assert sc["held_out_audio_mape"] <= 0.08
     a10 = {r["model"]: r for r in batch["audio10"]}
     meas = [r["measured"] for r in a10.values()]
@@ -80,13 +89,13 @@ def test_audio_batch_sweep_error_bound(batch):
 
 def test_all_batch_sweeps_error_bound_and_the_shipped_form_wins(batch):
     sc = {r["law"]: r for r in batch["score"]}
-    shipped = sc["hw-roofline-max (shipped)"]
+    shipped = sc[SHIPPED]
     before = sc["hw-fit+step (overhead x H; shipped before)"]
     flop_only = sc["hw-fit+flatstep (FLOP-only; shipped before)"]
     assert shipped["held_out_mape"] <= 0.07            # achieved 5.1 % (FLOP-only law 10.2 %, max +39 %)
     assert shipped["held_out_mape"] < flop_only["held_out_mape"] < before["held_out_mape"]
     assert shipped["held_out_audio_mape"] < before["held_out_audio_mape"]
-    assert batch["winner"] == "hw-roofline-max (shipped)"   # the validation table decides, not the batch curve
+    assert batch["winner"] == SHIPPED   # the validation table decides, not the batch curve
     assert batch["fp32_overhead_scale"] > 2               # why the old form failed the fp32 Tango sweep
 
 

@@ -11,6 +11,15 @@ A variant is given per component as a string (``--attention`` on the command lin
 prefixed with ``COMPONENT=`` to pick the component (``unet=litefocus:r=0.1``; without a prefix
 the variant applies to the denoiser), several joined with ``;``.
 
+Every variant also takes ``kernel=sdpa`` (the default: a fused kernel, diffusers'
+``AttnProcessor2_0``, moving Q, K, V and O only) or ``kernel=eager`` (the score matrix is
+materialised, as in the original AudioLDM / LiteFocus code and diffusers' classic
+``AttnProcessor``): ``full:kernel=eager`` is full attention computed eagerly. An eager kernel
+changes no FLOPs; it adds the score-matrix traffic of every attention site of the component
+(self and cross), :data:`EAGER_SCORE_PASSES` passes over its ``heads x L_q x L_k`` values
+(``heads x L_q x L_k = attention FLOP / (4 head_dim)``), after the variant (LiteFocus and windows
+keep ``keys / L`` of it). Not modelled with ``tome``.
+
 What each variant changes, exactly, on the *self-attention sites* of the chosen blocks (an
 attention module whose call passes no ``encoder_hidden_states``; cross-attention is never
 changed):
@@ -80,8 +89,15 @@ from scaling.errors import InvalidSettingError
 
 KINDS = ("full", "litefocus", "tome", "window")
 OP_CLASSES = ("attention", "linear", "conv", "other")
-_KEYS = {"full": (), "litefocus": ("r", "blocks"), "tome": ("ratio", "merge", "blocks"), "window": ("size", "blocks")}
-_USAGE = "use full, litefocus:r=R, tome:ratio=R or window:size=N (optionally ,blocks=down.1+up.2)"
+_KEYS = {"full": ("kernel",), "litefocus": ("r", "blocks", "kernel"), "tome": ("ratio", "merge", "blocks", "kernel"),
+         "window": ("size", "blocks", "kernel")}
+_USAGE = ("use full, litefocus:r=R, tome:ratio=R or window:size=N (optionally ,blocks=down.1+up.2 and "
+          ",kernel=sdpa|eager)")
+ATTENTION_KERNELS = ("sdpa", "eager")
+#: Passes over the score matrix of an eager attention: written by QK^T, read and written by the
+#: scale, read and written by the softmax, read by AV (the rule of :mod:`profilers.flops.counting`
+#: for an eager site).
+EAGER_SCORE_PASSES = 6
 _BLOCK_TOKEN = re.compile(r"^(all|finest|mid|(down|up)\.\d+|(blocks|single)\.\d+(-\d+)?)$")
 _PREFIX = re.compile(r"^\s*([A-Za-z_][\w]*)\s*=\s*(full|litefocus|tome|window)\b(.*)$", re.IGNORECASE)
 TOME_MAX_RATIO = 0.75
@@ -95,10 +111,16 @@ class AttentionVariant:
     params: Mapping[str, Any] = field(default_factory=dict)
     blocks: tuple[str, ...] | None = None
 
+    @property
+    def kernel(self) -> str:
+        """``sdpa`` (fused, the default) or ``eager`` (the score matrix materialised)."""
+        return self.params.get("kernel", "sdpa")
+
     def __str__(self) -> str:
         if self.kind == "full":
-            return "full"
-        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()]
+            return "full" if self.kernel == "sdpa" else "full:kernel=eager"
+        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()
+                 if not (k == "kernel" and v == "sdpa")]
         if self.blocks is not None:
             parts.append("blocks=" + "+".join(self.blocks))
         return f"{self.kind}:" + ",".join(parts)
@@ -154,6 +176,14 @@ def parse_variant(text: str) -> AttentionVariant:
         if size < 1:
             raise _bad(raw, f"size={size} must be a whole number of keys >= 1")
         params["size"] = size
+    kernel = values.get("kernel", "sdpa").lower()
+    if kernel not in ATTENTION_KERNELS:
+        raise _bad(raw, f"kernel={kernel!r}: use kernel=sdpa (fused, the default) or kernel=eager (the score matrix "
+                        "materialised)")
+    if kernel == "eager":
+        if kind == "tome":
+            raise _bad(raw, "kernel=eager is not modelled with tome (use it with full, litefocus or window)")
+        params["kernel"] = kernel
     blocks = None
     if "blocks" in values:
         blocks = tuple(b.strip().lower() for b in values["blocks"].split("+") if b.strip())
@@ -378,20 +408,25 @@ def variant_traffic_delta(model: Any, component: str, variant: AttentionVariant 
     by byte class); the rules are in the module doc."""
     variant = parse_variant(variant)
     out = {k: dict.fromkeys(BYTE_CLASSES, 0.0) for k in TRAFFIC_KINDS}
-    if variant.kind == "full":
+    if variant.kind == "full" and variant.kernel == "sdpa":
         return out
     comp = component_sites(model, component)
-    sites = resolve_sites(comp, variant)
+    sites = resolve_sites(comp, variant) if variant.kind != "full" else []
     if any("traffic" not in s for s in comp["sites"]):
         raise InvalidSettingError(
             f"attention variants: the attention-site table of {site_table(model)['id']} has no byte counts: rebuild it "
             "with `python -m profilers.flops.build_attention_sites`")
+    kept = {}  # path -> share of the keys a changed site keeps
     if variant.kind in ("litefocus", "window"):
         for s in sites:
             x, L = _site_tokens(s, features)
             keys = _kept_keys(variant, s, L)
+            kept[s["path"]] = keys / L if L else 1.0
             scores = s["traffic"]["activation"]["attention"][2] * x * x
             out["activation"]["attention"] += scores * (keys / L - 1.0) if L else 0.0
+    if variant.kernel == "eager":
+        out["activation"]["attention"] += eager_score_values(comp, features, kept)
+    if variant.kind != "tome":
         return out
     for blk, part, x, L, keep, n_dst, xs in _tome_blocks(comp, sites, variant, features):
         full, new = _tpoly(part["traffic"], x), _tpoly(part["traffic"], xs)
@@ -402,6 +437,21 @@ def variant_traffic_delta(model: Any, component: str, variant: AttentionVariant 
         out["activation"]["other"] += (L - n_dst) * dim + n_dst * dim + (L - n_dst) * n_dst  # similarity scores
         out["activation"]["elementwise"] += 2.0 * (L + keep) * dim                             # merge + unmerge
     return out
+
+
+def eager_score_values(component_table: Mapping[str, Any], features: Mapping[str, float],
+                       kept: Mapping[str, float] | None = None) -> float:
+    """Score-matrix values an eager kernel moves in ONE call for ONE sample, over every attention
+    site of the component: :data:`EAGER_SCORE_PASSES` x ``heads x L_q x L_k`` per site, the
+    latter read off the site's attention FLOP (``4 heads head_dim L_q L_k``), times the share of
+    the keys a variant keeps (``kept``: site path -> share)."""
+    kept = kept or {}
+    total = 0.0
+    for s in component_table["sites"]:
+        x, _ = _site_tokens(s, features)
+        att = _poly(s["coef"], x)["attention"]
+        total += EAGER_SCORE_PASSES * att / (4.0 * s["head_dim"]) * kept.get(s["path"], 1.0)
+    return total
 
 
 def apply_variant_traffic(traffic: Mapping[str, Mapping[str, float]], variant: AttentionVariant | str,

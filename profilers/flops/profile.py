@@ -437,10 +437,12 @@ def _with_attention(prof: FlopProfile, calls: list[ComponentCall], attention: st
     new = []
     for call, c in zip(calls, prof.components):  # one ComponentFlops per call, in order
         v = chosen.get(c.component)
-        if v is None or v.kind == "full":
+        if v is None or (v.kind == "full" and v.kernel == "sdpa"):
             new.append(c)
             continue
-        if prof.method == "traced":
+        if v.kind == "full":  # an eager kernel: the same FLOPs, more bytes
+            flops = dict(c.per_sample_call_flop)
+        elif prof.method == "traced":
             from profilers.flops.build_attention_sites import trace_variant  # torch only here
 
             flops = trace_variant(spec, call, v)

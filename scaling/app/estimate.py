@@ -414,8 +414,9 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     if any("idle floor" in c for c in phys.clamps):
         notes.append(f"physics: {IDLE_SOURCE}")
     if prof.attention:
-        notes.append("attention variant " + "; ".join(f"{k}={v}" for k, v in prof.attention.items())
-                     + ": the law sees the reduced FLOPs; kernel efficiency of sparse attention is not modelled")
+        notes.append("attention " + "; ".join(f"{k}={v}" for k, v in prof.attention.items())
+                     + ": the law sees the variant's FLOPs and bytes (an eager kernel's score-matrix traffic included); "
+                       "the kernel efficiency of sparse attention is not modelled")
     if carbon.source.startswith("assumed"):
         notes.append(f"carbon intensity {carbon.g_per_kwh:g} g/kWh is an assumed world average: pass --region or --intensity")
     (e, e_lo, e_hi), (t, t_lo, t_hi) = phys.energy_j, phys.time_s
