@@ -78,11 +78,9 @@ def run(args) -> int:
     else:
         print("no option fits in its GPU's memory")
     if rows.not_fitting:
-        print("\nnot ranked (the memory model says the pipeline does not fit, even with model CPU offload):")
-        print(render_table([[r.label] + ([r.estimate.gpu_name] if wide else []) +
-                            [f"does not fit (needs {memory_need_gib(r.memory):.1f} GiB, has "
-                             f"{r.memory.gpu_memory_byte / GiB:.0f} GiB)"] for r in rows.not_fitting],
-                           ["option"] + (["gpu"] if wide else []) + ["memory"], wide=wide))
+        print("\nnot ranked (the pipeline does not fit resident; the law does not price CPU offload's transfers):")
+        print(render_table([[r.label] + ([r.estimate.gpu_name] if wide else []) + [_not_fitting(r.memory)]
+                            for r in rows.not_fitting], ["option"] + (["gpu"] if wide else []) + ["memory"], wide=wide))
     print(f"\nenergy per output (a call makes {n} output{'s' if n > 1 else ''}); time per call (a request's latency).\n"
           f"CO2e{' per output' if wide else ' (--wide shows it per output)'}: energy x PUE {first.pue:g} x "
           f"{first.intensity_g_per_kwh:g} g/kWh\n      [{first.intensity_source}].\n"
@@ -92,6 +90,18 @@ def run(args) -> int:
              if args.gpus else "") +
           "All figures are estimates from a fitted law.")
     return 0
+
+
+def _not_fitting(mem) -> str:
+    """'does not fit (needs N GiB, has M)' or 'needs CPU offload (...)' for one option not ranked."""
+    from profilers.flops.memory import GiB
+    from scaling.app.frames import memory_verdict
+
+    has = mem.gpu_memory_byte / GiB
+    if memory_verdict(mem) == "with model CPU offload":
+        return (f"needs CPU offload (resident {(mem.resident_peak_byte + mem.overhead_byte) / GiB:.1f} GiB, has "
+                f"{has:.0f} GiB; {(mem.offload_peak_byte + mem.overhead_byte) / GiB:.1f} GiB with offload)")
+    return f"does not fit (needs {(mem.offload_peak_byte + mem.overhead_byte) / GiB:.1f} GiB, has {has:.0f} GiB)"
 
 
 def _fixed(s) -> str:

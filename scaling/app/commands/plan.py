@@ -57,11 +57,16 @@ def run(args) -> int:
     else:
         print("no option fits: every candidate GPU is too small for at least one job")
     if res.not_fitting:
-        print("\nnot ranked (a job does not fit in the GPU's memory, even with model CPU offload):")
+        print("\nnot ranked (a job does not fit resident in the GPU's memory; the law does not price CPU offload):")
         out = []
         for c in res.not_fitting:
-            out.append([c["option"], ", ".join(c["jobs_not_fitting"]),
-                        f"does not fit (needs {c['memory_need_gib']:.1f} GiB, has {c['gpu_memory_gib']:.0f} GiB)"])
+            offload = set(c["jobs_needing_offload"])
+            if offload and offload == set(c["jobs_not_fitting"]):
+                why = (f"needs CPU offload (resident {c['memory_resident_gib']:.1f} GiB, has "
+                       f"{c['gpu_memory_gib']:.0f} GiB)")
+            else:
+                why = f"does not fit (needs {c['memory_need_gib']:.1f} GiB, has {c['gpu_memory_gib']:.0f} GiB)"
+            out.append([c["option"], ", ".join(c["jobs_not_fitting"]), why])
         print(render_table(out, ["option", "jobs", "memory"], wide=wide))
     shown = [c["option"] for c in (res.fitting if wide else res.fitting[:1])]
     for option in shown:
