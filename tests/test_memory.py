@@ -157,3 +157,22 @@ def test_cli_profile_memory_columns_and_json(capsys):
 def test_fmt_byte():
     assert fmt_byte(None) == "-" and fmt_byte(3 * GiB) == "3.00 GiB" and fmt_byte(5 * 2 ** 20) == "5 MiB"
     assert fmt_byte(2048) == "2 KiB" and fmt_byte(3 * GiB, rough=True) == "~3.00 GiB"
+
+
+def test_cli_profile_says_compute_or_memory_bound_against_the_gpu_ridge_point(capsys):
+    """Wan2.1's transformer (814 FLOP/B) is compute-bound on an H100 at bf16 (ridge 989.5 TFLOP/s / 3.35 TB/s =
+    295 FLOP/B), its VAE decode (174 FLOP/B) memory-bound; without --gpu there is no verdict."""
+    from scaling.app.cli import main
+
+    assert main(["profile", "-m", "wan2.1", "--res", "480p", "--frames", "81", "--gpu", "h100"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(line for line in lines if "bytes/pass" in line)
+    assert "bound on h100-sxm" in header
+    body = lines[lines.index(header) + 2:]
+    body = body[:body.index("")]
+    row = {line.split()[0]: line.split()[-1] for line in body}
+    assert row == {"text_encoder": "memory", "transformer": "compute", "vae": "memory"}
+    assert "peak / bandwidth = 295 FLOP/B" in out
+    assert main(["profile", "-m", "wan2.1"]) == 0
+    assert "bound on" not in capsys.readouterr().out

@@ -90,13 +90,15 @@ def run(args) -> int:
         ["bytes per call", "FLOP/B"] if prof.has_bytes and wide else []) + [
         "attn", f"weights {s.precision}", "activ. (est.)"] + (["fits"] if mem.gpu else [])
     print(render_table(rows, header, wide=wide))
+    ridge = _ridge(mem.gpu, s.precision) if mem.gpu and prof.has_bytes else None
     if prof.has_bytes and not wide:  # the byte columns in a table of their own (all in one with --wide)
         brows = [[c.component + (f" ({c.label})" if c.label else ""), c.calls,
                   ("~" if rough(c) else "") + fmt_traffic(c.per_call_byte),
                   ("~" if rough(c) else "") + fmt_traffic(c.byte), fmt_traffic(c.weight_byte), _intensity(c.flop_per_byte)]
-                 for c in prof.components]
+                 + ([_bound(c.flop_per_byte, ridge)] if ridge else []) for c in prof.components]
         print()
-        print(render_table(brows, ["component", "passes", "bytes/pass", "bytes per call", "weights read", "FLOP/B"]))
+        print(render_table(brows, ["component", "passes", "bytes/pass", "bytes per call", "weights read", "FLOP/B"]
+                           + ([f"bound on {mem.gpu}"] if ridge else [])))
     if not wide:
         print("\nshape of one pass (`--wide`: in the table, with the roles):")
         for line in shapes:
@@ -107,6 +109,10 @@ def run(args) -> int:
         print(f"bytes     moved by the ops at {s.precision} (eager PyTorch: every element-wise op reads and writes its\n"
               "          tensors; fused SDPA moves Q, K, V, O; eager attention also its score matrix; weights read by each\n"
               "          op that uses them); FLOP/B = arithmetic intensity (FLOP per byte moved)")
+        if ridge:
+            print(f"bound     the roofline's verdict from the hardware figures: compute-bound above the ridge point of "
+                  f"{mem.gpu}\n          at {s.precision}, peak / bandwidth = {ridge:,.0f} FLOP/B (the fitted law's "
+                  "efficiencies move it; `scaling predict`\n          applies the law)")
         if any(rough(c) for c in prof.components):
             print("          ~ = approximate closed-form bytes (the decoder splits large convolutions by a memory "
                   "threshold;\n          --traced counts them exactly)")
@@ -135,6 +141,21 @@ def run(args) -> int:
     print(render_table(rows, ["role", "FLOP per call", "share"] + (["bytes per call", "FLOP/B"] if by_role_byte else []),
                        totals=1))
     return 0
+
+
+def _ridge(gpu_key: str, precision: str) -> float:
+    """The ridge point of a GPU at a precision: dense peak FLOP/s over memory bandwidth (FLOP per byte)."""
+    from scaling.hardware import resolve_gpu
+    from scaling.precision import normalize_precision, precision_plan
+
+    gpu = resolve_gpu(gpu_key)
+    return precision_plan(normalize_precision(precision), gpu).peak_flop_per_s / gpu.memory_bandwidth_byte_per_s
+
+
+def _bound(intensity: float | None, ridge: float) -> str:
+    if intensity is None:
+        return "-"
+    return "compute" if intensity >= ridge else "memory"
 
 
 def fmt_traffic(x: float) -> str:
