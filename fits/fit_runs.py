@@ -142,8 +142,12 @@ def _fit_one(settings, form: str | None, target: str, n_splits: int, source: str
 
 
 def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target: str = "energy",
-             keep_offload: bool = False, drop_unresolved: bool = False, n_splits: int = 5) -> dict[str, Any]:
+             keep_offload: bool = False, drop_unresolved: bool = False, n_splits: int = 5,
+             runs=None) -> dict[str, Any]:
     """What ``scaling fit`` does, as a function: read, check, merge, validate, fit, build the law file.
+
+    ``runs``: the table already read from ``data`` (``scaling fit`` passes it with its byte
+    columns filled from the closed-form profiles); None reads ``data``.
 
     Returns a dict with ``fits`` (one entry, or one per group with ``by``), ``document`` (the law
     file to write), and what the report and the printout need. Writes nothing.
@@ -151,7 +155,7 @@ def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target:
     if by not in (None, "gpu", "model", "component"):
         raise LawError(f"`--by` {by!r}: use gpu, model or component")
     source = str(data)
-    runs = read_runs(data)
+    runs = read_runs(data) if runs is None else runs
     if "flop" not in runs.columns or (runs["flop"].isna().all() and (
             "flop_error" not in runs.columns or runs["flop_error"].isna().all())):
         raise DataError(f"{source}: no FLOP counts (column flop is empty); rule: a FLOP law needs FLOP-annotated "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ from fits.features import design_matrix, hardware_vector
 from fits.law import BYTE_COLUMN, DESIGN_COLUMNS, LawState, predict_interval, roofline_log_model
 from fits.roofline import RooflineLaw
 from scaling.errors import DataError, LawError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN_GPUS = (("h100-sxm", "bf16"), ("a100-sxm4-80gb", "bf16"), ("rtx-a6000", "bf16"), ("l40s", "bf16"),
               ("rtx-4090", "bf16"), ("t4", "fp16"), ("a100-sxm4-80gb", "fp32"), ("h100-sxm", "fp32"))
@@ -353,3 +356,28 @@ def test_public_bytes_match_a_rebuilt_profile(public_runs):
     assert float(r["byte"]) == pytest.approx(prof.total_byte, rel=1e-9)
     assert float(r["flop"]) == pytest.approx(prof.total_flop, rel=1e-9)
     assert float(r["byte_denoiser"]) == pytest.approx(prof.by_role_byte()["denoiser"], rel=1e-9)
+
+
+def test_fill_bytes_adds_only_the_missing_byte_cells_and_scaling_fit_reads_them(tmp_path, capsys):
+    """A runs table with FLOPs and no bytes (measured by `scaling measure`, or written before the byte
+    columns) gets its bytes from the closed-form profiles; its FLOPs and every other column stay."""
+    from scaling.app.cli import main
+    from scaling.app.importers.flops import fill_bytes
+    from scaling.runs import read_runs, write_runs
+
+    full = read_runs(ROOT / "datasets" / "public" / "runs.parquet")
+    part = full[full["source"].astype(str) == "video_killed_energy_budget"].reset_index(drop=True)
+    bare = part.drop(columns=[c for c in part.columns if c.startswith("byte")])
+    out, n = fill_bytes(bare)
+    has = part["byte"].notna().to_numpy(bool)
+    assert n == int(has.sum()) > 0
+    assert np.allclose(out["byte"].to_numpy(float)[has], part["byte"].to_numpy(float)[has], rtol=1e-12)
+    assert out["flop"].equals(bare["flop"]) and out["energy_gpu_j"].equals(bare["energy_gpu_j"])
+    again, n2 = fill_bytes(out)  # nothing left to fill
+    assert n2 == 0 and again["byte"].equals(out["byte"])
+    path = tmp_path / "no_bytes.parquet"
+    write_runs(bare, path)
+    assert main(["fit", "--data", str(path), "--law", "hw-roofline-max"]) == 0
+    text = capsys.readouterr().out
+    assert f"moved bytes filled from the closed-form profiles for {n} rows" in text
+    assert "Q: bytes moved" in text

@@ -72,10 +72,17 @@ def run(args) -> int:
     forms = list(candidate_laws("energy"))
     if args.law not in ("auto", *forms):  # before reading and validating (seconds of work)
         raise LawError(f"unknown law {args.law!r}: use auto or one of {', '.join(forms)}")
+    from scaling.app.importers.flops import fill_bytes
+    from scaling.runs import read_runs
+
+    runs, n_filled = fill_bytes(read_runs(args.data))
+    if n_filled:
+        print(f"bytes      moved bytes filled from the closed-form profiles for {n_filled} rows (the roofline forms "
+              "read them)")
     with working(f"fitting and validating every law form on {args.data}"):
         result = fit_runs(
             data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
-            drop_unresolved=not args.strict, n_splits=args.n_splits,
+            drop_unresolved=not args.strict, n_splits=args.n_splits, runs=runs,
         )
     _print(result, args.target, wide=getattr(args, "wide", False))
     # outputs only after everything above succeeded

@@ -26,7 +26,7 @@ from scaling.settings import make_setting
 from ._lookups import generated_frames
 from ._report import ImportReport, _counts, _short
 
-__all__ = ["annotate_flops"]
+__all__ = ["annotate_flops", "fill_bytes"]
 
 
 _ROLE_PHASES = ("text_encoder", "denoiser", "decoder", "vocoder")
@@ -139,3 +139,30 @@ def annotate_flops(runs: pd.DataFrame, report: ImportReport | None = None) -> pd
         reasons = [f"{m}: {_short(e)}" for m, e in zip(models, err.to_numpy())]
         report.flop_errors = _counts(pd.Series(reasons, dtype=object)) if reasons else {}
     return validate_runs(df, "annotated runs")
+
+
+def fill_bytes(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``runs`` with empty ``byte`` / ``byte_<role>`` cells filled from the closed-form profiles, and
+    how many rows were filled.
+
+    For tables whose rows carry FLOPs but no bytes (measured before the byte columns, or by
+    ``scaling measure`` / ``scaling.track``, which count FLOPs only): the rows of registered
+    models are profiled as :func:`annotate_flops` does and only their empty byte cells are
+    written; every other column (the FLOPs above all) is left as it is.
+    """
+    if "byte" not in runs.columns:
+        runs = runs.assign(byte=np.nan, **{f"byte_{r}": np.nan for r in _ROLE_PHASES})
+    todo = (runs["byte"].isna() & runs["model_key"].notna()).to_numpy(dtype=bool)
+    if not todo.any():
+        return runs, 0
+    fresh = annotate_flops(runs[todo])
+    out = runs.copy()
+    filled = fresh["byte"].notna().to_numpy(dtype=bool)
+    for col in ("byte", *(f"byte_{r}" for r in _ROLE_PHASES)):
+        col_vals = out[col].to_numpy(dtype=float, na_value=np.nan).copy()
+        new = fresh[col].to_numpy(dtype=float, na_value=np.nan)
+        pos = np.flatnonzero(todo)
+        keep = np.isnan(col_vals[pos])
+        col_vals[pos[keep]] = new[keep]
+        out[col] = col_vals
+    return validate_runs(out, "runs with bytes filled"), int(filled.sum())
