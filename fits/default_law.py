@@ -53,7 +53,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from sklearn.base import clone
 
-from fits.extrapolation import SPREAD_SPLITS
+from fits.extrapolation import SPREAD_SPLITS, DataCoverage
 from fits.features import DESIGN_COLUMNS, aggregate_settings, design_matrix, prior_exponents, setting_groups
 from fits.laws import IdentifiabilityWarning
 from fits.targets import public_targets
@@ -319,6 +319,9 @@ def training_summary(settings, excluded) -> dict:
     def uniq(col):
         return sorted(map(str, settings[col].dropna().astype(str).unique())) if col in settings.columns else []
 
+    pairs = sorted({(str(g), str(p)) for g, p in zip(settings["gpu_key"], settings["precision"])
+                    if isinstance(g, str) and isinstance(p, str)}) if {"gpu_key", "precision"} <= set(settings.columns) \
+        else []
     return {
         "n_settings": int(len(settings)),
         "n_rows": int(settings["n_rows"].sum()) if "n_rows" in settings.columns else int(len(settings)),
@@ -328,9 +331,9 @@ def training_summary(settings, excluded) -> dict:
         "model_keys": uniq("model_key"),
         "modalities": uniq("modality"),
         "families": sorted(set(model_families(settings))) if "model_key" in settings.columns else [],
-        "gpu_precisions": sorted({(str(g), str(p)) for g, p in zip(settings["gpu_key"], settings["precision"])
-                                  if isinstance(g, str) and isinstance(p, str)})
-        if {"gpu_key", "precision"} <= set(settings.columns) else [],
+        "gpu_precisions": pairs,
+        # (architecture, precision class) of the data, resolved here so that predicting resolves no GPU of the data
+        "measured_classes": [list(c) for c in sorted(DataCoverage(gpu_precisions=tuple(pairs)).measured_classes())],
         "flop_range": [float(settings["flop"].min()), float(settings["flop"].max())] if len(settings) else None,
         "byte_range": [float(settings["byte"].min()), float(settings["byte"].max())]
         if len(settings) and "byte" in settings.columns and bool((settings["byte"].astype(float) > 0).all()) else None,

@@ -118,6 +118,7 @@ class DataCoverage:
     gpu_precisions: tuple[tuple[str, str], ...] | None = None
     flop_range: tuple[float, float] | None = None
     byte_range: tuple[float, float] | None = None
+    classes: tuple[tuple[str, str], ...] | None = None   # training.measured_classes: (architecture, class)
     spread: dict[str, dict[str, float]] | None = None
     _classes: set[tuple[str, str]] | None = field(default=None, repr=False)
 
@@ -141,6 +142,11 @@ class DataCoverage:
                 isinstance(x, list) and len(x) == 2 and all(isinstance(v, str) for v in x) for x in pairs)):
             raise LawError(f"{where}: training.gpu_precisions is {pairs!r:.60}; rule: a list of [gpu key, precision]")
         fams = training.get("families")
+        classes = training.get("measured_classes")
+        if classes is not None and (not isinstance(classes, list) or not all(
+                isinstance(x, list) and len(x) == 2 and all(isinstance(v, str) for v in x) for x in classes)):
+            raise LawError(f"{where}: training.measured_classes is {classes!r:.60}; rule: a list of "
+                           "[architecture, precision class]")
         return cls(
             gpus=_names(training.get("gpus"), f"{where}, training.gpus"),
             precisions=_names(training.get("precisions"), f"{where}, training.precisions"),
@@ -150,11 +156,15 @@ class DataCoverage:
             gpu_precisions=tuple((a, b) for a, b in pairs) if pairs is not None else None,
             flop_range=(float(fr[0]), float(fr[1])) if fr is not None else None,
             byte_range=(float(br[0]), float(br[1])) if br is not None else None,
+            classes=tuple((a, b) for a, b in classes) if classes is not None else None,
             spread=read_spreads(doc.get("residual_spread"), where),
         )
 
     def measured_classes(self) -> set[tuple[str, str]]:
-        """(architecture, precision class) pairs measured in the law's data."""
+        """(architecture, precision class) pairs measured in the law's data (``training.measured_classes``,
+        written at fit time; for an older file, resolved from its GPUs and precisions)."""
+        if self.classes is not None:
+            return set(self.classes)
         if self._classes is None:
             pairs = self.gpu_precisions
             if pairs is None:  # an older file: every precision on every GPU it lists

@@ -55,7 +55,7 @@ from typing import Any, Mapping
 from profilers.flops.build_closed_form import design_settings
 from profilers.flops.profile import parameter_counts
 from scaling.errors import ProfilerError
-from scaling.hardware import resolve_gpu
+from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.precision import (
     ACTIVATION_BYTE,
     ROW_SCALE_BYTE,
@@ -195,8 +195,10 @@ class MemoryProfile:
         }
 
 
-def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
-    """Weights and activation estimate per component of one generation at ``setting``."""
+def memory_profile(setting, spec=None, gpu: str | GPUSpec | None = None) -> MemoryProfile:
+    """Weights and activation estimate per component of one generation at ``setting``; ``gpu`` (a
+    name, or a resolved :class:`~scaling.hardware.GPUSpec`, which is not resolved again) adds the
+    fit verdict."""
     spec = spec or resolve_model(setting.model)
     precision = setting.precision
     params = _params(spec)
@@ -229,7 +231,7 @@ def memory_profile(setting, spec=None, gpu: str | None = None) -> MemoryProfile:
     gpu_name = gpu if gpu is not None else getattr(setting, "gpu", None)
     gpu_mem = None
     if gpu_name:
-        g = resolve_gpu(gpu_name)
+        g = gpu_name if isinstance(gpu_name, GPUSpec) else resolve_gpu(gpu_name)
         gpu_name, gpu_mem = g.key, g.memory_byte
     return MemoryProfile(model_id=spec.id, precision=precision, components=tuple(out), gpu=gpu_name,
                          gpu_memory_byte=gpu_mem, notes=tuple(notes))

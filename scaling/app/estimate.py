@@ -379,7 +379,7 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         return _on_several_gpus(one, setting, spec, gpu, plan, law)
     pue = check_pue(pue)
     carbon: Intensity = intensity_for(region, intensity)
-    mem = memory_profile(setting, spec=spec, gpu=gpu.key)
+    mem = memory_profile(setting, spec=spec, gpu=gpu)
     verdict = memory_verdict(mem)
     if check_memory and (verdict == "does not fit" or (verdict == "with model CPU offload" and not allow_offload)):
         raise DoesNotFitError(_does_not_fit(setting, spec, gpu, mem, verdict))
