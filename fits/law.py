@@ -32,7 +32,7 @@ from scaling.errors import LawError
 
 __all__ = ["BYTE_COLUMN", "DESIGN_COLUMNS", "FLOP_ONLY_COLUMNS", "HARDWARE_FEATURES", "STEPS_COLUMN", "LawState",
            "hardware_offset", "hardware_row", "linear_design", "log_model", "predict_interval", "roofline_log_model",
-           "t_quantile"]
+           "roofline_terms", "t_quantile"]
 
 #: Hardware columns of the design matrix, in order (columns 2..5 after ``flop`` and ``steps``).
 HARDWARE_FEATURES: tuple[str, ...] = ("peak_flop_per_s", "memory_bandwidth_byte_per_s", "tdp_w", "byte_per_value")
@@ -159,8 +159,7 @@ def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, ste
     k = ROOFLINE_SHARPNESS if combine == "max" else 1.0
     cp, cb, ct = fitted_center
     zt = Z[:, 4] - ct
-    u_c = theta[0] + theta[1] * (Z[:, 0] - flop_center) + theta[3] * (Z[:, 2] - cp) + theta[5] * zt
-    u_m = theta[2] + (Z[:, 6] - byte_center) + theta[4] * (Z[:, 3] - cb) + theta[5] * zt
+    u_c, u_m = roofline_terms(theta, Z, flop_center=flop_center, byte_center=byte_center, fitted_center=fitted_center)
     top = np.maximum(u_c, u_m)
     ec, em = np.exp(k * (u_c - top)), np.exp(k * (u_m - top))
     core = top + np.log(ec + em) / k
@@ -184,6 +183,17 @@ def roofline_log_model(theta, Z, *, flop_center, byte_center, fitted_center, ste
     if call:
         cols.append(1.0 - rho)
     return out, np.column_stack([np.broadcast_to(c, Z.shape[:1]) for c in cols])
+
+
+def roofline_terms(theta, Z, *, flop_center, byte_center, fitted_center):
+    """``(u_c, u_m)``: the log compute term and the log memory term of the roofline family (module doc
+    of :func:`roofline_log_model`), per row."""
+    theta = np.asarray(theta, dtype=float)
+    cp, cb, ct = fitted_center
+    zt = theta[5] * (Z[:, 4] - ct)
+    u_c = theta[0] + theta[1] * (Z[:, 0] - flop_center) + theta[3] * (Z[:, 2] - cp) + zt
+    u_m = theta[2] + (Z[:, 6] - byte_center) + theta[4] * (Z[:, 3] - cb) + zt
+    return u_c, u_m
 
 
 def hardware_offset(Z, fixed, fixed_exponents) -> np.ndarray:
@@ -280,6 +290,16 @@ class LawState:
 
     def hardware_offset(self, Z) -> np.ndarray:
         return hardware_offset(Z, self.fixed, self.fixed_exponents)
+
+    def roofline_terms(self, X) -> tuple[np.ndarray, np.ndarray] | None:
+        """The compute term and the memory term (the target's unit, before the per-step and per-call
+        costs, no smearing) of each row of ``X``; None for the power family."""
+        if self.family != "roofline":
+            return None
+        Z = self.log_features(np.atleast_2d(np.asarray(X, dtype=float)))
+        u_c, u_m = roofline_terms(self.theta, Z, flop_center=self.flop_center, byte_center=self.byte_center,
+                                  fitted_center=self.fitted_center)
+        return np.exp(u_c), np.exp(u_m)
 
     def linear_design(self, Z) -> np.ndarray:
         return linear_design(Z, self.flop_center, self.fitted, self.fitted_center)

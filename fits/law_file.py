@@ -73,6 +73,7 @@ class LawPrediction:
     model_in_data: bool = True    # the model (registry key or public id) is in the law's data
     family_in_data: bool = True   # the model's registry family is in the law's data
     byte_in_range: bool = True    # the bytes it moves lie in the law's data range (laws that read bytes)
+    roofline_terms_s: tuple[float, float] | None = None  # the time law's compute and memory terms (roofline laws)
     extrapolation: tuple[str, ...] = ()   # one line per way the call leaves the law's data
     widened_by: tuple[str, ...] = ()      # the residual_spread splits the interval was widened with
 
@@ -382,6 +383,10 @@ class Law:
                         time = time.shifted(cost.time_s)
                 if cost.note:
                     notes.append(cost.note)
+        terms = None
+        if law.time is not None and law.time.reads_bytes:
+            c_s, m_s = law.time.roofline_terms(self._row(total_flop, steps, hw, total_byte))
+            terms = (float(c_s[0]), float(m_s[0]))
         in_range = flags["flop_in_range"]
         if not in_range:
             notes.append(f"{total_flop:.3g} FLOP is outside the law's data ({law.flop_range[0]:.3g}-"
@@ -400,7 +405,7 @@ class Law:
             energy_j={**{r: energy[r] for r in order}, "total": energy["total"]}, time_s=time,
             time_by_role_s={r: (t * (flops.get(r, 0.0) / total_flop) if math.isfinite(t) else None) for r in order},
             gpu_measured=measured, precision_in_data=precision_in_data, flop_in_range=in_range,
-            byte_in_range=flags["byte_in_range"],
+            byte_in_range=flags["byte_in_range"], roofline_terms_s=terms,
             law_name=self.name, level=level, notes=tuple(notes),
             precision_measured_on_gpu_class=flags["precision_measured_on_gpu_class"],
             model_in_data=flags["model_in_data"], family_in_data=flags["family_in_data"],

@@ -44,7 +44,8 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from fits.law import BYTE_COLUMN, COMBINES, DESIGN_COLUMNS, STEPS_COLUMN, LawState, roofline_log_model, t_quantile
+from fits.law import (BYTE_COLUMN, COMBINES, DESIGN_COLUMNS, STEPS_COLUMN, LawState, roofline_log_model,
+                      roofline_terms, t_quantile)
 from fits.loglaw import IdentifiabilityWarning, LogLaw
 from scaling.errors import DataError, LawError
 
@@ -209,11 +210,8 @@ class RooflineLaw(LogLaw):
         return self
 
     def _terms(self, theta, Z):
-        cp, cb, ct = self.fitted_center_
-        zt = theta[5] * (Z[:, 4] - ct)
-        u_c = theta[0] + theta[1] * (Z[:, 0] - self.log_flop_center_) + theta[3] * (Z[:, 2] - cp) + zt
-        u_m = theta[2] + (Z[:, BYTE_COLUMN] - self.log_byte_center_) + theta[4] * (Z[:, 3] - cb) + zt
-        return u_c, u_m
+        return roofline_terms(theta, Z, flop_center=self.log_flop_center_, byte_center=self.log_byte_center_,
+                              fitted_center=self.fitted_center_)
 
     def memory_share(self, X):
         """Share of the compute + memory term that is memory, per row (1: memory-bound)."""

@@ -381,3 +381,33 @@ def test_fill_bytes_adds_only_the_missing_byte_cells_and_scaling_fit_reads_them(
     text = capsys.readouterr().out
     assert f"moved bytes filled from the closed-form profiles for {n} rows" in text
     assert "Q: bytes moved" in text
+
+
+def test_predict_says_whether_the_call_is_compute_or_memory_bound(capsys):
+    """The roofline time law's two terms reach the estimate, its JSON and one `bound` line of the text:
+    Wan2.1 at 480p on an H100 is compute-bound, AudioLDM2 80 s with eager attention memory-bound."""
+    import scaling
+    from scaling.app.cli import main
+
+    wan = scaling.predict("wan2.1", frames=81, res="480p", gpu="h100")
+    assert wan.law_compute_time_s > wan.law_memory_time_s > 0
+    audio = scaling.predict("audioldm2", seconds=80, steps=200, gpu="rtx-a6000", attention="full:kernel=eager")
+    assert audio.law_memory_time_s > 5 * audio.law_compute_time_s
+    assert main(["predict", "-m", "wan2.1", "--frames", "81", "--res", "480p", "--gpu", "h100"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("bound"))
+    assert "compute-bound" in line and "memory term" in line
+    assert main(["predict", "-m", "wan2.1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["law_compute_time_s"] > 0 and data["law_memory_time_s"] > 0
+
+
+def test_a_power_law_state_has_no_roofline_terms():
+    from fits.laws import HardwareLaw
+
+    rng = np.random.default_rng(0)
+    hw = np.vstack([hardware_vector(g, "bf16") for g in ("h100", "a100", "l40s")])
+    X = np.column_stack([10 ** rng.uniform(13, 16, 30), rng.integers(10, 50, 30), hw[rng.integers(0, 3, 30)],
+                         np.full(30, 1e12)])
+    y = 1e-12 * X[:, 0] * (1 + 0.01 * rng.standard_normal(30))
+    state = HardwareLaw(steps_column=1, byte_column=BYTE_COLUMN).fit(X, y).to_state()
+    assert state.family == "power" and state.roofline_terms(X[:2]) is None

@@ -125,6 +125,8 @@ class Estimate:
     gpu_memory_gib: float | None = None
     # -- physics (scaling.app.physics) ------------------------------------------------------
     law_time_s: float | None = None             # the time law's value before the bounds
+    law_compute_time_s: float | None = None     # the roofline time law's compute term (FLOPs at its fitted rate)
+    law_memory_time_s: float | None = None      # ... and its memory term (bytes at its fitted rate)
     roofline_time_s: float | None = None        # max(FLOP / peak, bytes / bandwidth)
     tdp_w: float | None = None
     idle_floor_w: float | None = None
@@ -433,6 +435,8 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         memory_offload_gib=(mem.offload_peak_byte + mem.overhead_byte) / GiB,
         gpu_memory_gib=gpu.memory_byte / GiB,
         law_time_s=time.value, roofline_time_s=phys.roofline_time_s, tdp_w=phys.tdp_w,
+        law_compute_time_s=res.roofline_terms_s[0] if res.roofline_terms_s else None,
+        law_memory_time_s=res.roofline_terms_s[1] if res.roofline_terms_s else None,
         idle_floor_w=phys.idle_floor_w, clamps=phys.clamps,
     )
 

@@ -234,6 +234,10 @@ def render(est, gpu_is_default: bool = False, outputs: int | None = None, wide: 
                      f"{fmt_range(est.time_lo_s, est.time_hi_s, fmt_s)})")
         lines.append(f"CO2e       {c_out}")
     lines.append(f"           at {est.intensity_g_per_kwh:g} gCO2e/kWh [{est.intensity_source}], PUE {est.pue:g}")
+    if est.law_compute_time_s is not None and est.law_memory_time_s is not None and not est.plan:
+        c_s, m_s = est.law_compute_time_s, est.law_memory_time_s
+        lines.append(f"bound      {'memory' if m_s > c_s else 'compute'}-bound: the time law's compute term "
+                     f"{fmt_s(c_s)}, memory term {fmt_s(m_s)} (FLOPs and bytes at its fitted rates on {est.gpu})")
     if est.plan:
         lines.append(f"power      {est.average_power_w:,.0f} W average over the call, all {est.gpu_count} GPUs together "
                      f"({est.average_power_w / est.gpu_count:,.0f} W per GPU)")
