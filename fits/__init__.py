@@ -3,14 +3,17 @@
 Public API (imported lazily: ``fits.load_law`` and predicting with it need numpy only)::
 
     fits.load_law(path=None)            -> fits.Law: the shipped default law (or a law file)
-        .predict(setting, flop_by_role, gpu_spec, model_spec)
+        .predict(setting, flop_by_role, gpu_spec, model_spec, byte_by_role=None)
                                         -> fits.LawPrediction: energy_j {role, "total": Interval},
-                                           time_s Interval, flags, notes
-        .predict_energy(flop_by_role, gpu_spec, precision, steps=None)
+                                           time_s Interval, flags, notes, roofline_terms_s
+        .predict_energy(flop_by_role, gpu_spec, precision, steps=None, byte_by_role=None)
                                         -> {role: Interval, "total": Interval}  (the law alone)
-        .predict_time(flop_by_role, gpu_spec, precision, steps=None) -> Interval
+        .predict_time(flop_by_role, gpu_spec, precision, steps=None, byte_by_role=None) -> Interval
+                                        (byte_by_role = FlopProfile.by_role_byte(): required by the
+                                         roofline laws, the shipped one included)
     fits.LawState, fits.predict_interval    one fitted target, and its interval (estimator.to_state())
-    fits.PowerLaw, fits.PowerLawOverhead, fits.HardwareLaw     scikit-learn estimators
+    fits.PowerLaw, fits.PowerLawOverhead, fits.HardwareLaw     scikit-learn estimators (FLOPs)
+    fits.RooflineLaw                                           scikit-learn estimator (FLOPs and bytes)
     fits.IdentifiabilityWarning
     fits.coef_table, fits.prediction_interval, fits.bootstrap  intervals
     fits.compare_laws, fits.candidate_laws, fits.metrics       validation
@@ -32,6 +35,7 @@ _EXPORTS = {
     "PowerLaw": "fits.laws",
     "PowerLawOverhead": "fits.laws",
     "HardwareLaw": "fits.laws",
+    "RooflineLaw": "fits.roofline",
     "IdentifiabilityWarning": "fits.laws",
     "r2_log": "fits.laws",
     "coef_table": "fits.uncertainty",
