@@ -29,7 +29,9 @@ def add_parser(sub):
                         "GPU-hours, CO2e) of count / outputs-per-call calls")
     p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law fitted with `scaling fit --out` (default: the shipped law)")
     p.add_argument("--attention", metavar="VARIANT", action="append",
-                   help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512 (see `scaling profile`)")
+                   help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512, each with an "
+                        "optional ,kernel=sdpa|eager (full:kernel=eager: full attention, score matrix materialised; "
+                        "see `scaling profile`)")
     p.add_argument("--baseline", action="store_true",
                    help="also predict the baseline (model defaults: bf16, default steps, batch 1, full attention; "
                         "same model, resolution, guidance and GPU) and print it next to this what-if, per output, "

@@ -15,7 +15,8 @@ def add_parser(sub):
     p.add_argument("--traced", action="store_true", help="trace the real classes on the meta device (torch)")
     p.add_argument("--attention", metavar="VARIANT", action="append",
                    help="attention variant: full | litefocus:r=0.1[,blocks=down.1+up.2] | tome:ratio=0.5[,merge=attn|all]"
-                        " | window:size=N; prefix COMPONENT= for another component than the denoiser; repeatable")
+                        " | window:size=N, each with ,kernel=sdpa (fused, default) or ,kernel=eager (score matrix "
+                        "materialised); prefix COMPONENT= for another component than the denoiser; repeatable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_wide_arg(p)
     return p
