@@ -180,6 +180,8 @@ class Law:
         every = [self._main] if self._main is not None else list(self._groups.values())
         self.component_method = every[0].method
         self.gpus_measured = tuple(sorted({g for law in every for g in law.gpus}))
+        #: Whether the law reads the bytes moved (a roofline form): predict then needs ``byte_by_role``.
+        self.reads_bytes = any(st.reads_bytes for law in every for st in law.energy_states() + law.time_states())
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}, form={self.form!r}, source={self.source!r})"

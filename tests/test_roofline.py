@@ -411,3 +411,25 @@ def test_a_power_law_state_has_no_roofline_terms():
     y = 1e-12 * X[:, 0] * (1 + 0.01 * rng.standard_normal(30))
     state = HardwareLaw(steps_column=1, byte_column=BYTE_COLUMN).fit(X, y).to_state()
     assert state.family == "power" and state.roofline_terms(X[:2]) is None
+
+
+def test_a_profile_without_bytes_under_a_roofline_law_is_one_clear_refusal(monkeypatch):
+    """A table built before the byte counts (say, a cached local one) meets the roofline law: one LawError
+    that names the model and the way out, not a KeyError deep in the law."""
+    import dataclasses
+
+    import scaling.app.estimate as est
+    from fits.law_file import load_law
+
+    assert load_law().reads_bytes
+    real = est.profile
+
+    def no_bytes(*a, **k):
+        p = real(*a, **k)
+        comps = tuple(dataclasses.replace(c, per_sample_call_activation_byte={}, per_call_weight_byte={})
+                      for c in p.components)
+        return dataclasses.replace(p, components=comps)
+
+    monkeypatch.setattr(est, "profile", no_bytes)
+    with pytest.raises(LawError, match=r"no byte counts .* reads the bytes moved \(rule: rebuild"):
+        est.predict("wan2.1", gpu="h100")

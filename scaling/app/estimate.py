@@ -40,7 +40,7 @@ from typing import Any
 
 from fits.law_file import load_law
 from profilers.flops.memory import RUNTIME_OVERHEAD_BYTE, GiB, MemoryProfile, memory_profile
-from profilers.flops.profile import profile
+from profilers.flops.profile import cache_dir, profile
 from profilers.flops.comm import attention_shapes
 from scaling.app.parallel_features import predict_parallel
 from scaling.app.physics import IDLE_SOURCE, bound, profile_byte
@@ -387,6 +387,10 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
         raise DoesNotFitError(_does_not_fit(setting, spec, gpu, mem, verdict))
     law_obj = _load_law(law)
     prof = profile(setting, spec=spec, attention=attention)
+    if law_obj.reads_bytes and not prof.has_bytes:
+        raise LawError(f"`model` {spec.id}: its FLOP table has no byte counts and law {law_obj.name!r} reads the bytes "
+                       f"moved (rule: rebuild the table with byte counts, a cached local table by deleting it under "
+                       f"{cache_dir()}, or pass a FLOP-only law with --law)")
     role_flops = prof.by_role()
     res = law_obj.predict(setting, role_flops, gpu, spec,
                           byte_by_role=prof.by_role_byte() if prof.has_bytes else None)
