@@ -330,5 +330,9 @@ class LogLaw(RegressorMixin, BaseEstimator):
             params={k: (list(v) if isinstance(v, (tuple, np.ndarray)) else v) for k, v in self.get_params().items()},
             param_names=tuple(self.param_names_), hardware_columns=tuple(int(j) for j in self.hardware_columns_),
             hardware_exponents=tuple(float(v) for v in self.hardware_exponents_),
-            n_settings=int(self.n_settings_), n_samples=int(len(self.resid_log_)),
+            n_settings=int(self.n_settings_), n_samples=int(len(self.resid_log_)), **self._state_family(),
         )
+
+    def _state_family(self) -> dict:
+        """The family fields of the state (:attr:`fits.law.LawState.family` and its layout): none here."""
+        return {}

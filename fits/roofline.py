@@ -44,8 +44,8 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from fits.law import (BYTE_COLUMN, COMBINES, DESIGN_COLUMNS, STEPS_COLUMN, LawState, roofline_log_model,
-                      roofline_terms, t_quantile)
+from fits.law import (BYTE_COLUMN, COMBINES, DESIGN_COLUMNS, STEPS_COLUMN, roofline_log_model,
+                      roofline_terms)
 from fits.loglaw import IdentifiabilityWarning, LogLaw
 from scaling.errors import DataError, LawError
 
@@ -203,6 +203,7 @@ class RooflineLaw(LogLaw):
         self.steps_column_ = STEPS_COLUMN
         self.hardware_columns_ = list(_HW)
         self.fitted_hardware_ = list(_HW)
+        self.column_center_ = dict(zip(_HW, self.fitted_center_))
         self.fixed_hardware_ = [5]  # byte per value: the bytes are counted at the run's precision already
         self.exponent_of_ = {**{j: float(w) for j, w in zip(_HW, theta[3:6])}, 5: 0.0}
         u_c, u_m = self._terms(theta, Z)
@@ -235,21 +236,5 @@ class RooflineLaw(LogLaw):
         check_is_fitted(self, "theta_")
         return float(np.exp(self.theta_[7])) if self.overhead == "call+step" else 0.0
 
-    def to_state(self, level: float = 0.9) -> LawState:
-        check_is_fitted(self, "theta_")
-        theta = np.array(self.theta_, dtype=float)
-        cov = np.array(self.cov_, dtype=float)
-        floor = np.array(self.floor_, dtype=float)
-        for a in (theta, cov, floor):
-            a.setflags(write=False)
-        return LawState(
-            theta=theta, cov=cov, sigma2=float(self.sigma2_), dof=int(self.dof_), smearing=float(self.smearing_),
-            flop_center=float(self.log_flop_center_), overhead=self._terms_of_overhead(), steps_column=STEPS_COLUMN,
-            fitted=_HW, fitted_center=tuple(self.fitted_center_), fixed=(5,), fixed_exponents=(0.0,),
-            floor=floor, n_features=int(self.n_features_in_), overhead_scale="none",
-            t_quantile=t_quantile(level, self.dof_), level=float(level), form=type(self).__name__,
-            params=dict(self.get_params()), param_names=tuple(self.param_names_), hardware_columns=_HW,
-            hardware_exponents=tuple(float(v) for v in self.hardware_exponents_),
-            n_settings=int(self.n_settings_), n_samples=int(len(self.resid_log_)),
-            family="roofline", combine=self.combine, byte_center=float(self.log_byte_center_),
-        )
+    def _state_family(self) -> dict:
+        return {"family": "roofline", "combine": self.combine, "byte_center": float(self.log_byte_center_)}

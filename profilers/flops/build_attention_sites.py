@@ -127,7 +127,6 @@ def _ehs(args, kwargs):
 def trace_sites(spec: ModelSpec, call: ComponentCall) -> dict[str, Any]:
     """Per-site and per-transformer-block FLOPs of ONE call for ONE sample, and the token grids."""
     module, inner, fn, kwargs = _runner(spec, call)
-    prefix = "" if inner is module else "unet."
     seen: dict[str, dict] = {}
     grids: dict[str, tuple[int, ...]] = {}
     handles = []
