@@ -98,8 +98,16 @@ def _target(name, what, op, threshold, achieved, note, **extra) -> dict:
 def _cv_mape(law, X, y, groups, split) -> tuple[float, dict]:
     pred, info = cross_val_predictions(law, X, y, groups, split)
     m = metrics(y, pred)
-    return m["mape"], {"n": m["n"], "folds": info["folds"], "failed_folds": info["failed_folds"],
-                       "warned_folds": info["warned_folds"]}
+    out = {"n": m["n"], "folds": info["folds"], "failed_folds": info["failed_folds"],
+           "warned_folds": info["warned_folds"]}
+    if split == "model_out":  # the bias of each held-out model: exp(mean log(predicted / measured)) - 1
+        ok = np.isfinite(pred) & (pred > 0)
+        g = np.asarray(groups).astype(str)[ok]
+        logr = np.log(pred[ok] / np.asarray(y, dtype=float)[ok])
+        bias = np.array([np.expm1(logr[g == k].mean()) for k in np.unique(g)])
+        out.update(model_bias_min=float(bias.min()), model_bias_max=float(bias.max()),
+                   models_beyond_15pct=int((np.abs(bias) > 0.15).sum()), models=int(bias.size))
+    return m["mape"], out
 
 
 def split_targets(fit, form: str) -> list[dict]:
@@ -118,6 +126,9 @@ def split_targets(fit, form: str) -> list[dict]:
                 "" if split == "config_kfold" else f" ({n_groups} {'models' if split == 'model_out' else 'GPUs'})")
             if info["failed_folds"]:
                 note += f", {info['failed_folds']} folds failed"
+            if split == "model_out":
+                note += (f"; bias per held-out model {info['model_bias_min']:+.0%} to {info['model_bias_max']:+.0%}, "
+                         f"{info['models_beyond_15pct']} of {info['models']} beyond 15%")
             out.append(_target(f"{target}_{split}", f"{target} MAPE, {words}", "<=", THRESHOLDS[target][split],
                                mape, note, **info))
     return out
