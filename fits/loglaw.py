@@ -54,6 +54,16 @@ def r2_log(y_true, y_pred) -> float:
     return 1.0 - ss_res / ss_tot
 
 
+def column_floor(X: np.ndarray) -> np.ndarray:
+    """Per column, the smallest positive value (1 where there is none): what replaces a zero before the log."""
+    floor = np.ones(X.shape[1])
+    for j in range(X.shape[1]):
+        pos = X[:, j][X[:, j] > 0]
+        if pos.size:
+            floor[j] = pos.min()
+    return floor
+
+
 class LogLaw(RegressorMixin, BaseEstimator):
     """Shared machinery: validation, the log-space model, fitting, prediction.
 
@@ -154,12 +164,7 @@ class LogLaw(RegressorMixin, BaseEstimator):
         self.steps_column_ = steps_column if "step" in overhead else None
         self.hardware_columns_ = list(hw_cols)
         used = [0] + ([steps_column] if "step" in overhead else []) + list(hw_cols)
-        floor = np.ones(n_features)
-        for j in range(n_features):
-            pos = X[:, j][X[:, j] > 0]
-            if pos.size:
-                floor[j] = pos.min()
-        self.floor_ = floor
+        self.floor_ = column_floor(X)
         Z = self._logs(X)
         t = np.log(y)
         n_settings = int(np.unique(Z[:, used], axis=0).shape[0])

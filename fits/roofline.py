@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fits.law import (BYTE_COLUMN, COMBINES, DESIGN_COLUMNS, STEPS_COLUMN, roofline_log_model,
                       roofline_terms)
-from fits.loglaw import IdentifiabilityWarning, LogLaw
+from fits.loglaw import IdentifiabilityWarning, LogLaw, column_floor
 from scaling.errors import DataError, LawError
 
 __all__ = ["PRIOR_WEIGHT", "RooflineLaw", "TARGETS"]
@@ -136,12 +136,7 @@ class RooflineLaw(LogLaw):
         if bad.any():
             raise DataError(f"RooflineLaw: row {int(np.flatnonzero(bad)[0])} has no bytes moved (column "
                             f"{BYTE_COLUMN}): the roofline forms need the byte counts of a closed-form profile")
-        floor = np.ones(X.shape[1])
-        for j in range(X.shape[1]):
-            pos = X[:, j][X[:, j] > 0]
-            if pos.size:
-                floor[j] = pos.min()
-        self.floor_ = floor
+        self.floor_ = column_floor(X)
         Z = self._logs(X)
         t = np.log(y)
         self.n_settings_ = int(np.unique(Z[:, [0, 1, 2, 3, 4, 6]], axis=0).shape[0])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +20,7 @@ pytest.importorskip("diffusers")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 
-from fake_clock import FakeClock  # noqa: E402
+from fake_clock import FakeClock, fake_compute  # noqa: E402
 
 from profilers.energy.meters import EstimateMeter, Measurement, NvmlMeter  # noqa: E402
 from profilers.energy.meters.base import MeterBase  # noqa: E402
@@ -74,30 +73,6 @@ class CountingSync:
 
 #: Fake seconds one call of each phase's component takes (powers of two: exact sums).
 CALL_S = {"text_encoder": 2**-7, "denoiser": 2**-5, "decoder": 2**-6, "vocoder": 2**-8}
-
-
-@contextmanager
-def fake_compute(built, clock, seconds):
-    """Each call of a component the recorder hooks lets ``seconds[role]`` of fake time pass
-    (after the real call has run)."""
-    wrapped = []
-    for name, role in built.roles.items():
-        module = getattr(built.pipe, name)
-        method = "decode" if role == "decoder" and hasattr(module, "decode") else "forward"
-        original = getattr(module, method)
-
-        def timed(*args, _call=original, _dt=seconds[role], **kwargs):
-            out = _call(*args, **kwargs)
-            clock.advance(_dt)
-            return out
-
-        object.__setattr__(module, method, timed)
-        wrapped.append((module, method))
-    try:
-        yield
-    finally:
-        for module, method in wrapped:
-            object.__delattr__(module, method)
 
 
 @pytest.mark.parametrize("kind", ["sd", "wan", "audioldm"])

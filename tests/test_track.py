@@ -8,7 +8,6 @@ every duration and energy is exact, whatever the load on the machine.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 
 from fake_clock import FakeClock  # noqa: E402
+from fake_clock import fake_compute as _fake_compute  # noqa: E402
 
 import scaling  # noqa: E402
 from profilers.energy.meters import EstimateMeter  # noqa: E402
@@ -40,27 +40,9 @@ def sd():
     return tiny_pipeline("sd")
 
 
-@contextmanager
 def fake_compute(built, clock, seconds=CALL_S):
-    """Each component call lets ``seconds[role]`` of fake time pass (after the real call)."""
-    wrapped = []
-    for name, role in built.roles.items():
-        module = getattr(built.pipe, name)
-        method = "decode" if role == "decoder" and hasattr(module, "decode") else "forward"
-        original = getattr(module, method)
-
-        def timed(*args, _call=original, _dt=seconds[role], **kwargs):
-            out = _call(*args, **kwargs)
-            clock.advance(_dt)
-            return out
-
-        object.__setattr__(module, method, timed)
-        wrapped.append((module, method))
-    try:
-        yield
-    finally:
-        for module, method in wrapped:
-            object.__delattr__(module, method)
+    """:func:`fake_clock.fake_compute` with this file's seconds per component call."""
+    return _fake_compute(built, clock, seconds)
 
 
 def _fake_meter():

@@ -16,13 +16,13 @@ energy are flat within 1% from batch 8 up in those rows); ``anchor_scaled`` mark
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
+from fits.default_law import sha256
 from fits.law_file import load_law
 from fits.parallel import FEATURES, law_document, load_parallel_law, parallel_law_path, write_law
 from fits.validation import default_public_folder, load_public
@@ -135,14 +135,6 @@ def with_law_anchors(frame: pd.DataFrame, *, law=None) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------- refit
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -158,7 +150,7 @@ def build_document(*, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
     """The law document fitted on the shipped public table, with its provenance."""
     folder = default_public_folder()
     frame = v3_frame()
-    files = {name: _sha256(folder / name) for name in ("runs.parquet", V3_CSV)}
+    files = {name: sha256(folder / name) for name in ("runs.parquet", V3_CSV)}
     provenance = {"data": {f"datasets/public/{k}": {"sha256": v} for k, v in files.items()},
                   "rows": f"source == {V3_SOURCE!r}, phase total; anchors: the one-GPU row of the same model and "
                           f"batch ({int(frame['anchor_scaled'].sum())} rows scaled from the largest one-GPU batch)",

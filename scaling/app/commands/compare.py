@@ -95,13 +95,13 @@ def run(args) -> int:
 def _not_fitting(mem) -> str:
     """'does not fit (needs N GiB, has M)' or 'needs CPU offload (...)' for one option not ranked."""
     from profilers.flops.memory import GiB
-    from scaling.app.frames import memory_verdict
+    from scaling.app.frames import memory_need_gib, memory_verdict
 
     has = mem.gpu_memory_byte / GiB
     if memory_verdict(mem) == "with model CPU offload":
         return (f"needs CPU offload (resident {(mem.resident_peak_byte + mem.overhead_byte) / GiB:.1f} GiB, has "
-                f"{has:.0f} GiB; {(mem.offload_peak_byte + mem.overhead_byte) / GiB:.1f} GiB with offload)")
-    return f"does not fit (needs {(mem.offload_peak_byte + mem.overhead_byte) / GiB:.1f} GiB, has {has:.0f} GiB)"
+                f"{has:.0f} GiB; {memory_need_gib(mem):.1f} GiB with offload)")
+    return f"does not fit (needs {memory_need_gib(mem):.1f} GiB, has {has:.0f} GiB)"
 
 
 def _fixed(s) -> str:
