@@ -37,6 +37,9 @@ Per-component energies. The public data measures whole calls (``phase == total``
 default law is a law of the total; a component's energy is the total's split by its FLOP share,
 ``E_role = E_total * C_role / C_total`` (its interval scaled the same way). A law fitted with
 ``scaling fit --by component`` on per-phase measurements predicts each role with its own law.
+
+Length: a little over 500 lines on purpose: the seven steps above are one recipe that rebuilds
+the shipped law file byte for byte; split, a step would be read away from the ones it feeds.
 """
 
 from __future__ import annotations

@@ -1,5 +1,11 @@
+import os
 import sys
 from pathlib import Path
+
+# scikit-learn's estimator checks (tests/test_laws.py) include one that runs the laws with array-API
+# dispatch on NumPy inputs; it needs SciPy's array-API mode, read when SciPy is first imported, and
+# is skipped without it. Set here, before any test module imports SciPy, so that the check runs.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import pytest
 

@@ -42,6 +42,9 @@ read them; every such row carries the ``cpu_only`` flag.
 A row's ``estimated`` is about its main figure: the GPU energy where there is one (a GPU run
 with NVML is a measurement even though CodeCarbon's CPU and RAM figures are modelled), else
 the CPU energy. The notes name every estimated field and the power it assumed.
+
+Length: a little over 500 lines on purpose: the protocol's steps (build, idle baseline, warm-up,
+repeats, append, resume) share one state and are read top to bottom as one procedure.
 """
 
 from __future__ import annotations

@@ -74,6 +74,9 @@ The site tables (``scaling/_registry/attention_sites/<key>.json``) are built onc
 heads x head_dim, token grid and FLOP polynomial in the component's level feature.
 ``profilers.flops.profile`` applies the variants to a profile: closed-form profiles with
 :func:`apply_variant` (this module), traced ones with ``build_attention_sites.trace_variant``.
+
+Length: about 500 lines: one grammar (the variant strings) and the FLOP and byte rule of each
+variant, which are checked against each other.
 """
 
 from __future__ import annotations

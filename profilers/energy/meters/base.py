@@ -164,12 +164,7 @@ class MeterBase:
 
     # -- the interface -------------------------------------------------------------
     def begin_window(self, key: str) -> None:
-        self._check_usable()
-        if key in self._open:
-            raise MeterError(
-                f"window {key!r} is already open on the {self.name} meter; "
-                "end it first or give the nested window another key"
-            )
+        self._check_new_window(key)
         self._open[key] = self._snapshot()
 
     def end_window(self, key: str) -> Measurement:
@@ -194,6 +189,15 @@ class MeterBase:
     def _check_usable(self) -> None:
         if self._closed:
             raise MeterError(f"the {self.name} meter is closed; create a new one")
+
+    def _check_new_window(self, key: str) -> None:
+        """The meter is open and no window ``key`` is open on it yet."""
+        self._check_usable()
+        if key in self._open:
+            raise MeterError(
+                f"window {key!r} is already open on the {self.name} meter; "
+                "end it first or give the nested window another key"
+            )
 
     def _snapshot(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -324,12 +328,7 @@ class CompositeMeter(MeterBase):
         return max(float(getattr(p, "resolution_s", 0.0)) for p in self.parts)
 
     def begin_window(self, key: str) -> None:
-        self._check_usable()
-        if key in self._open:
-            raise MeterError(
-                f"window {key!r} is already open on the {self.name} meter; "
-                "end it first or give the nested window another key"
-            )
+        self._check_new_window(key)
         begun: list[Meter] = []
         try:
             for p in reversed(self.parts):
