@@ -257,8 +257,26 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - needs GPUs, torchrun and xfuser
+PROG = "profilers.energy.xdit"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the backend; a refusal (not under torchrun, a bad model, setting or plan, no xfuser) is one line on
+    stderr, ``profilers.energy.xdit: error: ...``, and exit status 2. The torchrun check comes first, before
+    any work."""
+    import sys
+
+    from scaling.errors import ScalingError
+
     args = _parse(argv)
+    try:
+        return _main(args)
+    except ScalingError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:  # pragma: no cover - needs GPUs, torchrun and xfuser
     rank = RankInfo.from_env()
     spec = resolve_model(args.model)
     setting = make_setting(spec, height=args.height, width=args.width, frames=args.frames, steps=args.steps,

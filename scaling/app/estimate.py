@@ -361,7 +361,8 @@ def _does_not_fit(setting: GenerationSetting, spec: ModelSpec, gpu: GPUSpec, mem
             f"which has {gpu.memory_byte / GiB:.0f} GiB (rule: {MEMORY_RULE}")
     if verdict == "with model CPU offload":
         return (head + f"; it fits only with model CPU offload, {offload:.1f} GiB, whose transfers the law does not "
-                "model: allow_offload=True (--allow-offload) gives the GPU-side estimate without them)")
+                "model: allow_offload=True (`scaling predict --allow-offload`) gives the GPU-side estimate "
+                "without them, a lower bound)")
     return head + f"; even with model CPU offload it needs {offload:.1f} GiB)"
 
 

@@ -289,6 +289,7 @@ class PlanResult:
     jobs: list[dict[str, Any]]           # per job and option
     pareto: list[str] = field(default_factory=list)
     interval: float = 0.9
+    notes: list[str] = field(default_factory=list)  # the workload's values read in another form than written
 
     @property
     def fitting(self) -> list[dict[str, Any]]:
@@ -325,7 +326,8 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
     (it needs model CPU offload, not modelled, or does not fit at all) is kept, marked
     ``fits_memory=False`` and ranked after those that fit; the Pareto set is taken over the options
     that fit, on (kWh, GPU-hours, CO2e) (:data:`PARETO_OBJECTIVES`). ``jobs`` holds the per-job
-    breakdown of every option (per call, per output and for the job's count)."""
+    breakdown of every option (per call, per output and for the job's count); ``notes`` the file's
+    values read in another form than written (``count: 1e6`` read as 1,000,000)."""
     data, lines = load_workload(path)
     top = data["_lines"]["top"]
     try:
@@ -394,7 +396,8 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
     front = pareto_labels([c for c in candidates if c["fits_memory"]])
     for c in candidates:
         c["pareto"] = c["option"] in front
-    return PlanResult(candidates=candidates, jobs=per_job, pareto=front, interval=interval)
+    return PlanResult(candidates=candidates, jobs=per_job, pareto=front, interval=interval,
+                      notes=list(data.get("_notes", [])))
 
 
 def _option_label(gpu: str, precision: str | None, scale: float | None, region: str | None) -> str:

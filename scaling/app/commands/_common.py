@@ -240,16 +240,26 @@ def model_spec_from_args(args):
     return spec
 
 
+SETTING_KEYWORDS = {"res": "res", "frames": "frames", "seconds": "seconds", "steps": "steps", "guidance": "guidance",
+                    "cfg": "cfg", "batch_size": "batch", "outputs_per_prompt": "outputs_per_prompt",
+                    "precision": "precision", "prompt_tokens": "prompt_tokens"}
+"""Keyword of :func:`scaling.settings.make_setting` -> the ``args`` field :func:`add_setting_args` fills: every
+option of the setting group but ``--model``, ``--config`` and ``--gpu`` (a test holds the two together)."""
+
+
+def setting_kwargs(args) -> dict[str, Any]:
+    """The :func:`scaling.settings.make_setting` keywords of the parsed setting options (:data:`SETTING_KEYWORDS`),
+    ``--gpu`` apart: the one place a command turns them into a setting, so that none is left out. An option
+    left unset (None) is left out: make_setting's default (the model's) applies."""
+    values = {kw: getattr(args, dest, None) for kw, dest in SETTING_KEYWORDS.items()}
+    return {kw: v for kw, v in values.items() if v is not None}
+
+
 def setting_from_args(args, spec=None):
     from scaling.settings import make_setting
 
     spec = spec or model_spec_from_args(args)
-    return make_setting(
-        spec, res=args.res, frames=args.frames, seconds=args.seconds, steps=args.steps, guidance=args.guidance,
-        cfg=args.cfg, batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt,
-        precision=args.precision, gpu=getattr(args, "gpu", None),
-        prompt_tokens=getattr(args, "prompt_tokens", None),
-    )
+    return make_setting(spec, gpu=getattr(args, "gpu", None), **setting_kwargs(args))
 
 
 def fmt_flop(x: float) -> str:

@@ -52,22 +52,78 @@ def _box(terminal: bool):
     return Box("    \n    \n" f" {dash}{dash} \n" "    \n" f" {dash}{dash} \n" "    \n    \n    \n")
 
 
+_RANK = re.compile(r"^\d*$|^-$")
+
+
+def label_columns(header: Sequence[str], cells: Sequence[Sequence[str]]) -> tuple[int, ...]:
+    """The identifier columns of a table, which never wrap: the first, and the second too when the first is
+    a rank (``#``: whole numbers or ``-``)."""
+    if not header:
+        return ()
+    if len(header) > 1 and cells and all(_RANK.match(r[0]) for r in cells):
+        return (0, 1)
+    return (0,)
+
+
 def render_table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = False, totals: int = 0,
-                 justify: Sequence[str] | None = None, file=None) -> str:
-    """The table as text (see :func:`print_table`)."""
+                 justify: Sequence[str] | None = None, file=None, no_wrap: Sequence[int] | None = None) -> str:
+    """The table as text (see :func:`print_table`).
+
+    The label columns (``no_wrap``; default :func:`label_columns`: the first, or ``#`` and the one after it)
+    are never wrapped mid-word (``h100-sxm x2 u1r1c2*`` stays on one line). Where the table is too wide the
+    text columns (a memory verdict, ``never measured``) wrap first, then the numeric ones, then the labels at
+    their spaces; a layout that cuts no word is taken, else the first that crops no cell.
+    """
+    cells = [[("-" if c is None else str(c)) for c in r] for r in rows]
+    labels = set(label_columns(header, cells) if no_wrap is None else no_wrap)
+    justs = [justify[i] if justify is not None else
+             ("right" if i > 0 and cells and all(_NUMERIC.match(r[i]) for r in cells if r[i]) else "left")
+             for i in range(len(header))]
+    numeric = {i for i, j in enumerate(justs) if j == "right"}
+    # what may not wrap: labels and numbers, the labels only, the numbers only (labels wrap at spaces), none
+    tiers = [labels | numeric, labels, numeric, set()]
+    texts = []
+    for keep in tiers:
+        texts.append(_render(cells, header, justs, wide=wide, totals=totals, file=file, no_wrap=keep))
+        if not _cropped(texts[-1], cells, header, keep) and not _folded(texts[-1], cells, header):
+            return texts[-1]
+    # no tier keeps every word whole: the first that cuts nothing (rich crops a no_wrap cell it cannot fit)
+    return next(t for t, keep in zip(texts, tiers) if not _cropped(t, cells, header, keep))
+
+
+def _items(cells, header, i: int) -> list[str]:
+    return [r[i] for r in cells if i < len(r)] + str(header[i]).split("\n")
+
+
+def _cropped(text: str, cells, header, columns: set[int]) -> bool:
+    """The longest cell (or header line) of one of ``columns`` (no_wrap) is not printed whole on a line."""
+    lines = text.splitlines()
+    for i in columns:
+        longest = max(_items(cells, header, i), key=len, default="")
+        if longest and not any(longest in line for line in lines):
+            return True
+    return False
+
+
+def _folded(text: str, cells, header) -> bool:
+    """The longest word of a column is cut over two lines (a column narrower than its longest word)."""
+    lines = text.splitlines()
+    for i in range(len(header)):
+        longest = max((w for item in _items(cells, header, i) for w in item.split()), key=len, default="")
+        if longest and not any(longest in line for line in lines):
+            return True
+    return False
+
+
+def _render(cells, header, justs, *, wide: bool, totals: int, file, no_wrap: set[int]) -> str:
     from rich.table import Table
     from rich.text import Text
 
     console = _console(wide, file)
-    cells = [[("-" if c is None else str(c)) for c in r] for r in rows]
     table = Table(box=_box(console.is_terminal), show_edge=False, pad_edge=False, highlight=False,
                   header_style="bold" if console.is_terminal else None, collapse_padding=True)
     for i, h in enumerate(header):
-        if justify is not None:
-            just = justify[i]
-        else:
-            just = "right" if i > 0 and cells and all(_NUMERIC.match(r[i]) for r in cells if r[i]) else "left"
-        table.add_column(Text(str(h)), justify=just, overflow="fold")
+        table.add_column(Text(str(h)), justify=justs[i], overflow="fold", no_wrap=i in no_wrap)
     body = len(cells) - totals
     for j, r in enumerate(cells):
         table.add_row(*[Text(c) for c in r], end_section=(totals > 0 and j == body - 1))

@@ -39,10 +39,8 @@ def run(args) -> int:
     spec = model_spec_from_args(args)
     rows = compare(spec, gpus=args.gpu, precisions=args.precisions,
                    step_counts=args.steps_list, law=args.law, region=args.region,
-                   intensity=args.intensity, pue=args.pue, res=args.res, frames=args.frames, seconds=args.seconds,
-                   guidance=args.guidance, cfg=args.cfg, batch_size=args.batch,
-                   outputs_per_prompt=args.outputs_per_prompt, precision=args.precision, steps=args.steps,
-                   gpu_counts=getattr(args, "gpus", None))
+                   intensity=args.intensity, pue=args.pue, gpu_counts=getattr(args, "gpus", None),
+                   **T.setting_kwargs(args))
     if args.json:
         print(dump_json([{"label": r.label, "rank": r.rank, "fits_memory": r.fits_memory,
                           "memory_fit": memory_verdict(r.memory), "memory_need_gib": memory_need_gib(r.memory),
@@ -53,7 +51,8 @@ def run(args) -> int:
     first = rows[0].estimate
     n = first.setting.n_outputs
     print(f"model    {first.model_id}")
-    print(f"setting  {describe_call(first.setting) if not (args.steps_list or args.precisions) else _fixed(first.setting)}")
+    tokens_set = args.prompt_tokens is not None
+    print(f"setting  {describe_call(first.setting, tokens_set) if not (args.steps_list or args.precisions) else _fixed(first.setting, tokens_set)}")
     print(f"law      {first.law}\n")
     best = rows.best
     pct = f"{first.interval * 100:.0f}%"
@@ -104,8 +103,9 @@ def _not_fitting(mem) -> str:
     return f"does not fit (needs {memory_need_gib(mem):.1f} GiB, has {has:.0f} GiB)"
 
 
-def _fixed(s) -> str:
-    """The setting without the fields being compared."""
+def _fixed(s, prompt_tokens_set: bool = False) -> str:
+    """The setting without the fields being compared (the prompt tokens where the user set them)."""
     from scaling.app.commands._common import describe_setting
 
-    return f"{describe_setting(s)}, batch {s.batch_size} ({s.n_outputs} output{'s' if s.n_outputs > 1 else ''} per call)"
+    return (f"{describe_setting(s)}, batch {s.batch_size} ({s.n_outputs} output{'s' if s.n_outputs > 1 else ''} per "
+            "call)" + (f", {s.prompt_tokens} prompt tokens" if prompt_tokens_set else ""))

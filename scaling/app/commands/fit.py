@@ -21,6 +21,7 @@ everything succeeded, and atomically.
 
 from __future__ import annotations
 
+import argparse
 import math
 
 from scaling._files import check_output
@@ -33,14 +34,13 @@ _BY = ("gpu", "model", "component")
 def add_parser(sub):
     p = sub.add_parser(
         "fit", help="fit an energy law (Kaplan-style, with intervals and validation) on a runs table",
+        formatter_class=_LawFormsHelp,
         description="Fit E = a*C^b (+ overheads, hardware terms) on measured runs; print coefficients with 90% "
                     "intervals and the validation table (k-fold over settings, leave-one-model-out, "
                     "leave-one-GPU-out).")
     p.add_argument("--data", required=True, metavar="RUNS", type=T.nonempty("data"), help="runs table (.parquet from `scaling data import`, or .csv)")
     p.add_argument("--law", default="auto", metavar="NAME", type=T.nonempty("law"),
-                   help="law form: auto (best form with hardware terms by the validation table) or one of "
-                        "power, power-robust, power+E0, power+step, hw-compute, hw-compute+step, hw-memory, "
-                        "hw-memory+E0, hw-memory+step, hw-memory+E0+step, hw-fit+step, hw-fit+flatstep")
+                   help=LAW_HELP_PLACEHOLDER)  # the forms are listed from fits.validation when --help prints
     p.add_argument("--by", choices=_BY, help="one law per GPU, per model, or per component (phase rows)")
     p.add_argument("--target", choices=("energy", "time"), default="energy",
                    help="print and validate the energy law (default) or the time law (both are written)")
@@ -57,6 +57,34 @@ def add_parser(sub):
                    help="folds of the k-fold over settings (2 or more; default 5)")
     add_wide_arg(p)
     return p
+
+
+LAW_HELP_PLACEHOLDER = "law form: auto (the default) or a form of fits.validation.candidate_laws"
+
+
+def law_help() -> str:
+    """The help of ``--law``: every form :func:`fits.validation.candidate_laws` accepts (the one table of forms),
+    the default marked, and the form of the shipped default law (:data:`fits.validation.PRIMARY_LAW`)."""
+    from fits.validation import PRIMARY_LAW, candidate_laws
+
+    forms = [f"{f} (the shipped default law's form)" if f == PRIMARY_LAW else f for f in candidate_laws("energy")]
+    return ("law form: auto (the default: the hw-* form with the lowest mean held-out MAPE on this data) or one of "
+            + ", ".join(forms)).replace("%", "%%")
+
+
+class _LawFormsHelp(argparse.HelpFormatter):
+    """The help formatter of ``scaling fit``: ``--law`` lists the forms only when the help is printed, so that
+    building the parser (every command line) does not import fits (numpy)."""
+
+    def _get_help_string(self, action):
+        if action.help == LAW_HELP_PLACEHOLDER:
+            return law_help()
+        return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):  # a form name is never cut at its hyphen (hw-\nmemory+step)
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def run(args) -> int:

@@ -37,7 +37,8 @@ def run(args) -> int:
     res = plan(args.workload, law=args.law, gpus=args.gpu, regions=args.regions,
                precisions=args.precisions, step_scales=args.steps_scale)
     if args.json:
-        print(dump_json({"candidates": res.candidates, "jobs": res.jobs, "pareto": res.pareto}))
+        print(dump_json({"candidates": res.candidates, "jobs": res.jobs, "pareto": res.pareto,
+                         "notes": list(getattr(res, "notes", []))}))
         return 0
     wide = getattr(args, "wide", False)
     pct = f"{res.interval * 100:.0f}%"
@@ -77,19 +78,23 @@ def run(args) -> int:
         jrows = []
         multi = any(j.get("plan") or j.get("max_latency_s") for j in jobs)
         total_kwh = sum(j["kwh"] for j in jobs) or 1.0
-        for j in jobs:
+        for k, j in enumerate(jobs, 1):
             outputs = j.get("outputs", j.get("count"))
-            jrows.append([j["job"], j.get("model_key") or j["model"], f"{outputs:,}" if outputs is not None else "-",
+            unnamed = j["job"] == f"{k}: {j['model']}"  # the default name repeats the model id the next column has
+            jrows.append([str(k) if unnamed else j["job"], j.get("model_key") or j["model"],
+                          f"{outputs:,}" if outputs is not None else "-",
                           fmt_j(j["energy_per_output_j"]), fmt_kwh(j["kwh"]), fmt_hours(j["gpu_hours"]),
                           fmt_g(j["co2e_kg"] * 1000), f"{j['kwh'] / total_kwh:.0%}"])
         print(render_table(jrows, ["job", "model", "outputs", "energy/output", "energy", "GPU-hours", "CO2e", "share"],
-                           wide=wide))
+                           wide=wide, no_wrap=(0, 1)))
         for j in jobs if multi else []:
             print(f"plan of job {j['job']}: {_gpus_and_plan(j)}")
     co2e = "CO2e" in (planning.pareto_labels.__doc__ or "")
     print(f"\nintervals: the sum of the jobs' {pct} bounds. Pareto: not beaten on energy"
           f"{', GPU-hours and CO2e' if co2e else ' and GPU-hours'} at once by an option that fits.\n"
           "All figures are estimates from a fitted law.")
+    for note in getattr(res, "notes", []):  # as predict prints its notes
+        print(f"note: {note}")
     return 0
 
 

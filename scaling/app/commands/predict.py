@@ -32,6 +32,10 @@ def add_parser(sub):
                    help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512, each with an "
                         "optional ,kernel=sdpa|eager (full:kernel=eager: full attention, score matrix materialised; "
                         "see `scaling profile`)")
+    p.add_argument("--allow-offload", action="store_true",
+                   help="predict a pipeline that fits the GPU only with model CPU offload (refused without it): the "
+                        "estimate is then the GPU-side work alone, a lower bound; the offload transfers (the weights "
+                        "moved to the GPU every call) are not priced")
     p.add_argument("--baseline", action="store_true",
                    help="also predict the baseline (model defaults: bf16, default steps, batch 1, full attention; "
                         "same model, resolution, guidance and GPU) and print it next to this what-if, per output, "
@@ -46,10 +50,9 @@ def run(args) -> int:
 
     spec = model_spec_from_args(args)
     est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
-                  count=args.count, attention=";".join(args.attention) if args.attention else None, res=args.res,
-                  frames=args.frames, seconds=args.seconds, steps=args.steps, guidance=args.guidance, cfg=args.cfg,
-                  batch_size=args.batch, outputs_per_prompt=args.outputs_per_prompt, precision=args.precision,
-                  gpus=getattr(args, "gpus", None), parallel=getattr(args, "parallel", None))
+                  count=args.count, attention=";".join(args.attention) if args.attention else None,
+                  allow_offload=getattr(args, "allow_offload", False), gpus=getattr(args, "gpus", None),
+                  parallel=getattr(args, "parallel", None), **T.setting_kwargs(args))
     base = predict_baseline(spec, args) if getattr(args, "baseline", False) else None
     if args.json:
         d = to_json(est, args.count)
@@ -58,7 +61,8 @@ def run(args) -> int:
             d["whatif_vs_baseline"] = compare_to_baseline(est, base)
         print(dump_json(d))
         return 0
-    print(render(est, gpu_is_default=args.gpu is None, outputs=args.count, wide=getattr(args, "wide", False)))
+    print(render(est, gpu_is_default=args.gpu is None, outputs=args.count, wide=getattr(args, "wide", False),
+                 prompt_tokens_set=args.prompt_tokens is not None))
     if base is not None:
         print("")
         print(render_baseline(est, base, ";".join(args.attention) if args.attention else None))
@@ -121,14 +125,15 @@ def to_json(est, outputs: int) -> dict:
 def predict_baseline(spec, args):
     """The baseline of a what-if: model defaults for precision (bf16), steps, batch (1) and attention (full).
 
-    Everything else (resolution, frames, seconds, guidance, GPU, law, carbon) is the what-if's.
+    Everything else (resolution, frames, seconds, guidance, prompt tokens, GPU, law, carbon, --allow-offload) is
+    the what-if's.
     """
     from scaling.app.estimate import predict
 
+    kw = dict(T.setting_kwargs(args), batch_size=1, outputs_per_prompt=1, precision="bf16")
+    kw.pop("steps", None)
     return predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
-                   count=args.count, attention=None, res=args.res, frames=args.frames, seconds=args.seconds,
-                   steps=None, guidance=args.guidance, cfg=args.cfg, batch_size=1, outputs_per_prompt=1,
-                   precision="bf16")
+                   count=args.count, attention=None, allow_offload=getattr(args, "allow_offload", False), **kw)
 
 
 def _per_output(est) -> tuple[float, float, float, float]:
@@ -168,13 +173,15 @@ def render_baseline(est, base, attention: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def describe_call(s) -> str:
-    """``768x768, 50 steps, CFG 7.5, batch 4 (4 outputs per call)``."""
+def describe_call(s, prompt_tokens_set: bool = False) -> str:
+    """``768x768, 50 steps, CFG 7.5, batch 4 (4 outputs per call)``, with the prompt tokens where the user set
+    them (``--prompt-tokens``)."""
     out = (f"{describe_setting(s)}, {plural(s.steps, 'step')}, "
            f"{'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, batch {s.batch_size}")
     if s.outputs_per_prompt > 1:
         out += f" x {s.outputs_per_prompt} outputs per prompt"
-    return out + f" ({plural(s.n_outputs, 'output')} per call)"
+    out += f" ({plural(s.n_outputs, 'output')} per call)"
+    return out + (f", {plural(s.prompt_tokens, 'prompt token')}" if prompt_tokens_set else "")
 
 
 def shown_components(est) -> list:
@@ -182,20 +189,22 @@ def shown_components(est) -> list:
     return [c for c in est.components if c.flop or c.energy_j]
 
 
-def render(est, gpu_is_default: bool = False, outputs: int | None = None, wide: bool = False) -> str:
+def render(est, gpu_is_default: bool = False, outputs: int | None = None, wide: bool = False,
+           prompt_tokens_set: bool = False) -> str:
     s = est.setting
     n = s.n_outputs
     pct = f"{est.interval * 100:.0f}%"
     p = per_output(est)
     lines = [
         f"model      {est.model_id}",
-        f"setting    {describe_call(s)}",
+        f"setting    {describe_call(s, prompt_tokens_set)}",
         f"gpu        {est.gpu_name} ({est.gpu})"
         f"{' - the default; choose with --gpu' if gpu_is_default else ''}"
         f"{'' if est.gpu_measured else ' - never measured: predicted from its registry figures'}",
         f"precision  {est.precision}",
         f"law        {est.law}",
         *([f"gpus       {est.gpu_count} x {est.gpu}, plan {est.plan}"] if est.plan else []),
+        *(_offload_lines(est) if est.memory_fit == "with model CPU offload" else []),
         "",
     ]
     per = "call" if n > 1 else "output"
@@ -257,6 +266,17 @@ def render(est, gpu_is_default: bool = False, outputs: int | None = None, wide: 
     for note in est.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _offload_lines(est) -> list[str]:
+    """What an estimate that fits only with model CPU offload (``--allow-offload``) means."""
+    def gib(v):
+        return "?" if v is None else f"{v:.1f}"
+
+    return [f"memory     OFFLOADED (--allow-offload): needs {gib(est.memory_resident_gib)} GiB resident, the GPU has "
+            f"{est.gpu_memory_gib:.0f} GiB; {gib(est.memory_offload_gib)} GiB with model CPU offload",
+            "           the offload transfers are NOT priced: energy and time are the GPU-side work alone, "
+            "a lower bound"]
 
 
 def fmt_hours_text(h: float) -> str:
