@@ -121,6 +121,19 @@ def test_breakdown_uses_a_readable_log_axis_and_the_gpu_figure_marks_what_does_n
     assert "does not fit in memory (not ranked)" in names, "a GPU the pipeline does not fit is shown apart"
 
 
+def test_gpu_figure_tells_offload_from_does_not_fit():
+    import scaling
+    from scaling.app.report_figures import gpu_figure
+
+    frame = scaling.compare("sdxl", gpus=["t4", "h100"], precision="fp32").to_frame()
+    t4 = frame.set_index("gpu").loc["t4"]
+    assert t4["memory_fit"] == "with model CPU offload" and not t4["fits_memory"], "sdxl fp32 fits a T4 only offloaded"
+    traces = {t.name: t for t in gpu_figure(frame).data if t.name}
+    assert "needs CPU offload (not ranked)" in traces and "does not fit in memory (not ranked)" not in traces
+    hover = traces["needs CPU offload (not ranked)"].hovertext[0]
+    assert "needs CPU offload" in hover and "resident" in hover and "does not fit" not in hover
+
+
 def test_report_is_self_contained(report):
     _, html, _ = report
     assert not re.search(r"<script[^>]+src=", html), "every script is inlined (the page opens offline)"

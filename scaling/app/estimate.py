@@ -54,9 +54,7 @@ from scaling.parallel import ParallelPlan, check_plan, default_plan, parse_plan
 from scaling.precision import precision_plan
 from scaling.registry import ModelSpec, resolve_model
 from scaling.settings import GenerationSetting, make_setting
-
-J_PER_WH = 3600.0
-J_PER_KWH = 3.6e6
+from scaling.units import J_PER_KWH, J_PER_WH, S_PER_HOUR
 
 MEMORY_RULE = (f"all weights at the precision + the largest activation estimate (batch included) + "
                f"{RUNTIME_OVERHEAD_BYTE / GiB:g} GiB runtime must fit the GPU's memory (profilers/flops/memory.py)")
@@ -242,11 +240,11 @@ class Estimate:
     @property
     def fleet_gpu_hours(self) -> float:
         """GPU-hours of ``count`` outputs: time per output x count x GPUs of a call."""
-        return self.time_per_output_s * self.count * self.gpu_count / 3600.0
+        return self.time_per_output_s * self.count * self.gpu_count / S_PER_HOUR
 
     @property
     def fleet_gpu_hours_interval(self) -> tuple[float, float]:
-        k = self.count * self.gpu_count / 3600.0
+        k = self.count * self.gpu_count / S_PER_HOUR
         return self.time_per_output_lo_s * k, self.time_per_output_hi_s * k
 
     @property

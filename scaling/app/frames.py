@@ -2,7 +2,8 @@
 
 ``estimate_record(estimate, memory)`` is one row; :data:`COLUMNS` documents every column of
 ``Comparison.to_frame()``, ``PredictionGrid.to_frame()``, ``PlanResult.to_frame()`` and
-``PlanResult.jobs_frame()`` (scaling/app/planning.py).
+``PlanResult.jobs_frame()`` (scaling/app/planning.py), and of ``scaling.profile(...).to_frame()``
+(``FlopProfile.to_frame()``, profilers/flops/profile.py: one row per component call).
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from typing import Any
 
 import pandas as pd
 
+from profilers.flops import BYTE_CLASSES, OP_CLASSES
 from profilers.flops.memory import GiB, MemoryProfile
 from scaling.app.estimate import RANKED_FITS, Estimate, memory_verdict
 from scaling.errors import InvalidSettingError
+from scaling.units import J_PER_WH
 
 __all__ = ["COLUMNS", "as_list", "estimate_record", "is_extrapolated", "memory_need_gib", "memory_verdict",
            "records_frame"]
 
 COLUMNS: dict[str, str] = {
     # what was predicted
-    "label": "compare: the option (GPU, and precision / steps when they are compared)",
+    "label": "compare: the option (GPU, and precision / steps when they are compared); profile: the sub-call of "
+             "the component (e.g. prefill, decode; empty when the component is called one way)",
     "rank": "1 = least energy (compare: per output; plan: kWh) among the options that fit in memory with every "
             "component resident; empty for those that do not (they need CPU offload, which is not modelled, or do "
             "not fit at all)",
@@ -57,7 +61,8 @@ COLUMNS: dict[str, str] = {
     "co2e_per_output_hi_g": "high bound, g",
     # fleet (count outputs)
     "count": "outputs (a call makes n_outputs of them; a batch of 4 is 4 outputs)", "outputs": "= count",
-    "calls": "pipeline calls that make `count` outputs: count / n_outputs",
+    "calls": "pipeline calls that make `count` outputs: count / n_outputs; profile: calls of the component per "
+             "generation (e.g. steps x 2 with CFG run as two passes)",
     "kwh": "facility energy of `count` outputs (GPU energy per output x count x PUE), kWh",
     "kwh_lo": "low bound, kWh (a plan option: the sum of its jobs' bounds)",
     "kwh_hi": "high bound, kWh", "gpu_hours": "GPU-hours of `count` outputs (time per output x count x gpu_count)",
@@ -100,6 +105,23 @@ COLUMNS: dict[str, str] = {
               "joined with '; '",
     "interval": "coverage of the lo/hi bounds (e.g. 0.9)", "law": "the law that predicted",
     "notes": "the estimate's notes, joined with '; '",
+    # profile: FlopProfile.to_frame(), one row per component call (label, calls: above)
+    "component": "profile: the pipeline component (its attribute name: transformer, unet, vae, text_encoder, ...)",
+    "role": "profile: the component's role (text_encoder, denoiser, decoder, vocoder, ...), the key of the law's "
+            "per-role FLOPs and bytes",
+    "shape": "profile: the shape of one call in words (tokens, latent size, output size)",
+    "batch": "profile: samples per call of the component (batch_size x outputs_per_prompt)",
+    "per_call_flop": "profile: FLOP of one call of the component (whole batch)",
+    "flop": "profile: FLOP of the component per generation = per_call_flop x calls",
+    **{f"{k}_flop": f"profile: FLOP per generation of the {k} ops (op class {k!r}; the classes sum to flop)"
+       for k in OP_CLASSES},
+    "per_call_byte": "profile: bytes moved by one call of the component (activations read and written x batch + "
+                     "weights read once), byte; empty counts without a byte table",
+    "byte": "profile: bytes moved by the component per generation = per_call_byte x calls, byte",
+    **{f"{k}_byte": f"profile: bytes moved per generation by the {k} ops (byte class {k!r}; the classes sum to "
+                    f"byte), byte" for k in BYTE_CLASSES},
+    "flop_per_byte": "profile: arithmetic intensity of the component, flop / byte, FLOP per byte (empty without "
+                     "byte counts)",
 }
 """Every column of the frames below, with its unit."""
 
@@ -139,8 +161,8 @@ def estimate_record(est: Estimate, memory: MemoryProfile | None = None, region: 
         "energy_per_output_j": est.energy_per_output_j, "energy_per_output_lo_j": est.energy_per_output_lo_j,
         "energy_per_output_hi_j": est.energy_per_output_hi_j,
         "energy_per_output_wh": est.energy_per_output_wh,
-        "energy_per_output_lo_wh": est.energy_per_output_lo_j / 3600.0,
-        "energy_per_output_hi_wh": est.energy_per_output_hi_j / 3600.0,
+        "energy_per_output_lo_wh": est.energy_per_output_lo_j / J_PER_WH,
+        "energy_per_output_hi_wh": est.energy_per_output_hi_j / J_PER_WH,
         "time_s": est.time_s, "time_lo_s": est.time_lo_s, "time_hi_s": est.time_hi_s,
         "time_per_output_s": est.time_per_output_s, "time_per_output_lo_s": est.time_per_output_lo_s,
         "time_per_output_hi_s": est.time_per_output_hi_s, "power_w": est.power_w,

@@ -265,7 +265,8 @@ def build_report(
                  _fmt_j(r.energy_per_output_j), f"{_fmt_j(r.energy_per_output_lo_j)} - {_fmt_j(r.energy_per_output_hi_j)}",
                  f"{r.energy_per_output_j / best:.2f}x" if best and r.fits_memory else "-", fmt_s(r.time_s),
                  fmt_g(r.co2e_per_output_g),
-                 "does not fit" if not r.fits_memory else r.memory_fit,
+                 ("needs CPU offload" if r.memory_fit == "with model CPU offload" else "does not fit")
+                 if not r.fits_memory else r.memory_fit,
                  "measured" if r.gpu_measured else "never measured"] for r in by_gpu.itertuples()]
         setting = comparison[0].estimate.setting
         sections.append(
@@ -274,8 +275,9 @@ def build_report(
             f"{html.escape(str(by_gpu['precision'].iloc[0]))} ({plural(setting.n_outputs, 'output')} per call), "
             "ranked by predicted energy per output among the GPUs it fits. Hatched grey bars are GPUs the law never "
             "saw a measurement on: their figures come from the hardware registry (peak FLOP/s, memory bandwidth, "
-            "board power) and carry the widest uncertainty. Red outlines: the pipeline does not fit in the GPU's "
-            "memory even with model CPU offload; they are not ranked.</p><div id='slot-fig-gpus'></div>"
+            "board power) and carry the widest uncertainty. Orange dotted outlines: the pipeline fits only with model "
+            "CPU offload, whose transfers the law does not price; red outlines: it does not fit even with offload. "
+            "Neither is ranked.</p><div id='slot-fig-gpus'></div>"
             + _table(["#", "gpu", "name", "energy per output", f"{ref.interval:.0%} interval", "vs best",
                       "time per call", "CO2e per output", "memory", "gpu data"], rows))
 
@@ -331,12 +333,20 @@ def build_report(
     return Report(html=page, figures=[f for f, _ in figures], skipped=skipped, law=law_name, meta=meta)
 
 
+REPORT_SUFFIXES = (".html", ".htm")
+"""The names a report is written as: one self-contained HTML page."""
+
+
+def check_report_output(path: str | Path | None, *, law: str | Path | None = None, what: str = "report") -> Path:
+    """Check the report's file before any work (:func:`scaling._files.check_output`): a ``.html`` /
+    ``.htm`` name in an existing folder, not the law file, not a folder or a device."""
+    return check_output(path, inputs=[law], what=what, suffixes=REPORT_SUFFIXES)
+
+
 def write_report(path: str | Path, **kwargs: Any) -> Report:
     """Build the report (see :func:`build_report`) and write it to ``path``."""
+    check_report_output(path, law=kwargs.get("law"))  # before the work: the folder, the name, the law file
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise ScalingError(f"cannot write {path}: folder {path.parent} does not exist")
-    check_output(path, inputs=[kwargs.get("law")])  # before the work: a folder, a device, the law file
     report = build_report(**kwargs)
     write_text_atomic(path, report.html, inputs=[kwargs.get("law")])
     return report

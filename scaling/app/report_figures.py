@@ -5,7 +5,7 @@
 - :func:`curves_figure`: energy per output against each axis of a model's modality, with the band
   of the 90% interval;
 - :func:`gpu_figure`: a ``Comparison.to_frame()`` across GPUs: ranked ones first, never-measured
-  ones hatched, the ones the pipeline does not fit apart, unranked;
+  ones hatched, the ones that need CPU offload or do not fit apart, unranked;
 - :func:`log_axis`: a log axis with one readable label per decade.
 
 Every axis title names its unit and says per output or per call. plotly is imported inside the
@@ -18,6 +18,7 @@ import math
 from typing import Any, Iterable, Sequence
 
 from scaling.errors import ScalingError
+from scaling.units import J_PER_WH
 
 AXES_BY_MODALITY = {
     "video": ("resolution", "frames", "steps"),
@@ -43,7 +44,7 @@ _OTHER_COLORS = ("#72B7B2", "#EECA3B", "#9D755D", "#BAB0AC")
 MEASURED_COLOR = "#4C78A8"
 UNMEASURED_COLOR = "#BAB0AC"
 NOT_FITTING_COLOR = "#E45756"
-J_PER_WH = 3600.0
+OFFLOAD_COLOR = "#F58518"
 
 
 # -- sweeps -------------------------------------------------------------------------------------
@@ -283,8 +284,9 @@ def _default_x(axis: str, d) -> float | None:
 
 def gpu_figure(frame, title: str | None = None):
     """Energy per output and time per call of one setting across GPUs (a ``Comparison.to_frame()``):
-    ranked GPUs first (by energy per output), never-measured ones hatched and grey, the GPUs the
-    pipeline does not fit shown last in red outline, unranked."""
+    ranked GPUs first (by energy per output), never-measured ones hatched and grey; the GPUs the
+    pipeline fits only with model CPU offload (orange, dotted) and those it does not fit at all (red)
+    shown apart, unranked."""
     go, make_subplots = _go()
     df = frame.reset_index(drop=True)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("energy per output (Wh), 90% interval",
@@ -292,10 +294,13 @@ def gpu_figure(frame, title: str | None = None):
                         horizontal_spacing=0.1)
     kinds = (("measured", "GPU in the law's data", MEASURED_COLOR, "", "#333"),
              ("never", "never measured: predicted from registry figures", UNMEASURED_COLOR, "/", "#333"),
+             ("offload", "needs CPU offload (not ranked)", "rgba(0,0,0,0)", ".", OFFLOAD_COLOR),
              ("no fit", "does not fit in memory (not ranked)", "rgba(0,0,0,0)", "x", NOT_FITTING_COLOR))
 
     def kind(r) -> str:
-        return "no fit" if not r.fits_memory else "measured" if r.gpu_measured else "never"
+        if not r.fits_memory:
+            return "offload" if r.memory_fit == "with model CPU offload" else "no fit"
+        return "measured" if r.gpu_measured else "never"
 
     df["kind"] = [kind(r) for r in df.itertuples()]
     for key, name, color, pattern, line in kinds:
@@ -305,11 +310,15 @@ def gpu_figure(frame, title: str | None = None):
         hover = [f"{r.gpu_name}: {_fmt_j(r.energy_per_output_j)} per output ({_fmt_j(r.energy_per_output_lo_j)} - "
                  f"{_fmt_j(r.energy_per_output_hi_j)}), {r.time_s:.3g} s per call ({r.time_lo_s:.3g} - "
                  f"{r.time_hi_s:.3g})" + {"never": " - never measured",
+                                            "offload": f" - needs CPU offload: {r.memory_resident_gib:.1f} GiB "
+                                                       f"resident, has {r.gpu_memory_gib:.0f} GiB (the transfers "
+                                                       "are not priced)",
                                             "no fit": f" - does not fit: needs {r.memory_need_gib:.1f} GiB, has "
                                                       f"{r.gpu_memory_gib:.0f} GiB"}.get(key, "")
                  for r in g.itertuples()]
-        marker = dict(color=color, pattern=dict(shape=pattern, fgcolor=line if key == "no fit" else None),
-                      line=dict(color=line, width=1.5 if key == "no fit" else 0.5))
+        apart = key in ("offload", "no fit")
+        marker = dict(color=color, pattern=dict(shape=pattern, fgcolor=line if apart else None),
+                      line=dict(color=line, width=1.5 if apart else 0.5))
         fig.add_trace(go.Bar(
             x=g["gpu"].tolist(), y=g["energy_per_output_wh"].tolist(), name=name, legendgroup=name, marker=marker,
             error_y=dict(type="data", symmetric=False, array=(g["energy_per_output_hi_wh"] - g["energy_per_output_wh"]).tolist(),

@@ -26,7 +26,6 @@ from scaling.errors import MeterError
 J_PER_MJ = 1e-3  # NVML energy counter: millijoules
 W_PER_MW = 1e-3  # NVML power: milliwatts
 J_PER_UJ = 1e-6  # RAPL energy_uj: microjoules
-J_PER_KWH = 3.6e6  # CodeCarbon: kilowatt-hours
 
 #: Field names of :class:`Measurement` that can carry an ``estimated`` flag.
 ENERGY_FIELDS = ("energy_gpu_j", "energy_cpu_j", "energy_ram_j")

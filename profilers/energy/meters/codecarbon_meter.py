@@ -27,7 +27,9 @@ import time
 
 from scaling.errors import MeterError, MissingMeterDependencyError, UnknownCountryError
 
-from .base import J_PER_KWH, Clock, Measurement, MeterBase
+from scaling.units import J_PER_KWH
+
+from .base import Clock, Measurement, MeterBase
 
 #: RAPL counters, which CodeCarbon reads where it can, update about every millisecond.
 CODECARBON_RESOLUTION_S = 0.001

@@ -21,6 +21,8 @@ import re
 import sys
 from typing import Any, Iterable, Iterator, Sequence
 
+from scaling.units import J_PER_WH, S_PER_HOUR
+
 PLAIN_WIDTH = 100
 """Width of the tables when stdout is not a terminal."""
 WIDE_WIDTH = 240
@@ -167,7 +169,7 @@ def fmt_j(j: float | None) -> str:
 
 def fmt_wh(j: float | None) -> str:
     """Energy in watt-hours, from joules: ``0.715 Wh``, ``90.7 µWh``, ``7.15 kWh``."""
-    return "-" if j is None else si(j / 3600.0, "Wh")
+    return "-" if j is None else si(j / J_PER_WH, "Wh")
 
 
 def fmt_kwh(kwh: float | None) -> str:
@@ -193,10 +195,10 @@ def fmt_s(s: float | None) -> str:
         return si(s, "s")
     if a < 120:
         return f"{s:.3g} s"
-    if a < 2 * 3600:
+    if a < 2 * S_PER_HOUR:
         return f"{s / 60:.3g} min"
     if a < 3 * 86400:
-        return f"{s / 3600:.3g} h"
+        return f"{s / S_PER_HOUR:.3g} h"
     d = s / 86400
     return f"{d:,.0f} d" if abs(d) >= 1000 else f"{d:.3g} d"
 

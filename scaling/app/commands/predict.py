@@ -6,6 +6,7 @@ from scaling.app.commands import _common as T
 from scaling.app.commands._common import add_parallel_args, add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args
 from scaling.app.commands._out import (add_wide_arg, fmt_g, fmt_j, fmt_kwh, fmt_range, fmt_s, fmt_wh, plural,
                                        render_table)
+from scaling.units import J_PER_KWH, S_PER_HOUR
 
 
 def add_carbon_args(p) -> None:
@@ -101,11 +102,11 @@ def fleet(est, outputs: int) -> dict:
     """Totals of ``outputs`` outputs (not calls): facility kWh (GPU energy x PUE), GPU-hours, kg CO2e."""
     p = per_output(est)
     n = p["n_outputs"]
-    kwh = lambda j: j * outputs * est.pue / 3.6e6  # noqa: E731
+    kwh = lambda j: j * outputs * est.pue / J_PER_KWH  # noqa: E731
     kg = lambda g: g * outputs / 1000.0  # noqa: E731
     return {"outputs": outputs, "calls": -(-outputs // n), "kwh": kwh(p["energy_per_output_j"]),
             "kwh_interval": [kwh(p["energy_per_output_lo_j"]), kwh(p["energy_per_output_hi_j"])],
-            "gpu_hours": est.time_s / n * outputs / 3600.0,
+            "gpu_hours": est.time_s / n * outputs / S_PER_HOUR,
             "co2e_kg": kg(p["co2e_per_output_g"]),
             "co2e_kg_interval": [kg(p["co2e_per_output_lo_g"]), kg(p["co2e_per_output_hi_g"])]}
 

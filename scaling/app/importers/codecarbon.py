@@ -18,6 +18,7 @@ from scaling.errors import DataError, UnknownModelError
 from scaling.registry import resolve_model
 from scaling.runs import _read_csv_text, add_flag, validate_runs
 from scaling.settings import GenerationSetting
+from scaling.units import J_PER_KWH
 
 from ._lookups import _cfg_column, _resolve_gpus, _resolve_models
 from ._report import ImportReport, ImportResult
@@ -25,8 +26,8 @@ from .policies import POLICIES
 
 __all__ = ["KWH_TO_J", "CODECARBON_COLUMNS", "import_codecarbon"]
 
-KWH_TO_J = 3.6e6
-"""CodeCarbon writes kWh; the runs table holds J. Converted here, once."""
+KWH_TO_J = J_PER_KWH
+"""CodeCarbon writes kWh; the runs table holds J. Converted here, once (with :data:`scaling.units.J_PER_KWH`)."""
 
 CODECARBON_COLUMNS = ("duration", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed")
 """What :func:`import_codecarbon` needs from ``emissions.csv`` (CodeCarbon >= 2.0 writes all)."""
