@@ -15,7 +15,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from profilers.flops.memory import GiB
     from scaling.hardware import list_gpus
+    from scaling.precision import STORED_PRECISIONS
 
     gpus = list_gpus()
     if args.json:
@@ -30,10 +32,10 @@ def run(args) -> int:
         pk = g.peak_flop_per_s
         t = lambda k: f"{pk[k] / 1e12:.0f}" if k in pk else "-"  # noqa: E731
         rows.append([g.key] + ([g.name, g.architecture] if wide else [])
-                    + [t("fp32"), t("tf32"), t("bf16"), t("fp16"), t("fp8"), t("int8"),
-                       f"{g.memory_byte / 2**30:.0f}", f"{g.memory_bandwidth_byte_per_s / 1e9:.0f}", f"{g.tdp_w:.0f}"])
+                    + [t(p) for p in STORED_PRECISIONS]
+                    + [f"{g.memory_byte / GiB:.0f}", f"{g.memory_bandwidth_byte_per_s / 1e9:.0f}", f"{g.tdp_w:.0f}"])
     print(render_table(rows, ["key"] + (["name", "arch"] if wide else [])
-                       + ["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "memory GiB", "bandwidth GB/s", "TDP W"],
+                       + list(STORED_PRECISIONS) + ["memory GiB", "bandwidth GB/s", "TDP W"],
                        wide=wide))
     print("\nDense peaks (no sparsity), TFLOP/s (int8: TOPS). Names and architectures: `--wide`; sources: `--json`.")
     return 0
