@@ -1,7 +1,9 @@
 """Coverage of the default law's 90% energy interval on the public data, before and after widening.
 
 ``python benchmarks/interval_coverage.py`` (``--json`` for the figures as JSON, ``--time`` for the
-time law). For each split (leave-one-model-out, leave-one-GPU-out, leave-one-family-out) every
+time law, ``--markdown`` for README.md's ``interval-coverage`` section: energy and, when the law file
+has a time law with its spreads, time, plain and widened, per split; written by
+``benchmarks/update_docs.py``; about twice the run time of one law). For each split (leave-one-model-out, leave-one-GPU-out, leave-one-family-out) every
 group is left out once: the default law's form is refitted on the rest (``fits.default_law``'s
 setting-level data) and the held-out settings get their 90% prediction interval three ways:
 
@@ -113,11 +115,46 @@ def coverage(target: str = "energy") -> dict:
             "goal": {"split": "model_out", "coverage": list(TARGET)}}
 
 
+SPLIT_NAMES = {"model_out": "leave-one-model-out", "gpu_out": "leave-one-GPU-out",
+               "family_out": "leave-one-family-out"}
+
+
+def markdown() -> str:
+    """README.md's section: plain -> widened coverage per split, for energy and (if the law has it) time."""
+    spreads = load_law().document.get("residual_spread", {})
+    targets = ["energy"] + (["time"] if "time" in spreads else [])
+    res = {t: coverage(t) for t in targets}
+    e = res["energy"]
+    head = " | ".join(f"{t}: plain | {t}: widened" for t in targets)
+    lines = [f"Coverage of the {e['interval']:.0%} interval on the held-out settings (law form `{e['form']}`; "
+             "each setting once, split spreads computed inside each fold; plain: the law's own interval, widened: "
+             "the predict path's):", "",
+             f"| split | {head} |", "|---|" + "---:|" * (2 * len(targets))]
+    for split in SPLITS:
+        cells = " | ".join(f"{res[t]['splits'][split]['plain']['settings']:.1%} | "
+                           f"{res[t]['splits'][split]['widened']['settings']:.1%}" for t in targets)
+        n = " / ".join(dict.fromkeys(str(res[t]["splits"][split]["plain"]["n"]) for t in targets))
+        lines.append(f"| {SPLIT_NAMES[split]} ({n} settings) | {cells} |")
+    if "time" not in res:
+        lines.append("\nThe law file has no time spreads: time coverage not computed.")
+    mo = e["splits"]["model_out"]["widened"]["settings"]
+    lo, hi = TARGET
+    lines += ["", f"Target (issue 16): leave-one-model-out coverage of the energy interval within {lo:.0%}-{hi:.0%}: "
+                  f"{mo:.1%} ({'met' if lo <= mo <= hi else 'MISSED'})."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--json", action="store_true", help="print the figures as JSON")
+    mode.add_argument("--markdown", action="store_true",
+                      help="print README.md's section (energy and time, plain and widened) instead of text")
     p.add_argument("--time", action="store_true", help="the time law instead of the energy law")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
     res = coverage("time" if args.time else "energy")
     if args.json:
         print(json.dumps(res, indent=1))

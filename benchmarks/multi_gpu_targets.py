@@ -1,6 +1,6 @@
 """The multi-GPU law against the ML.ENERGY v3 H100 rows: the issue's targets, met or missed.
 
-    python benchmarks/multi_gpu_targets.py [--law scaling/_laws/parallel.json] [--no-evidence]
+    python benchmarks/multi_gpu_targets.py [--law scaling/_laws/parallel.json] [--no-evidence] [--markdown]
 
 Prints, leave-one-model-out over the 2/4/8-GPU rows (the coefficients refitted without the
 held-out model; its one-GPU rows anchor its compute):
@@ -16,6 +16,10 @@ held-out model; its one-GPU rows anchor its compute):
    baseline (the other models' mean ratio at the same plan and batch);
 6. GPUs never measured on several GPUs (H200, B200): predictions from their interconnect figures,
    labelled as extrapolations.
+
+``--markdown`` prints what README.md quotes instead (its ``multi-gpu-targets`` section, written by
+``benchmarks/update_docs.py``): the targets, the per-model and end-to-end MAPEs, the evidence
+table and the data facts behind the misses.
 """
 
 from __future__ import annotations
@@ -85,11 +89,10 @@ def coefficient_table(law, refit: dict) -> list[str]:
     return lines
 
 
-def end_to_end(frame) -> list[str]:
-    try:
-        anchored = with_law_anchors(frame)
-    except LawError as exc:
-        return [f"  not computed: the single-GPU law cannot be read ({exc})"]
+def end_to_end_summary(frame) -> tuple[float, float, dict]:
+    """(energy MAPE, time MAPE) of the single-GPU law on the 1-GPU rows, and the summary of the
+    2/4/8-GPU rows anchored on it (coefficients fitted without each held-out model)."""
+    anchored = with_law_anchors(frame)
     rows = anchored[anchored["n_gpus"] > 1].copy()
     for model in rows["model_key"].unique():  # coefficients fitted without the model, as above
         coef = fit_coefficients(frame[frame["model_key"] != model])
@@ -101,6 +104,14 @@ def end_to_end(frame) -> list[str]:
     a1 = anchored.loc[ones.index]
     e1 = float(np.mean(np.abs(a1["anchor_energy_j"] / ones["energy_j"] - 1)))
     t1 = float(np.mean(np.abs(a1["anchor_time_s"] / ones["time_s"] - 1)))
+    return e1, t1, s
+
+
+def end_to_end(frame) -> list[str]:
+    try:
+        e1, t1, s = end_to_end_summary(frame)
+    except LawError as exc:
+        return [f"  not computed: the single-GPU law cannot be read ({exc})"]
     lines = [f"  single-GPU law on the 1-GPU rows alone: energy MAPE {e1:.1%}, time MAPE {t1:.1%}",
              f"  2/4/8-GPU rows, anchors from the single-GPU law: energy MAPE {s['overall']['energy_mape']:.1%}, "
              f"time MAPE {s['overall']['time_mape']:.1%}, plan Spearman {s['overall']['spearman']:.3f}"]
@@ -109,14 +120,18 @@ def end_to_end(frame) -> list[str]:
     return lines
 
 
-def evidence(frame) -> list[str]:
-    lines = ["| variant | energy MAPE | time MAPE | fitted value (all rows) |", "|---|---:|---:|---|"]
+def evidence_terms(frame) -> tuple[dict, list[tuple[str, str, dict, float]]]:
+    """Leave-one-model-out of the shipped law, and of each evidence term added: (term, meaning, overall, value)."""
     base = validation_summary(leave_one_model_out(frame))["overall"]
-    lines.append(f"| shipped law | {base['energy_mape']:.1%} | {base['time_mape']:.1%} | |")
+    rows = []
     for term, (meaning, *_rest) in EVIDENCE_TERMS.items():
         s = validation_summary(leave_one_model_out(frame, extra=[term]))["overall"]
-        value = fit_coefficients(frame, extra=[term])[term]
-        lines.append(f"| + {term} ({meaning}) | {s['energy_mape']:.1%} | {s['time_mape']:.1%} | {value:.4g} |")
+        rows.append((term, meaning, s, fit_coefficients(frame, extra=[term])[term]))
+    return base, rows
+
+
+def plan_only_baseline(frame) -> tuple[float, float, int]:
+    """(energy MAPE, time MAPE, rows) of the other models' mean ratio to the 1-GPU call at the same plan and batch."""
     multi = frame[frame["n_gpus"] > 1].copy()
     multi["t_ratio"] = multi["time_s"] / multi["anchor_time_s"]
     multi["e_ratio"] = multi["energy_j"] / multi["anchor_energy_j"]
@@ -129,10 +144,26 @@ def evidence(frame) -> list[str]:
             continue
         et.append(math.exp(np.log(others["t_ratio"]).mean()) / r["t_ratio"] - 1)
         ee.append(math.exp(np.log(others["e_ratio"]).mean()) / r["e_ratio"] - 1)
-    lines.append(f"| plan-only baseline (other models' mean ratio to the 1-GPU call, same plan and batch; {len(et)} rows) "
-                 f"| {np.mean(np.abs(ee)):.1%} | {np.mean(np.abs(et)):.1%} | |")
-    two = multi[(multi["n_gpus"] == 2) & (multi["batch_size"] == 16)]
-    spread = ", ".join(f"{m} {g['e_ratio'].min():.2f}-{g['e_ratio'].max():.2f}" for m, g in two.groupby("model_key"))
+    return float(np.mean(np.abs(ee))), float(np.mean(np.abs(et))), len(et)
+
+
+def two_gpu_energy_ratios(frame) -> str:
+    """Energy of the 2-GPU call over the 1-GPU call at batch 16, per model (min-max over the plans)."""
+    two = frame[(frame["n_gpus"] == 2) & (frame["batch_size"] == 16)]
+    ratio = two["energy_j"] / two["anchor_energy_j"]
+    return ", ".join(f"{m} {ratio[g.index].min():.2f}-{ratio[g.index].max():.2f}" for m, g in two.groupby("model_key"))
+
+
+def evidence(frame) -> list[str]:
+    lines = ["| variant | energy MAPE | time MAPE | fitted value (all rows) |", "|---|---:|---:|---|"]
+    base, terms = evidence_terms(frame)
+    lines.append(f"| shipped law | {base['energy_mape']:.1%} | {base['time_mape']:.1%} | |")
+    for term, meaning, s, value in terms:
+        lines.append(f"| + {term} ({meaning}) | {s['energy_mape']:.1%} | {s['time_mape']:.1%} | {value:.4g} |")
+    ee, et, n = plan_only_baseline(frame)
+    lines.append(f"| plan-only baseline (other models' mean ratio to the 1-GPU call, same plan and batch; {n} rows) "
+                 f"| {ee:.1%} | {et:.1%} | |")
+    spread = two_gpu_energy_ratios(frame)
     lines.append(f"\nEnergy of the 2-GPU call / the 1-GPU call at batch 16, per model: {spread} "
                  "(the same plans; what no plan-level physics shared by the models can fit at once)")
     return lines
@@ -156,13 +187,90 @@ def extrapolations(law) -> list[str]:
     return lines
 
 
+def data_facts(frame) -> list[str]:
+    """What the measurements themselves say, per model: power per GPU, energy ratio and speed-up with more GPUs."""
+    f = frame.assign(power_per_gpu_w=frame["energy_j"] / frame["time_s"] / frame["n_gpus"],
+                     speedup=frame["anchor_time_s"] / frame["time_s"],
+                     energy_ratio=frame["energy_j"] / frame["anchor_energy_j"])
+    counts = sorted(int(n) for n in f["n_gpus"].unique() if n > 1)
+    lines = ["| model | power on 1 GPU (W) | power per GPU on 2 GPUs (W) | energy on 2 GPUs / on 1, batch 16 | "
+             f"best speed-up at batch 16 on {' / '.join(map(str, counts))} GPUs |", "|---|---|---|---|---|"]
+
+    def span(v, fmt):
+        return f"{v.min():{fmt}}-{v.max():{fmt}}" if len(v) else "n/a"
+
+    for model, g in f.groupby("model_key"):
+        b16 = g[g["batch_size"] == 16]
+        best = [b16.loc[b16["n_gpus"] == n, "speedup"] for n in counts]
+        lines.append(f"| {model} | {span(g.loc[g['n_gpus'] == 1, 'power_per_gpu_w'], '.0f')} | "
+                     f"{span(g.loc[g['n_gpus'] == 2, 'power_per_gpu_w'], '.0f')} | "
+                     f"{span(b16.loc[b16['n_gpus'] == 2, 'energy_ratio'], '.2f')} | "
+                     f"{' / '.join(f'{b.max():.2f}x' if len(b) else 'n/a' for b in best)} |")
+    two = f[f["n_gpus"] == 2]
+    uly = two[(two["sequence_degree"] == 2) & (two["ring_degree"] == 1)].set_index(["model_key", "batch_size"])["time_s"]
+    ring = two[(two["sequence_degree"] == 2) & (two["ring_degree"] == 2)].set_index(["model_key", "batch_size"])["time_s"]
+    pairs = uly.to_frame("ulysses").join(ring.to_frame("ring"), how="inner")
+    if len(pairs):
+        gap = (pairs["ring"] / pairs["ulysses"] - 1).abs()
+        lines.append(f"\nThe 2-GPU ring and Ulysses plans send the same bytes; their times are {gap.mean():.1%} apart "
+                     f"on average over {len(pairs)} pairs (model, batch), {gap.max():.1%} at most.")
+    return lines
+
+
+def markdown(frame) -> str:
+    """The README's section: targets, per model, end to end, evidence and the data facts (no figure typed)."""
+    summary = validation_summary(leave_one_model_out(frame))
+    o = summary["overall"]
+    rows = [("energy per output MAPE", o["energy_mape"], f"{o['energy_mape']:.1%}", TARGETS["energy_mape"], False),
+            ("latency MAPE", o["time_mape"], f"{o['time_mape']:.1%}", TARGETS["time_mape"], False),
+            ("Spearman of the plans within (model, GPUs, batch)", o["spearman"],
+             f"{o['spearman']:.3f} ({o['groups']} groups of >= 3 plans)", TARGETS["spearman"], True)]
+    out = ["| target | measured | |", "|---|---:|---|"]
+    for name, value, shown, goal, higher in rows:
+        ok = value >= goal if higher else value <= goal
+        rule = f">= {goal:g}" if higher else f"<= {goal:.0%}"
+        out.append(f"| {name} {rule} | {shown} | {'met' if ok else 'MISSED'} |")
+    per_model = ", ".join(f"{m} {r['energy_mape']:.1%} / {r['time_mape']:.1%}" for m, r in summary["per_model"].items())
+    out += ["", f"The cheapest plan is predicted right in {o['top1']:.0%} of those groups. Per held-out model "
+                f"(energy / time): {per_model}."]
+    try:
+        _, _, e2e = end_to_end_summary(frame)
+        out[-1] += (f" End to end, with the single-GPU law as the anchor (no measurement of the model at all), "
+                    f"the same rows give energy {e2e['overall']['energy_mape']:.1%} and time "
+                    f"{e2e['overall']['time_mape']:.1%}.")
+    except LawError as exc:
+        out[-1] += f" End to end: not computed, the single-GPU law cannot be read ({exc})."
+    base, terms = evidence_terms(frame)
+    ee, et, n = plan_only_baseline(frame)
+    out += ["", "Terms the shipped law leaves out, each added and fitted (leave-one-model-out), and a plan-only baseline:",
+            "", "| variant | energy MAPE | time MAPE | fitted value (all rows) |", "|---|---:|---:|---:|",
+            f"| shipped law | {base['energy_mape']:.1%} | {base['time_mape']:.1%} | |"]
+    better = []
+    for term, meaning, s_, value in terms:
+        out.append(f"| + {term} ({meaning}) | {s_['energy_mape']:.1%} | {s_['time_mape']:.1%} | {value:.4g} |")
+        if any(round(s_[k], 3) < round(base[k], 3) for k in ("energy_mape", "time_mape")):
+            better.append(term)
+    out.append(f"| plan-only baseline (the other models' mean ratio to the 1-GPU call, same plan and batch; {n} rows) "
+               f"| {ee:.1%} | {et:.1%} | |")
+    out += ["", "None of the terms improves either MAPE." if not better else
+            f"Improving one MAPE at least: {', '.join(better)}."]
+    out += ["", "The measurements themselves (1-GPU rows and plans on 2 or more GPUs, ML.ENERGY v3 H100):", "",
+            *data_facts(frame)]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--law", default=None, help="multi-GPU law file (default: the shipped one)")
     ap.add_argument("--no-evidence", action="store_true", help="skip the evidence variants (the slowest part)")
+    ap.add_argument("--markdown", action="store_true", help="print README.md's section (targets, per model, "
+                                                            "end to end, evidence, data facts) instead")
     args = ap.parse_args(argv)
     law = load_parallel_law(args.law)
     frame = v3_frame()
+    if args.markdown:
+        print(markdown(frame), end="")
+        return 0
     pred = leave_one_model_out(frame)
     summary = validation_summary(pred)
     out = ["# Multi-GPU law: targets (leave-one-model-out, ML.ENERGY v3 H100, 2/4/8-GPU rows)", "",

@@ -14,7 +14,11 @@ README.md holds generated sections between markers:
 - ``whatifs``: every what-if (precision, steps, few-step overhead, batch, attention) against the
   published measurements, from ``benchmarks/whatif_report.py`` (details in ``docs/whatifs.md``).
 - ``physics-targets``: the issue-16 targets of the shipped law's form (met / MISSED), from
-  ``benchmarks/physics_targets.py --markdown``.
+  ``benchmarks/physics_targets.py --markdown``;
+- ``interval-coverage``: the coverage of the 90% energy (and time) interval before and after
+  widening, per split, from ``benchmarks/interval_coverage.py --markdown``;
+- ``multi-gpu-targets``: the multi-GPU law's targets, per-model and end-to-end MAPEs, its evidence
+  table and the data facts behind its misses, from ``benchmarks/multi_gpu_targets.py --markdown``.
 
 No figure in those sections is typed by hand.
 
@@ -58,6 +62,8 @@ GENERATORS: dict[str, tuple[str, ...]] = {
     "litefocus_speedup": ("readme:litefocus",),
     "whatif_report": ("readme:whatifs", "docs/whatifs.md"),
     "physics_targets": ("readme:physics-targets",),
+    "interval_coverage": ("readme:interval-coverage",),
+    "multi_gpu_targets": ("readme:multi-gpu-targets",),
 }
 # read by C++ code (pyarrow), out of the audit hook's sight: an input of every generator
 DECLARED_INPUTS = ("datasets/public/runs.parquet",)
@@ -105,6 +111,10 @@ def _outputs(generator: str) -> dict[str, str]:
         return {"readme:whatifs": whatif_report.readme_table(whatifs), "docs/whatifs.md": whatif_report.render(whatifs)}
     if generator == "physics_targets":
         return {"readme:physics-targets": _stdout_of("physics_targets", ["--markdown"])}
+    if generator == "interval_coverage":
+        return {"readme:interval-coverage": _stdout_of("interval_coverage", ["--markdown"])}
+    if generator == "multi_gpu_targets":
+        return {"readme:multi-gpu-targets": _stdout_of("multi_gpu_targets", ["--markdown"])}
     raise GenerationError(f"unknown generator {generator!r}: known are {', '.join(GENERATORS)}")
 
 

@@ -166,12 +166,15 @@ def _fitted_hw(law, X):
 
 
 def render(res: dict) -> str:
+    from fits.validation import PRIMARY_LAW
+
     lines = ["## Few-step and distilled models", "",
              "Error of law forms with and without overhead terms on the few-step / distilled models of the "
              "public data. `model_out`: the model left out of the fit (never seen); `config_kfold`: 5-fold over "
              "settings; `in_sample`: fitted on everything. MAPE = mean |predicted / measured - 1|; bias = mean "
-             "signed error. The shipped form is `hw-fit+flatstep` (per-step overhead, same on every GPU and "
-             "precision).", ""]
+             f"signed error. The shipped form is `{PRIMARY_LAW}` (the row `{SHIPPED}`: a roofline in FLOPs and "
+             "bytes with a per-step and a per-call cost, the same on every GPU and precision); `hw-fit+flatstep` is "
+             "the FLOP-only form shipped before it.", ""]
     cases = list(dict.fromkeys(r["case"] for r in res["rows"]))
     laws = list(dict.fromkeys(r["law"] for r in res["rows"]))
     for case in cases:

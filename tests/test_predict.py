@@ -314,6 +314,14 @@ def test_profile_to_frame_sums_to_the_profile():
     assert set(df.role) == set(prof.by_role())
 
 
+def test_profile_frame_columns_are_documented():
+    from scaling.app.frames import COLUMNS
+
+    for model in ("sdxl", "wan2.1", "audioldm2"):  # image, video, audio (with labelled sub-calls)
+        df = scaling.profile(scaling.make_setting(model)).to_frame()
+        assert set(df.columns) <= set(COLUMNS), (model, sorted(set(df.columns) - set(COLUMNS)))
+
+
 def _workload(tmp_path, text):
     p = tmp_path / "workload.yaml"
     p.write_text(textwrap.dedent(text))
