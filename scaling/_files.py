@@ -8,6 +8,10 @@ through :func:`check_output` before the work starts and :func:`atomic_output` /
   link; or a side file of an input runs table: ``<table>.parts/``, ``<table>.lock``) is refused;
 - an empty path, a folder, a device (``/dev/full``, ``/dev/null``), a FIFO or a socket is refused:
   the toolkit writes regular files only, and never replaces anything else;
+- the output's folder must exist: no writer creates folders (a typo in a folder name is refused,
+  not made into a new tree);
+- where a writer knows its formats (``suffixes``: a runs table is ``.parquet`` or ``.csv``, a
+  report ``.html``), a name that ends in none of them is refused;
 - a symlink is written THROUGH: the link's target is replaced (atomically, in the target's
   folder) and the link is kept, as ``echo x > link`` would; a dangling link creates its target;
 - a new file gets ``0o666 & ~umask`` (the umask is kept); a replaced file keeps its mode;
@@ -20,7 +24,9 @@ through :func:`check_output` before the work starts and :func:`atomic_output` /
 
 :func:`hold_lock` is the exclusive, non-blocking lock a sweep holds on its runs table for the
 length of the sweep (``<table>.sweep.lock``): a second sweep on the same table refuses with
-:class:`~scaling.errors.TableBusyError` (or waits ``wait_s`` seconds for it).
+:class:`~scaling.errors.TableBusyError` (or waits ``wait_s`` seconds for it). :func:`lock_file`
+is the lock itself (the runs store's ``<table>.lock`` too): a lock file that the call created is
+removed again when the block raises, so a refused write leaves the disk as it was.
 """
 
 from __future__ import annotations
@@ -36,11 +42,11 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from scaling.errors import OutputError, TableBusyError
 
-__all__ = ["atomic_output", "check_output", "hold_lock", "output_error", "remove_stale_temps",
+__all__ = ["atomic_output", "check_output", "hold_lock", "lock_file", "output_error", "remove_stale_temps",
            "write_text_atomic"]
 
 _SIDE_FILES = (".parts", ".shards", ".lock", ".sweep.lock")
@@ -98,13 +104,30 @@ def _input_clash(target: Path, inputs: Iterable[str | os.PathLike | None]) -> st
     return None
 
 
+def _suffix_of(name: str, suffixes: Sequence[str]) -> str | None:
+    """The one of ``suffixes`` that ``name`` ends in (case-insensitive), else None."""
+    low = name.lower()
+    return next((s for s in suffixes if low.endswith(s.lower()) and len(low) > len(s)), None)
+
+
+def _check_suffix(what: str, raw: str, target: Path, suffixes: Sequence[str]) -> None:
+    allowed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+    for name, whose in ((Path(raw).name, ""), (target.name, f" (the file its link points to, {target})")):
+        if _suffix_of(name, suffixes) is None:
+            shown = Path(name).suffix
+            got = f"{shown!r} is not a format it is written in" if shown else "the name has no suffix to say its format"
+            raise OutputError(f"{what} {raw}: {got}{whose} (rule: the file name ends in {allowed})")
+
+
 def check_output(path: str | os.PathLike | None, *, inputs: Iterable[str | os.PathLike | None] = (),
-                 what: str = "output") -> Path:
+                 what: str = "output", suffixes: Sequence[str] | None = None) -> Path:
     """Check an output path before any work; return the file to write (symlinks resolved).
 
     Refuses (:class:`OutputError`, one line naming the path and the rule) an empty path, a
     path that is one of ``inputs`` (or a side file of an input runs table), a folder, a device,
-    a FIFO or a socket, a path whose folder is a file, and a folder that cannot be written.
+    a FIFO or a socket, a path whose folder does not exist or is a file, a folder that cannot be
+    written, and, with ``suffixes`` (``(".html", ".htm")``: the formats the output is written
+    as), a name that ends in none of them (the link's name and its target's, for a symlink).
     A symlink is followed: the returned path is its target, which the writers replace.
     """
     if path is None or not str(os.fspath(path)).strip():
@@ -130,13 +153,16 @@ def check_output(path: str | os.PathLike | None, *, inputs: Iterable[str | os.Pa
         if not os.access(target, os.W_OK):
             raise OutputError(f"{what} {raw}: cannot be written (permission denied, or a read-only file system)")
     folder = target.parent
-    while not folder.exists():  # the writers create missing folders: check the nearest one there is
-        folder = folder.parent
+    if not folder.exists():  # the writers create no folders: a typo in a folder name is not a new tree
+        shown = folder if os.path.islink(raw) else Path(raw).parent
+        raise OutputError(f"{what} {raw}: the folder {shown} does not exist (rule: the output's folder must exist)")
     if not folder.is_dir():
         raise OutputError(f"{what} {raw}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {raw}: the folder {folder} cannot be written "
                           "(permission denied, or a read-only file system)")
+    if suffixes:
+        _check_suffix(what, raw, target, tuple(suffixes))
     return target
 
 
@@ -230,11 +256,7 @@ def atomic_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
     and the temporary file is removed. ``OSError`` becomes :class:`OutputError`. Write the data
     to the yielded path (``df.to_parquet(tmp)``, ``open(tmp, "w")``, ...).
     """
-    target = check_output(path, inputs=inputs, what=what)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(path, exc) from None
+    target = check_output(path, inputs=inputs, what=what)  # its folder exists: nothing creates folders
     remove_stale_temps(target)
     try:
         old_mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -272,42 +294,115 @@ def write_text_atomic(path: str | os.PathLike, text: str, *,
     return Path(path)
 
 
-# -- the sweep lock --------------------------------------------------------------------------------
+# -- locks -----------------------------------------------------------------------------------------
+
+def _open_lock(lock_path: Path):
+    """Open ``lock_path`` for locking: ``(file, created)``, ``created`` when this call made the file."""
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            created = True
+        except FileExistsError:
+            try:
+                fd = os.open(lock_path, os.O_RDWR)
+            except FileNotFoundError:  # removed by its holder in between: make it
+                continue
+            created = False
+        return os.fdopen(fd, "r+", encoding="utf-8"), created
+
+
+def _still_there(fh, lock_path: Path) -> bool:
+    """The locked file is still the one at ``lock_path`` (not removed, nor replaced, by its last holder)."""
+    try:
+        st = os.stat(lock_path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fh.fileno())
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
 
 @contextlib.contextmanager
-def hold_lock(lock_path: str | os.PathLike, *, what: str, wait_s: float = 0.0,
-              rule: str = "wait for it to finish, or write to another table") -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (created, never deleted) for the ``with`` block.
+def lock_file(lock_path: str | os.PathLike, *, wait_s: float | None = None,
+              busy: Callable[[Any], BaseException] | None = None) -> Iterator[Any]:
+    """Hold an exclusive ``fcntl.flock`` on ``lock_path`` for the ``with`` block; yield its open file.
 
-    Another holder (another process, or another thread of this one): wait up to ``wait_s``
-    seconds, then raise :class:`TableBusyError` naming ``what``, the holder (pid, host, since
-    when) and ``rule``. The lock is ``fcntl.flock``: the OS releases it when its holder dies, so
-    a killed sweep never leaves a table locked. Not POSIX: no lock.
+    ``wait_s`` None: wait as long as another holder (a process, or another thread of this one)
+    holds it; else wait up to ``wait_s`` seconds, then raise ``busy(file)`` (the exception to
+    raise; it may read the file). The OS releases the lock when its holder dies.
+
+    The lock file is created when missing and kept afterwards, except when this call created it
+    and the block raised (a refused write): then it is removed, so the refusal leaves the disk as
+    it was. A holder that finds the file it locked removed or replaced locks the new one instead,
+    so a removal never lets two holders in. The lock's folder must exist (it is the output's).
+    Not POSIX: no lock (the writes stay atomic), nothing is created.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: nothing to lock with, the writes stay atomic
-        yield
+        yield None
         return
     lock_path = Path(lock_path)
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(lock_path, "a+", encoding="utf-8")
-    except OSError as exc:
-        raise output_error(lock_path, exc, "cannot create the lock file") from None
-    try:
-        deadline = time.monotonic() + max(0.0, float(wait_s))
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    deadline = None if wait_s is None else time.monotonic() + max(0.0, float(wait_s))
+    while True:
+        try:
+            fh, created = _open_lock(lock_path)
+        except OSError as exc:
+            raise output_error(lock_path, exc, "cannot create the lock file") from None
+        try:
+            if deadline is None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            else:
+                while True:
+                    try:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise (busy(fh) if busy is not None else
+                                   TableBusyError(f"{lock_path} is held by another process")) from None
+                        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            if _still_there(fh, lock_path):
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    raise TableBusyError(f"{what} is in use by {holder} (its lock {lock_path} is held); "
-                                         f"rule: one writer at a time: {rule}") from None
-                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        except BaseException:
+            fh.close()  # busy, or interrupted while waiting: the file is another holder's now, it stays
+            raise
+        fh.close()  # its last holder removed it: lock the one there is now
+    try:
+        yield fh
+    except BaseException:
+        if created:  # a refused write: leave no lock file it made (the lock is still held: no one else is in)
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+        raise
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+@contextlib.contextmanager
+def hold_lock(lock_path: str | os.PathLike, *, what: str, wait_s: float = 0.0,
+              rule: str = "wait for it to finish, or write to another table") -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` for the ``with`` block (:func:`lock_file`).
+
+    Another holder (another process, or another thread of this one): wait up to ``wait_s``
+    seconds, then raise :class:`TableBusyError` naming ``what``, the holder (pid, host, since
+    when) and ``rule``. The lock is ``fcntl.flock``: the OS releases it when its holder dies, so
+    a killed sweep never leaves a table locked. The file is kept afterwards, except one this call
+    created when the block raised. Not POSIX: no lock.
+    """
+    lock_path = Path(lock_path)
+
+    def busy(fh) -> TableBusyError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        return TableBusyError(f"{what} is in use by {holder} (its lock {lock_path} is held); "
+                              f"rule: one writer at a time: {rule}")
+
+    with lock_file(lock_path, wait_s=wait_s, busy=busy) as fh:
+        if fh is None:  # pragma: no cover - not POSIX
+            yield
+            return
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
@@ -316,10 +411,7 @@ def hold_lock(lock_path: str | os.PathLike, *, what: str, wait_s: float = 0.0,
         try:
             yield
         finally:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 fh.seek(0)
                 fh.truncate()
                 fh.flush()
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    finally:
-        fh.close()

@@ -183,8 +183,8 @@ def test_a_bad_out_is_refused_before_the_call(sd, tmp_path):
             calls.append(a)
 
     (tmp_path / "a-folder.parquet").mkdir()
-    bad = {"runs.txt": "a .parquet or .csv file", "a-folder.parquet": "not a file",
-           "missing/runs.parquet": "does not exist"}
+    bad = {"runs.txt": r"ends in \.parquet, \.csv", "a-folder.parquet": "it is a folder",
+           "missing/runs.parquet": r"the folder .*missing does not exist \(rule: the output's folder must exist\)"}
     for name, rule in bad.items():
         with pytest.raises(OutputError, match=rule) as info:
             scaling.track(Pipe(), out=tmp_path / name)

@@ -17,7 +17,7 @@ from typing import Any
 
 from scaling.errors import InvalidSettingError
 
-__all__ = ["Protocol", "SettingOutcome", "SettingRequest", "setting_key"]
+__all__ = ["Protocol", "SettingOutcome", "SettingRequest", "check_country", "setting_key"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,33 @@ class Protocol:
             raise InvalidSettingError(f"`idle_s` {self.idle_s!r}: seconds between 0 and 600")
         if self.cpu_power_w is not None and not (isinstance(self.cpu_power_w, (int, float)) and self.cpu_power_w > 0):
             raise InvalidSettingError(f"`cpu_power_w` {self.cpu_power_w!r}: watts > 0")
+        if self.country is not None:
+            check_country(self.country)
         return self
+
+
+def check_country(country: Any, name: str = "`country`", hint: str = "") -> str:
+    """The CodeCarbon country code, checked against CodeCarbon's bundled energy-mix table before any
+    work (read without importing CodeCarbon, whose import prints warnings); no CodeCarbon installed:
+    nothing to check (the meter notes that it is not used). Returns the upper-cased code."""
+    import importlib.util
+
+    from scaling.carbon import intensity_for
+    from scaling.errors import UnknownCountryError
+
+    if not isinstance(country, str) or not country.strip():
+        raise UnknownCountryError(f"{name} {country!r}: use a three-letter ISO code such as USA, FRA or DEU")
+    code = country.strip().upper()
+    if importlib.util.find_spec("codecarbon") is None:
+        return code
+    try:
+        found = intensity_for(code)
+    except InvalidSettingError:
+        raise UnknownCountryError(f"{name} {country!r} is not in CodeCarbon's energy-mix table: use a "
+                                  f"three-letter ISO code such as USA, FRA or DEU{hint}") from None
+    if found.region != code:
+        raise UnknownCountryError(f"{name} {country!r}: use the three-letter ISO code {found.region}")
+    return code
 
 
 @dataclass

@@ -63,7 +63,7 @@ from typing import Any
 
 from profilers.energy.devices import out_of_memory_as_error
 from profilers.energy.failures import failures_path, read_failures, record_failure
-from profilers.energy.meters import DEFAULT_CPU_POWER_W, METER_KINDS, check_meter_name, make_meter
+from profilers.energy.meters import DEFAULT_CPU_POWER_W, METER_KINDS, check_meter, make_meter
 from profilers.energy.protocol import Protocol, SettingOutcome, SettingRequest, setting_key
 from profilers.energy.run_rows import RUNNER_SOURCE, base_row, call_rows
 from scaling.errors import (
@@ -131,7 +131,9 @@ class Runner:
     Parameters
     ----------
     out : path
-        The runs table (``.parquet``; ``.csv`` works too). Created when missing.
+        The runs table (``.parquet``; ``.csv`` works too), in an existing folder. Created when
+        missing; an existing one must be a runs table (checked here, before any work:
+        :func:`scaling.runs.check_runs_output`).
     device : str
         ``auto`` (a GPU when one is visible), ``cuda``, ``cuda:N`` or ``cpu``.
     meter : str or Meter
@@ -160,10 +162,15 @@ class Runner:
                  echo: Callable[[str], None] | None = lambda s: print(s, file=sys.stderr),
                  after_call: Callable[[SettingOutcome, int], None] | None = None,
                  also_done_in: Sequence[str | os.PathLike] = (), allow_pickle: bool = False) -> None:
+        from scaling.runs import check_runs_output
+
+        # before any work: the table (a .parquet/.csv name in an existing folder; an existing one is a runs
+        # table), the meter (its name, a replay trace, nvml for CPU work) and, below, the weights and protocol
+        check_runs_output(out, inputs=[weights], what="runs table")
         self.out = Path(out)
         self.also_done_in = [Path(p) for p in also_done_in]
         self.device_request = device
-        self.meter_kind = check_meter_name(meter) if isinstance(meter, str) else meter
+        self.meter_kind = check_meter(meter, device=device) if isinstance(meter, str) else meter
         self.weights = str(weights) if weights is not None else None
         self.allow_pickle = bool(allow_pickle)
         if self.weights is not None:  # before any work: a folder, model_index.json, no pickles, no code

@@ -26,7 +26,9 @@ Grid fields: ``model``, ``res``, ``height``, ``width``, ``frames``, ``seconds``,
 strictly and checked against :class:`SweepFile` (pydantic): a key given twice, an unknown key, a
 quoted ``"false"`` for ``cfg``, ``steps: .inf`` or a list inside a list is one line with the
 file's line number; then every setting is checked (:func:`scaling.settings.make_setting`), the
-output table (:func:`scaling._files.check_output`) and the weights folder
+meter and the protocol (a replay trace read, ``nvml`` with ``device: cpu``, the CodeCarbon
+``country``), the output table (:func:`scaling.runs.check_runs_output`: a ``.parquet`` or ``.csv``
+name in an existing folder; an existing table must be a runs table) and the weights folder
 (:func:`profilers.energy.weights.check_weights_dir`), all before anything runs.
 
 A sweep holds ``<table>.sweep.lock`` (:func:`scaling._files.hold_lock`) for its whole length: a
@@ -58,8 +60,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling._files import check_output, hold_lock
+from scaling._files import hold_lock
 from scaling.errors import ScalingError, WorkloadError
+from scaling.runs import check_runs_output
 
 from .failures import record_failure
 from .runner import Protocol, Runner, SettingOutcome, SettingRequest, failures_path
@@ -132,12 +135,15 @@ def run_sweep(
     if table is None:
         raise WorkloadError(f"{sweep.source}: no output table: give `out:` in the sweep file or --out")
     table = Path(table)
-    check_output(table, inputs=[sweep.source], what="runs table")
+    # before the sweep lock and any setting: a .parquet/.csv name in an existing folder; an existing table is
+    # one to append to (a truncated or foreign file is one line now, not a failure after every build)
+    check_runs_output(table, inputs=[sweep.source], what="runs table")
     local = isinstance(executor, str) and executor == "local"
     if local:  # here, before any setting: `cuda` without a GPU is one line, not every setting failed
         from .devices import resolve_device
+        from .meters import check_meter
 
-        resolve_device(sweep.device)
+        check_meter(sweep.meter, device=resolve_device(sweep.device))  # nvml where `auto` is the CPU
     t0 = time.perf_counter()
     with hold_lock(sweep_lock_path(table), what=f"runs table {table}", wait_s=lock_wait_s,
                    rule="another sweep is measuring into it; wait for it to finish, or give another --out"):
@@ -198,6 +204,8 @@ def shards_dir(table: str | os.PathLike) -> Path:
 def _job(chunk: list[SettingRequest], shard: str, table: str, device: str, meter: str, weights: str | None,
          protocol: Protocol, resume: bool, allow_pickle: bool = False) -> list[SettingOutcome]:
     """One array task: measure a chunk of settings into its shard table."""
+    # the table's side folder of shards: a merge of the tasks done before may have removed it once empty
+    Path(shard).parent.mkdir(exist_ok=True)
     with Runner(shard, device=device, meter=meter, weights=weights, protocol=protocol, resume=resume,
                 echo=lambda s: print(s, flush=True), also_done_in=[table], allow_pickle=allow_pickle) as runner:
         return [runner.run(req) for req in chunk]

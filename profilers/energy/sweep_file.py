@@ -3,7 +3,9 @@
 The format is described in :mod:`profilers.energy.sweep`. :func:`load_sweep` reads the file with
 :func:`scaling._inputs.read_yaml` (UTF-8, YAML 1.2 booleans and numbers, a key given twice
 refused), checks it against :class:`SweepFile`, expands the grid (:func:`expand_grid`) and checks
-every setting against its model (:func:`check_settings`), the meter name and the weights folder
+every setting against its model (:func:`check_settings`), the meter (its name, a replay trace's
+content, ``nvml`` with ``device: cpu``: :func:`~profilers.energy.meters.check_meter`), the
+protocol (its ranges and the CodeCarbon ``country``) and the weights folder
 (:func:`profilers.energy.weights.check_weights_dir`), all before anything runs. The first fault
 is one :class:`~scaling.errors.WorkloadError` line with the file's line number:
 ``sweep.yaml:11: grid entry 1: `cfg` is 'false' (text); rule: true or false, unquoted ...``.
@@ -22,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scaling._inputs import (boolean, checked, finite_number, one_or_list, precision_name, read_yaml, resolution,
                              schema_error, text, validate, whole_number)
-from scaling.errors import ScalingError, UnknownMeterError, WorkloadError
+from scaling.errors import ScalingError, WorkloadError
 
-from .meters import check_meter_name
+from .meters import check_meter
 from .protocol import Protocol, SettingRequest
 from .weights import check_weights_dir
 
@@ -46,7 +48,9 @@ class Sweep:
     notes: tuple[str, ...] = ()     # values read in another form than written (count 1e6 -> 1000000)
 
     def __post_init__(self) -> None:
-        check_meter_name(self.meter)  # before any setting runs, here or in a job
+        # before any setting runs, here or in a job (an override too: dataclasses.replace checks again):
+        # the name, a replay trace's content, nvml with device cpu
+        check_meter(self.meter, device=self.device)
 
 
 
@@ -190,8 +194,8 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
         out = Path(out) if Path(out).is_absolute() else p.parent / out
     meter = doc.meter or "auto"
     try:
-        check_meter_name(meter)
-    except UnknownMeterError as exc:
+        check_meter(meter, device=doc.device)
+    except ScalingError as exc:
         raise WorkloadError(f"{p}: {exc}") from exc
     weights = doc.weights
     if weights is not None:

@@ -35,7 +35,8 @@
   the notes).
 
 ``out`` is checked when :func:`track` is called, before any work: a runs table (``.parquet``
-or ``.csv``) in an existing folder, or None to keep the results in memory only.
+or ``.csv``) in an existing folder, an existing one a runs table to append to
+(:func:`scaling.runs.check_runs_output`), or None to keep the results in memory only.
 
 How the model and setting of a call are read lives in :mod:`profilers.energy.track_setting`.
 """
@@ -64,7 +65,7 @@ from profilers.energy.track_setting import (
     registered,
     setting_digest,
 )
-from scaling.errors import InvalidSettingError, MeterError, OutputError
+from scaling.errors import InvalidSettingError, MeterError
 
 __all__ = ["TRACK_SOURCE", "Tracker", "track"]
 
@@ -112,15 +113,15 @@ def track(pipe: Any = None, *, out: str | Path | None = None, name: str | None =
 
 
 def _check_out(out: str | Path | None) -> Path | None:
+    """The runs table, checked before any work by the rule every writer follows
+    (:func:`scaling.runs.check_runs_output`): a ``.parquet`` or ``.csv`` name in an existing folder, a
+    regular file, and an existing one a runs table to append to."""
     if out is None:
         return None
+    from scaling.runs import check_runs_output
+
     p = Path(out).expanduser()
-    if p.suffix.lower() not in (".parquet", ".csv"):
-        raise OutputError(f"`out`={str(out)!r}: a runs table is a .parquet or .csv file")
-    if p.exists() and not p.is_file():
-        raise OutputError(f"`out`={str(out)!r} exists and is not a file: give a runs-table file name")
-    if not p.parent.is_dir():
-        raise OutputError(f"`out`={str(out)!r}: its folder {str(p.parent)!r} does not exist; create it first")
+    check_runs_output(p, what="`out`")
     return p.resolve()
 
 

@@ -33,7 +33,10 @@ one part file to ``runs.parquet.parts/``, so an append costs the same at row 10 
 
 API: :func:`empty_runs`, :func:`validate_runs`, :func:`read_runs`, :func:`read_run_keys`
 (a few columns only), :func:`count_runs`, :func:`write_runs` (atomic), :func:`append_runs`
-(atomic, never loses or rewrites earlier rows), :func:`compact_runs`, :func:`remove_runs`,
+(atomic, never loses or rewrites earlier rows; a refused append leaves no lock file nor index it
+made), :func:`check_runs_output` (an output table checked before any measurement: its name
+ends in one of :data:`RUNS_SUFFIXES`, an existing one is a runs table), :func:`compact_runs`,
+:func:`remove_runs`,
 :func:`to_csv`, :func:`from_csv`, :func:`schema_table`.
 
 Modules: ``_schema`` (the columns), ``_validate`` (dtypes and row rules), ``_io`` (CSV,
@@ -82,8 +85,10 @@ from scaling.runs._schema import (
 )
 from scaling.runs._store import (
     _META_THROUGH,
+    RUNS_SUFFIXES,
     _write_parquet,
     append_runs,
+    check_runs_output,
     compact_runs,
     count_runs,
     parts_dir,
@@ -125,6 +130,8 @@ __all__ = [
     "count_runs",
     "write_runs",
     "append_runs",
+    "check_runs_output",
+    "RUNS_SUFFIXES",
     "compact_runs",
     "remove_runs",
     "parts_dir",

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from scaling._files import atomic_output
+from scaling._files import atomic_output, lock_file
 from scaling.errors import DataError
 from scaling.runs._validate import validate_runs
 
@@ -129,17 +129,9 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike, *, validated: bool = False
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    """Advisory lock so that concurrent appends (sweep jobs) do not race each other."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, the atomic replace still protects the file
+    """Advisory lock so that concurrent appends (sweep jobs) do not race each other:
+    ``<table>.lock`` (:func:`scaling._files.lock_file`; waits for the holder). A lock file this
+    call created is removed again when the block raises (a refused append leaves no file)."""
+    with lock_file(path.with_name(path.name + ".lock")):
         yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 

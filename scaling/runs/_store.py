@@ -39,8 +39,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from scaling._files import check_output
 from scaling.errors import DataError
 from scaling.runs._index import (
+    INDEX_NAME,
     drop_index,
     extra_schema,
     fingerprint,
@@ -56,6 +58,9 @@ from scaling.runs._schema import _META_REPORT, _META_VERSION, COLUMNS, KEY_COLUM
 from scaling.runs._validate import _coerce, _duplicate, validate_runs
 
 _META_THROUGH = b"scaling.runs.parts_through"
+
+RUNS_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+"""The names a runs table is written as: parquet, or CSV (gzip-compressed ``.csv.gz`` too)."""
 _READ_TRIES = 5
 
 
@@ -331,6 +336,7 @@ def append_runs(rows: pd.DataFrame | Iterable[Mapping[str, Any]], path: str | os
     new = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     source = f"{p} (appended rows)"
     new = validate_runs(new, source, fill_defaults=True)
+    check_output(p, what="runs table")  # before the lock file: a missing folder, a folder, a device
     with _lock(p):
         if _is_csv(p):
             if p.exists():
@@ -348,20 +354,81 @@ def append_runs(rows: pd.DataFrame | Iterable[Mapping[str, Any]], path: str | os
         _checked_version(p, base.metadata)
         keys = keys_of(new["run_id"], new["phase"], new["repeat"])
         folder = parts_dir(p)
-        with open_index(p, folder, _through(base)) as index:
-            i = index.first_present(keys)
-            if i is not None:
-                raise _duplicate(source, i + 1, new["run_id"].iloc[i], new["phase"].iloc[i], new["repeat"].iloc[i],
-                                 ": it is already in the table")
-            table = _to_arrow(new, None, None)
-            extras = extra_schema(table.schema)
-            unify_extras(index.extras, extras, Path(source))  # refused before anything is written
-            seq = index.last_seq + 1
-            part = folder / part_name(seq)
-            _write_table(table, part)
-            _fsync_dir(folder)
-            index.add(seq, part, keys, extras)
+        made_folder, made_index = not folder.exists(), not (folder / INDEX_NAME).exists()
+        written = False
+        try:
+            with open_index(p, folder, _through(base)) as index:
+                i = index.first_present(keys)
+                if i is not None:
+                    raise _duplicate(source, i + 1, new["run_id"].iloc[i], new["phase"].iloc[i],
+                                     new["repeat"].iloc[i], ": it is already in the table")
+                table = _to_arrow(new, None, None)
+                extras = extra_schema(table.schema)
+                unify_extras(index.extras, extras, Path(source))  # refused before anything is written
+                seq = index.last_seq + 1
+                part = folder / part_name(seq)
+                _write_table(table, part)
+                written = True
+                _fsync_dir(folder)
+                index.add(seq, part, keys, extras)
+        except BaseException:
+            if not written:  # refused: the index (a cache) and the folder this call made go again
+                _undo_index(folder, made_folder, made_index)
+            raise
     return new
+
+
+def _undo_index(folder: Path, made_folder: bool, made_index: bool) -> None:
+    """Remove the key index (and the parts folder) that a refused append created."""
+    import contextlib
+
+    if made_index:
+        drop_index(folder)
+    if made_folder:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: a part someone else wrote meanwhile stays
+
+
+def check_runs_output(path: str | os.PathLike | None, *, inputs: Iterable[str | os.PathLike | None] = (),
+                      what: str = "runs table") -> Path:
+    """Check, before any work, a runs table that measurements will be appended to; return its file.
+
+    :func:`scaling._files.check_output` (not an input, a regular file or a new name in an existing,
+    writable folder) with the runs-table formats (:data:`RUNS_SUFFIXES`); then an existing table
+    must be one :func:`append_runs` takes: a runs parquet table whose base and parts are readable,
+    of a schema version this toolkit reads, with the required columns (or a CSV runs table whose
+    rows validate). A missing base whose parts folder holds parts is refused too. One
+    :class:`~scaling.errors.DataError` line naming the path and the rule, so that a measurement is
+    never made only to be refused when its first row is appended.
+    """
+    target = check_output(path, inputs=inputs, what=what, suffixes=RUNS_SUFFIXES)
+    p = Path(os.fspath(path))
+    try:
+        _check_appendable(p)
+    except DataError as exc:
+        text = str(exc)
+        for prefix in (f"{p}, ", f"{p}: "):  # the message names the path: say it once
+            if text.startswith(prefix):
+                text = text[len(prefix):]
+                break
+        raise DataError(f"{what} {p}: it exists and is not a runs table to append to: {text.rstrip('.')} (rule: "
+                        "give a new file name, or a runs table written by this toolkit)") from None
+    return target
+
+
+def _check_appendable(p: Path) -> None:
+    if not p.exists():
+        if list_parts(parts_dir(p)):
+            raise _missing(p)
+        return
+    if _is_csv(p):
+        read_runs(p)  # what an append reads first
+        return
+    base = _schema_of(p)
+    _checked_version(p, base.metadata)
+    validate_runs(base.empty_table().to_pandas(), str(p))  # the columns and their types, on no rows
+    for _, part in _live_parts(p, _through(base)):
+        _checked_version(part, _schema_of(part).metadata)
 
 
 def compact_runs(path: str | os.PathLike) -> int:

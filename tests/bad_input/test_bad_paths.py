@@ -68,18 +68,22 @@ WRITERS = {
                  "{target}"], []),
     "sweep": (["sweep", "{sweep}", "--no-progress", "--out", "{target}"], ["{sweep}"]),
 }
+SUFFIX = {"report": ".html", "fit --out": ".json", "fit --report": ".html", "pareto --plot": ".html",
+          "data import": ".parquet", "data export": ".csv", "measure": ".parquet", "sweep": ".parquet"}
+"""A name each writer writes (a writer refuses a suffix it does not write: tests/bad_input/test_outputs_audit.py)."""
 BAD_TARGETS = [
     ("{tmp}", "folder"),
     ("", "re:empty|--out|--report|--plot"),
     ("/dev/full", "re:device|no space"),
     ("/dev/null", "device"),
-    ("/etc/passwd/out.file", "re:not a folder|is a file"),
-    ("/proc/out.file", "re:cannot|read-only|no such"),
+    ("/etc/passwd/out{ext}", "re:not a folder|is a file"),
+    ("/proc/out{ext}", "re:cannot|read-only|no such"),
 ]
 
 OUTPUT_CASES = []
 for name, (argv, inputs) in WRITERS.items():
     for target, needle in BAD_TARGETS:
+        target = target.replace("{ext}", SUFFIX[name])
         OUTPUT_CASES.append(pytest.param(name, argv, target, needle, id=f"{name} -> {target!r}"))
     for source in inputs:
         OUTPUT_CASES.append(pytest.param(name, argv, source, "re:input|same|destroy", id=f"{name} -> {source}"))

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from .base import CompositeMeter, CounterAccumulator, Measurement, Meter, merge_measurements
 from .codecarbon_meter import CodeCarbonMeter, check_country_iso_code
 from .estimate import EstimateMeter
-from .factory import DEFAULT_CPU_POWER_W, METER_KINDS, check_meter_name, make_meter
+from .factory import DEFAULT_CPU_POWER_W, METER_KINDS, check_meter, check_meter_name, make_meter
 from .rapl import POWERCAP_ROOT as _POWERCAP_ROOT
 from .rapl import RaplMeter
 from .replay import PowerTrace, ReplayMeter, parse_trace_name
@@ -50,6 +50,7 @@ __all__ = [
     "RaplMeter",
     "ReplayMeter",
     "check_country_iso_code",
+    "check_meter",
     "check_meter_name",
     "default_meter",
     "make_meter",

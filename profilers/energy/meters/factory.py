@@ -10,8 +10,9 @@ Meter names::
     replay:TRACE.csv  plays back a recorded GPU power trace (tests)
 
 The name is checked (:func:`check_meter_name`) before any meter starts, so a typo fails in one
-line before a pipeline is built. The device says what the work runs on: ``cuda`` / ``cuda:N``
-(that GPU), ``cpu`` or ``mps`` (no GPU measured; the CPU energy is the figure, so it is
+line before a pipeline is built; :func:`check_meter` also reads a replay trace and refuses
+``nvml`` for work on the CPU, before the build too. The device says what the work runs on:
+``cuda`` / ``cuda:N`` (that GPU), ``cpu`` or ``mps`` (no GPU measured; the CPU energy is the figure, so it is
 estimated at :data:`DEFAULT_CPU_POWER_W` when nothing measures or models it), or None
 (library use: every visible GPU, or ``gpu_indices``; what nothing measures is left out).
 """
@@ -31,7 +32,7 @@ from .rapl import POWERCAP_ROOT, RaplMeter
 from .replay import ReplayMeter
 from .zeus_meter import NvmlMeter
 
-__all__ = ["DEFAULT_CPU_POWER_W", "METER_KINDS", "REPLAY_PREFIX", "check_meter_name", "make_meter"]
+__all__ = ["DEFAULT_CPU_POWER_W", "METER_KINDS", "REPLAY_PREFIX", "check_meter", "check_meter_name", "make_meter"]
 
 METER_KINDS = ("auto", "nvml", "estimate")
 """The meter names, besides ``replay:TRACE.csv``."""
@@ -60,6 +61,33 @@ def check_meter_name(name: str) -> str:
             raise UnknownMeterError(f"`meter` {name!r}: no trace file {path!r}")
         return name
     raise UnknownMeterError(f"`meter` {name!r} is unknown: use one of {_ACCEPTED}")
+
+
+def _nvml_off_gpu(device: str) -> NoGPUError:
+    return NoGPUError(f"`meter` 'nvml' measures a GPU, but the work runs on {device!r}; "
+                      "use the auto or estimate meter (rule: nvml needs the work on a CUDA GPU)")
+
+
+def check_meter(name: str, *, device: str | None = None) -> str:
+    """Everything about the meter ``name`` that can be known before any work (a pipeline build),
+    refused in one line: the name (:func:`check_meter_name`); a replay trace, read now as the meter
+    will read it (its header, its rows); and ``nvml`` on a device that is no GPU (``device`` ``cpu``
+    or ``mps``: give the resolved device; ``auto``, ``cuda`` or None is not checked here)."""
+    kind = check_meter_name(name)
+    if kind.startswith(REPLAY_PREFIX):
+        from scaling.errors import DataError
+
+        from .replay import PowerTrace
+
+        path = kind[len(REPLAY_PREFIX):]
+        try:
+            PowerTrace.read_csv(path)
+        except DataError as exc:
+            raise DataError(f"`meter` {kind!r}: {exc} (rule: a replay trace is a CSV "
+                            "`t_s,power_w[,energy_j]` with >= 2 rows)") from None
+    if kind == "nvml" and device is not None and device.strip().lower() in ("cpu", "mps"):
+        raise _nvml_off_gpu(device)
+    return kind
 
 
 def _gpu_indices(device: str | None, gpu_indices: Sequence[int] | None) -> tuple[bool, list[int] | None]:
@@ -134,8 +162,7 @@ def make_meter(
     if kind == "estimate":
         return _estimate(device, on_gpu, indices, cpu_power_w, gpu_tdp_w, tdp_source)
     if kind == "nvml" and not on_gpu:
-        raise NoGPUError(f"`meter` 'nvml' measures a GPU, but the work runs on {device!r}; "
-                         "use the auto or estimate meter")
+        raise _nvml_off_gpu(device)
     if country is not None:
         try:
             country = check_country_iso_code(country)  # an unknown code fails before any probe

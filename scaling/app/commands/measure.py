@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from scaling._files import check_output
 from scaling.app.commands import _common as T
 from scaling.app.commands._common import add_setting_args
 from scaling.app.commands._out import probe_output, render_table
@@ -40,7 +39,7 @@ def add_machine_args(p) -> None:
     g.add_argument("--allow-pickle", action="store_true",
                    help="with --weights: also load pickled .bin/.pt weights (loading them can run code)")
     g.add_argument("--out", default="runs.parquet", type=T.nonempty("out"),
-                   help="runs table to append to (default runs.parquet)")
+                   help="runs table to append to: .parquet or .csv, in an existing folder (default runs.parquet)")
     g.add_argument("--resume", action="store_true", help="skip repeats already in the table")
 
 
@@ -68,14 +67,16 @@ def protocol_from_args(args):
                     cpu_power_w=args.cpu_power_w).check()
 
 
-def check_machine_args(args) -> None:
-    """Refuse a bad meter name, device or weights folder in one line, before any pipeline is built."""
+def check_machine_args(args) -> str | None:
+    """Refuse a bad meter (its name, a replay trace, nvml for CPU work), country, device or weights folder
+    in one line, before any pipeline is built; return the device the work runs on (None: none given)."""
     from profilers.energy.devices import resolve_device
-    from profilers.energy.meters.factory import check_meter_name
+    from profilers.energy.meters.factory import check_meter
     from scaling.errors import InvalidSettingError
 
-    if getattr(args, "meter", None) is not None:
-        check_meter_name(args.meter)
+    meter = getattr(args, "meter", None)
+    if meter is not None:  # the name, a replay trace's content, nvml with --device cpu: before torch is imported
+        check_meter(meter, device=getattr(args, "device", None))
     country = getattr(args, "country", None)
     if country is not None and str(country).lower() not in ("none", ""):
         _check_country(str(country))
@@ -91,27 +92,18 @@ def check_machine_args(args) -> None:
 
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device.strip().lower()):
             raise InvalidSettingError(f"`device` {device!r} is unknown: use auto, cuda, cuda:N or cpu")
-        resolve_device(device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
+        device = resolve_device(device)  # `cuda` without a GPU, `cuda:7` with one: NoGPUError now, not a failure record
+    if meter == "nvml" and device is not None:  # nvml where `auto` is the CPU (no GPU here)
+        check_meter(meter, device=device)
+    return device
 
 
 def _check_country(country: str) -> None:
-    """The CodeCarbon country code, checked against CodeCarbon's bundled table without importing CodeCarbon
-    (its import prints warnings); no CodeCarbon installed: nothing to check (the meter notes it)."""
-    import importlib.util
+    """The CodeCarbon country code (:func:`profilers.energy.protocol.check_country`: CodeCarbon's bundled
+    table, read without importing CodeCarbon); no CodeCarbon installed: nothing to check (the meter notes it)."""
+    from profilers.energy.protocol import check_country
 
-    from scaling.carbon import intensity_for
-    from scaling.errors import InvalidSettingError, UnknownCountryError
-
-    if importlib.util.find_spec("codecarbon") is None:
-        return
-    code = country.strip().upper()
-    try:
-        found = intensity_for(code)
-    except InvalidSettingError:
-        raise UnknownCountryError(f"--country {country!r} is not in CodeCarbon's energy-mix table: use a "
-                                  "three-letter ISO code such as USA, FRA or DEU ('none' skips CodeCarbon)") from None
-    if found.region != code:
-        raise UnknownCountryError(f"--country {country!r}: use the three-letter ISO code {found.region}")
+    check_country(country, name="--country", hint=" ('none' skips CodeCarbon)")
 
 
 def _pickle_kwargs(args) -> dict:
@@ -130,12 +122,14 @@ def run(args) -> int:
 
     from scaling.errors import UnknownModelError
     from scaling.extras import require
+    from scaling.runs import check_runs_output
 
     require("torch", "diffusers", "transformers", what="scaling measure")
     model = args.config or args.model or args.weights  # a weights folder describes its own model
     if not model:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`), --config DIR or --weights DIR")
-    check_output(args.out, inputs=[args.weights, args.config], what="--out")  # before building anything
+    # before building anything: a .parquet/.csv name in an existing folder, and an existing table one to append to
+    check_runs_output(args.out, inputs=[args.weights, args.config], what="--out")
     probe_output(args.out)
     check_machine_args(args)  # the meter name, the country, the weights folder and the device: before building
     from profilers.energy.pipelines import resolve_spec

@@ -29,16 +29,17 @@ def add_parser(sub):
     add_carbon_args(p)
     p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law from `scaling fit --out` (default: the shipped law)")
     p.add_argument("--title", default="Energy of diffusion-model inference: predicted", help="page title")
-    p.add_argument("--out", "-o", default="report.html", type=T.nonempty("out"), help="output HTML file (default: report.html)")
+    p.add_argument("--out", "-o", default="report.html", type=T.nonempty("out"),
+                   help="output HTML file (.html or .htm, in an existing folder; default: report.html)")
     return p
 
 
 def run(args) -> int:
-    from scaling._files import check_output
     from scaling.app.commands._out import probe_output
-    from scaling.app.report import write_report
+    from scaling.app.report import check_report_output, write_report
 
-    check_output(args.out, inputs=[args.law])  # before the work: a folder, a device, the law file
+    # before the work: a .html/.htm name in an existing folder, not a folder, a device, nor the law file
+    check_report_output(args.out, law=args.law, what="--out")
     probe_output(args.out)
 
     report = write_report(args.out, models=_csv(args.model), gpu=args.gpu, gpus=args.gpus,

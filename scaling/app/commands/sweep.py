@@ -15,7 +15,8 @@ def add_parser(sub):
                     "Every setting is checked before anything runs; failures (out of memory, no GPU, ...) are "
                     "recorded next to the table and the sweep goes on.")
     p.add_argument("file", metavar="SWEEP.yaml", help="the sweep file")
-    p.add_argument("--out", type=T.nonempty("out"), help="runs table (default: `out` of the sweep file)")
+    p.add_argument("--out", type=T.nonempty("out"),
+                   help="runs table: .parquet or .csv, in an existing folder (default: `out` of the sweep file)")
     p.add_argument("--executor", default="local", choices=("local", "slurm", "submitit-local", "debug"),
                    help="local: this process (default); slurm: a submitit job array, one GPU per task; "
                         "submitit-local / debug: submitit's local executors (testing)")
@@ -42,11 +43,11 @@ def run(args) -> int:
         from profilers.energy.meters.factory import check_meter_name
 
         check_meter_name(args.meter)
-    if args.out is not None:
-        from scaling._files import check_output
+    if args.out is not None:  # a .parquet/.csv name in an existing folder; an existing table one to append to
         from scaling.app.commands._out import probe_output
+        from scaling.runs import check_runs_output
 
-        check_output(args.out, inputs=[args.file], what="--out")
+        check_runs_output(args.out, inputs=[args.file], what="--out")
         probe_output(args.out)
     sweep = load_sweep(args.file)
     if args.device:
@@ -59,12 +60,12 @@ def run(args) -> int:
         print(f"{len(sweep.settings)} settings; device {sweep.device}, meter {sweep.meter}, "
               f"{sweep.protocol.repeats} repeats + {sweep.protocol.warmup} warm-up each")
         return 0
-    from scaling._files import check_output
     from scaling.app.commands._out import probe_output
     from scaling.extras import require
+    from scaling.runs import check_runs_output
 
     if args.out is None and sweep.out is not None:  # the file's `out`, before any setting runs
-        check_output(sweep.out, inputs=[args.file], what="runs table")
+        check_runs_output(sweep.out, inputs=[args.file], what=f"{args.file}: `out`")
         probe_output(sweep.out)
     require("torch", "diffusers", "transformers", what="scaling sweep")
     if args.executor != "local":
@@ -72,7 +73,8 @@ def run(args) -> int:
     else:  # this process measures: the device must be here (a SLURM task resolves it on its node)
         from scaling.app.commands.measure import check_machine_args
 
-        check_machine_args(argparse.Namespace(device=sweep.device))  # `tpu`, or `cuda` with no GPU: refused now
+        # `tpu`, or `cuda` with no GPU, and nvml where `auto` is the CPU: refused now, before any build
+        check_machine_args(argparse.Namespace(device=sweep.device, meter=sweep.meter))
     slurm = {"timeout_min": args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition
