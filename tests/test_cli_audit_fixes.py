@@ -298,3 +298,13 @@ def test_plan_of_the_docs_example_notes_its_count(capsys):
     rc, out, _ = _run(capsys, "plan", str(example))
     assert rc == 0
     assert any(line.startswith("note: ") and "1,000,000" in line for line in out.splitlines())
+
+
+def test_measure_refuses_prompt_tokens_before_any_work(tmp_path, capsys):
+    out = tmp_path / "m.parquet"
+    rc, _, err = _run(capsys, "measure", "-m", "tiny:sd", "--device", "cpu", "--meter", "estimate",
+                      "--prompt-tokens", "64", "--out", str(out))
+    err = err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "--prompt-tokens 64" in err and "shipped prompts" in err
+    assert list(tmp_path.iterdir()) == [], "nothing written"

@@ -120,7 +120,7 @@ def _pickle_kwargs(args) -> dict:
 def run(args) -> int:
     import sys
 
-    from scaling.errors import UnknownModelError
+    from scaling.errors import InvalidSettingError, UnknownModelError
     from scaling.extras import require
     from scaling.runs import check_runs_output
 
@@ -128,6 +128,10 @@ def run(args) -> int:
     model = args.config or args.model or args.weights  # a weights folder describes its own model
     if not model:
         raise UnknownModelError("no model given: pass --model NAME (see `scaling models`), --config DIR or --weights DIR")
+    if getattr(args, "prompt_tokens", None) is not None:
+        raise InvalidSettingError(
+            f"--prompt-tokens {args.prompt_tokens}: a measurement runs the shipped prompts, whose token count the "
+            "pipeline's tokenizer sets (rule: --prompt-tokens is for predict, compare and profile)")
     # before building anything: a .parquet/.csv name in an existing folder, and an existing table one to append to
     check_runs_output(args.out, inputs=[args.weights, args.config], what="--out")
     probe_output(args.out)
