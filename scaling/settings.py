@@ -57,18 +57,47 @@ class GenerationSetting:
         return asdict(self)
 
 
+_P_FORM = re.compile(r"(\d+)p")
+_WXH_FORM = re.compile(r"(\d+)\s*[x×*]\s*(\d+)")
+_SQUARE_FORM = re.compile(r"\d+")
+RESOLUTION_FORMS = "480p/720p/1080p, WxH (e.g. 832x480, width first) or one number for a square"
+
+
+def check_resolution_text(res: str | int) -> str | int:
+    """``res`` if it is written in one of the forms :func:`parse_resolution` reads (a named height
+    such as ``480p``, ``NNNp``, ``WxH``, ``N``), whatever the model; else :class:`InvalidSettingError`
+    naming the value and the forms. What a model accepts (its multiple, its largest side) is checked
+    by :func:`make_setting`."""
+    text = str(res).strip().lower()
+    if text in NAMED_RESOLUTIONS or _P_FORM.fullmatch(text) or _WXH_FORM.fullmatch(text) \
+            or _SQUARE_FORM.fullmatch(text):
+        return res
+    raise InvalidSettingError(f"`res` {res!r} is not a resolution: use {RESOLUTION_FORMS}")
+
+
 def parse_resolution(res: str | int, spec: ModelSpec) -> tuple[int, int]:
     """``480p`` / ``720p`` (height; width from the default aspect, rounded to the model's
     multiple), ``WxH`` (width first, as ffmpeg writes it) or a single number (square).
 
+    A height in ``p`` is a named one (:data:`NAMED_RESOLUTIONS`: ``1080p`` on a model of multiple
+    16 is 1088 px high, as the pipelines round it) or a multiple of the model's ``res_multiple``
+    (``992p`` on Wan); any other (``999p``) is refused, naming the nearest heights: a height is
+    never changed silently.
+
     Returns ``(height, width)``.
     """
-    text = str(res).strip().lower()
+    text = str(check_resolution_text(res)).strip().lower()
     multiple = spec.rules.get("res_multiple") or 8
-    if text in NAMED_RESOLUTIONS or re.fullmatch(r"\d+p", text):
+    if text in NAMED_RESOLUTIONS or _P_FORM.fullmatch(text):
         height = NAMED_RESOLUTIONS.get(text) or int(text[:-1])
         if height < multiple:  # rounding would invent a size: 0p is not 16x16
             raise InvalidSettingError(f"`res` {res!r}: the height must be at least {multiple} px for {spec.id}")
+        if text not in NAMED_RESOLUTIONS and height % multiple:
+            lo = height // multiple * multiple
+            named = ", ".join(NAMED_RESOLUTIONS)
+            raise InvalidSettingError(
+                f"`res` {res!r}: {height} px is not a height {spec.id} takes (rule: a named height, {named}, or a "
+                f"multiple of {multiple} px: nearest {lo}p or {lo + multiple}p; or give WxH)")
         dh, dw = spec.defaults.get("height"), spec.defaults.get("width")
         aspect = (dw / dh) if dh and dw else 1.0
         # 480p on a landscape default means the short side; round each side to the model's multiple
@@ -77,15 +106,11 @@ def parse_resolution(res: str | int, spec: ModelSpec) -> tuple[int, int]:
         h = _round_to(height, multiple)
         w = _round_to(height * ratio, multiple)
         return (h, w) if aspect >= 1 else (w, h)
-    m = re.fullmatch(r"(\d+)\s*[x×*]\s*(\d+)", text)
+    m = _WXH_FORM.fullmatch(text)
     if m:
         width, height = int(m.group(1)), int(m.group(2))
         return height, width
-    if re.fullmatch(r"\d+", text):
-        return int(text), int(text)
-    raise InvalidSettingError(
-        f"`res` {res!r} is not a resolution: use 480p/720p/1080p, WxH (e.g. 832x480, width first) or one number for a square"
-    )
+    return int(text), int(text)
 
 
 def _round_to(value: float, multiple: int) -> int:
@@ -185,6 +210,8 @@ def make_setting(
         # diffusers turns CFG off when guidance_scale <= 1
         if cfg and guidance_scale is not None and guidance_scale <= 1.0:
             cfg = False
+    else:
+        _check_cfg(spec, bool(cfg), guidance, guidance_scale)
     batch_size = _check_positive_int("batch", batch_size)
     outputs_per_prompt = _check_positive_int("outputs_per_prompt", outputs_per_prompt)
     precision = normalize_precision(precision or "bf16")
@@ -206,6 +233,33 @@ def make_setting(
         gpu=gpu,
         prompt_tokens=prompt_tokens,
     )
+
+
+def _check_cfg(spec: ModelSpec, cfg: bool, guidance: float | None, guidance_scale: float | None) -> None:
+    """The rules of an explicit ``cfg`` against the guidance (the one place they live):
+
+    - CFG forced on (``cfg=True``, ``--cfg``) needs a model with guidance (not FLUX.1-schnell's
+      ``none``) and a guidance scale that is not 0 (CFG at scale 0 is the unconditional pass alone:
+      the prompt is ignored); a guidance-distilled model's ``cfg=True`` is its true CFG (a negative
+      prompt, two passes), its guidance the embedded scale;
+    - CFG off (``cfg=False``, ``--no-cfg``) with a ``guidance`` > 1 given on a CFG model is a
+      contradiction: a scale > 1 is what turns CFG on (diffusers' rule); the model's default scale
+      is not a contradiction (``--no-cfg`` alone is how CFG is turned off).
+    """
+    if cfg and spec.guidance_type == "none":
+        raise InvalidSettingError(
+            f"`cfg` on (--cfg) does not apply to {spec.id}: it has no guidance, so no classifier-free guidance "
+            "to force (rule: leave --cfg / cfg out)")
+    if cfg and guidance_scale is not None and guidance_scale == 0:
+        given = "given" if guidance is not None else f"{spec.id}'s default"
+        raise InvalidSettingError(
+            f"`cfg` on (--cfg) with `guidance` 0 ({given}): CFG at a guidance scale of 0 is the unconditional pass "
+            "alone, the prompt ignored (rule: CFG needs a guidance scale > 0; give --guidance G, or leave --cfg out)")
+    if not cfg and spec.guidance_type == "cfg" and guidance is not None and guidance > 1.0:
+        raise InvalidSettingError(
+            f"`cfg` off (--no-cfg) with `guidance` {guidance:g}: on {spec.id} a guidance scale > 1 is classifier-free "
+            "guidance (diffusers runs CFG when guidance > 1) (rule: give one: --no-cfg alone, or --guidance <= 1, "
+            "or the guidance without --no-cfg)")
 
 
 def _prompt_tokens(spec: ModelSpec, value: Any) -> int | None:

@@ -308,3 +308,9 @@ def test_measure_refuses_prompt_tokens_before_any_work(tmp_path, capsys):
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "--prompt-tokens 64" in err and "shipped prompts" in err
     assert list(tmp_path.iterdir()) == [], "nothing written"
+
+
+@pytest.mark.parametrize("command", ["predict", "profile"])
+def test_an_empty_attention_variant_is_refused(command, capsys):
+    rc, _, err = _run(capsys, command, "-m", "sdxl", "--attention", "")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "must not be empty" in err

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 
@@ -60,6 +61,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DASH_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+"""A value that starts with '-' and reads as a number or a size (``-5``, ``-1e3``, ``-inf``, ``-480x832``,
+``-480p``, ``-5,20``): argparse takes ``-inf`` and ``-480x832`` for options (only ``-5`` and ``-.5`` look like
+negative numbers to it) and answers "expected one argument", naming no value."""
+
+
+def _option_action(parser: argparse.ArgumentParser, token: str):
+    """The action of option ``token`` in ``parser`` (exact, or an unambiguous ``--`` abbreviation), or None."""
+    actions = parser._option_string_actions  # noqa: SLF001 - argparse keeps no public index of its options
+    if token in actions:
+        return actions[token]
+    if token.startswith("--") and parser.allow_abbrev:
+        hits = {actions[o] for o in actions if o.startswith(token)}
+        return hits.pop() if len(hits) == 1 else None
+    return None
+
+
+def glue_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--res -480x832`` -> ``--res=-480x832``: an option that takes one value, followed by a value that
+    starts with '-' and reads as a number or a size (:data:`_DASH_VALUE`), is given it, so that the
+    option's own rule refuses it naming the option, the value and the rule (``argument --guidance:
+    `guidance` -inf: not a finite number; ...``). Subcommands are followed (``data import``); after
+    ``--`` nothing is touched; a registered option is never taken as a value."""
+    out: list[str] = []
+    current, i = parser, 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            return out + [token] + argv[i:]
+        if token.startswith("-") and "=" not in token:
+            action = _option_action(current, token)
+            if action is not None and action.nargs is None and i < len(argv):
+                value = argv[i]
+                if _DASH_VALUE.match(value) and _option_action(current, value) is None:
+                    out.append(f"{token}={value}")
+                    i += 1
+                    continue
+                if not value.startswith("-"):  # the option's value: never read as a subcommand
+                    out += [token, value]
+                    i += 1
+                    continue
+            out.append(token)
+            continue
+        out.append(token)
+        sub = next((a for a in current._actions if isinstance(a, argparse._SubParsersAction)), None)  # noqa: SLF001
+        if sub is not None and token in sub.choices:
+            current = sub.choices[token]
+    return out
+
+
 def _refuse(prog: str, message: str) -> int:
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
@@ -70,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     try:
-        args, extra = parser.parse_known_args(argv)
+        args, extra = parser.parse_known_args(glue_dash_values(parser, sys.argv[1:] if argv is None else list(argv)))
     except UsageError as exc:
         return _refuse(exc.prog, exc.message)
     except SystemExit as exc:  # --help, --version: printed, status 0

@@ -290,6 +290,18 @@ class Estimate:
         return d
 
 
+def check_carbon_source(region: Any, intensity: Any) -> None:
+    """A region and an intensity are two sources of one figure, the grid's gCO2e/kWh: given together,
+    one would be dropped; refused (one line naming both values), in predict, compare, report and plan."""
+    if region is not None and intensity is not None:
+        shown = f"{intensity:g}" if isinstance(intensity, (int, float)) and not isinstance(intensity, bool) \
+            else repr(intensity)
+        raise InvalidSettingError(
+            f"`region` {region!r} and `intensity` {shown} conflict: a region prices CO2e at its grid's carbon "
+            "intensity (CodeCarbon's data), an intensity is your own gCO2e/kWh (rule: give one, --region or "
+            "--intensity, not both)")
+
+
 def predict(
     model: str | ModelSpec,
     *,
@@ -329,6 +341,7 @@ def predict(
         The pipeline does not fit the GPU's memory with every component resident (and
         ``allow_offload`` is off or offload does not fit either), when ``check_memory``.
     """
+    check_carbon_source(region, intensity)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     gpu_spec = gpu if isinstance(gpu, GPUSpec) else resolve_gpu(gpu or DEFAULT_GPU)
     setting = make_setting(spec, gpu=gpu_spec.key, **setting_kwargs)
@@ -372,6 +385,7 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     """:func:`predict` of a made setting (arguments of :func:`predict`)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InvalidSettingError(f"`count` {count!r}: it must be a positive whole number of outputs")
+    check_carbon_source(region, intensity)
     spec = spec or resolve_model(setting.model)
     plan = resolve_plan(setting, spec, gpus, parallel)
     if plan is not None:

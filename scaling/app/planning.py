@@ -19,7 +19,7 @@ A workload file (YAML)::
         steps: 28
         count: 1000000
     gpus: [h100, a100, l40s]   # candidates (default: h100, a100)
-    regions: [FR, US]          # ISO codes (optional; or `intensity: 300`)
+    regions: [FR, US]          # ISO codes (optional; or `intensity: 300`; not both)
     precision: bf16            # optional, for every job
     pue: 1.2                   # optional
     gpu_counts: [1, 2, 4, 8]   # optional: GPUs per call to choose from (default [1])
@@ -29,7 +29,14 @@ With ``gpu_counts`` or ``max_latency_s``, each job on each GPU type runs the GPU
 (:func:`parallel_plans`) with the least energy per output whose call time is within the limit;
 when none is, the fastest, marked ``meets_latency=False`` (and ranked after the options that meet it).
 
-Errors name the file and line: ``workload.yaml:7: job 2: `frames` 80 is not accepted ...``.
+Errors name the file and line: ``workload.yaml:7: job 2: `frames` 80 is not accepted ...``; an option of
+the command line is named as such (``--regions: `region` 'XX' ...``). Options that conflict (a region and an
+intensity, a fixed precision and a list of them) and an option named twice once resolved (``h100`` and
+``h100-sxm``) are refused before any prediction; when no option fits, not even with CPU offload,
+``nothing_fits()`` gives the one line the command line refuses with.
+
+Length: over 500 lines on purpose: compare, the grid and plan share one ranking, one memory verdict and one
+set of option checks (:func:`_once`, :func:`_checked_regions`), which would drift apart in separate modules.
 """
 
 from __future__ import annotations
@@ -47,7 +54,9 @@ from scaling.errors import InvalidSettingError, ScalingError, WorkloadError
 from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.registry import ModelSpec, resolve_model
 from profilers.flops.comm import attention_shapes
-from scaling.app.estimate import RANKED_FITS, Estimate, predict
+from scaling.app.estimate import MEMORY_RULE, RANKED_FITS, Estimate, check_carbon_source, predict
+from scaling.carbon import intensity_for
+from scaling.precision import normalize_precision
 from scaling.parallel import ParallelPlan, check_plan, default_plan
 from scaling.settings import GenerationSetting
 from scaling.app.frames import estimate_record, memory_verdict, records_frame
@@ -120,6 +129,58 @@ class Comparison(Sequence):
         """One row per option; columns in :data:`scaling.app.frames.COLUMNS`."""
         return records_frame([r.to_record() for r in self.rows])
 
+    def nothing_fits(self) -> str | None:
+        """One line when no option fits its GPU's memory, not even with model CPU offload (the model,
+        its precisions, the GPUs and the memory need, as predict refuses it); None when one fits, resident
+        or offloaded (the others are then listed unranked)."""
+        verdicts = [memory_verdict(r.memory) if r.memory is not None else r.estimate.memory_fit for r in self.rows]
+        if not self.rows or any(v != "does not fit" for v in verdicts):
+            return None
+        needs: dict[str, list[float]] = {}
+        has: dict[str, float] = {}
+        for r in self.rows:
+            e = r.estimate
+            need = needs.setdefault(e.precision, [0.0, 0.0])
+            need[0] = max(need[0], e.memory_resident_gib or 0.0)
+            need[1] = max(need[1], e.memory_offload_gib or 0.0)
+            has[e.gpu] = e.gpu_memory_gib or 0.0
+        need = "; ".join(f"{r:.1f} GiB in {p} ({o:.1f} GiB with model CPU offload)" for p, (r, o) in needs.items())
+        first = self.rows[0].estimate
+        return _no_fit_line(f"`model` {first.model_id} at {_batch(first.setting)} needs {need}", has)
+
+
+def _batch(setting: GenerationSetting) -> str:
+    return f"batch {setting.batch_size}" + (f" x {setting.outputs_per_prompt} outputs per prompt"
+                                             if setting.outputs_per_prompt > 1 else "")
+
+
+def _no_fit_line(need: str, has: dict[str, float]) -> str:
+    """``no option fits ...: NEED; GPUs given: t4 (16 GiB) (rule: ...)``: what compare and plan refuse."""
+    gpus = ", ".join(f"{g} ({m:.0f} GiB)" for g, m in has.items())
+    return (f"no option fits its GPU's memory, not even with model CPU offload: {need}; GPUs given: {gpus} "
+            f"(rule: {MEMORY_RULE}; a larger GPU, a lower precision or a smaller batch)")
+
+
+def _once(what: str, option: str, values: Sequence[Any] | None, key: Any = None) -> None:
+    """Refuse a list of options that names one option twice, after resolving (``h100`` and ``h100-sxm``
+    are one GPU; ``bf16`` and ``BF16`` one precision): two identical rows are not a comparison."""
+    seen: dict[Any, Any] = {}
+    for v in values or ():
+        k = key(v) if key is not None else v
+        if k in seen:
+            same = (f"{what} {_shown(v)} is named twice" if str(seen[k]) == str(v)
+                    else f"{_shown(seen[k])} and {_shown(v)} are one {what}, {k}")
+            raise InvalidSettingError(f"{option}: {same} (rule: name each option once)")
+        seen[k] = v
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def _gpu_key(g: Any) -> str:
+    return g.key if isinstance(g, GPUSpec) else resolve_gpu(g).key
+
 
 def rank_rows(rows: Iterable[CompareRow]) -> Comparison:
     """Fitting rows first, by energy per output (ranks 1..k); the others after, unranked."""
@@ -170,12 +231,28 @@ def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions
     fix the rest of the setting (res, frames, ..., and ``precision`` / ``steps`` when they are not
     compared). ``gpus`` defaults to :data:`DEFAULT_GPUS` (``a100`` is the measured 40GB board).
     ``gpu_counts`` (e.g. ``[1, 2, 4, 8]``) adds, per GPU count above 1, the default plan and (``every_plan``)
-    the other valid splits, predicted by the multi-GPU law; energy then counts every GPU of the call."""
-    law_obj = _load(law)
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-    gpus = gpus or DEFAULT_GPUS
+    the other valid splits, predicted by the multi-GPU law; energy then counts every GPU of the call.
+
+    Refused before any prediction (:class:`~scaling.errors.InvalidSettingError`): ``region`` with
+    ``intensity``, a ``precision`` / ``steps`` with ``precisions`` / ``step_counts``, and an option named
+    twice once resolved (``h100`` and ``h100-sxm``). :meth:`Comparison.nothing_fits` says when no
+    option fits, not even with CPU offload (the command line then refuses, as predict does)."""
+    check_carbon_source(region, intensity)
     fixed_precision = setting_kwargs.pop("precision", None)
     fixed_steps = setting_kwargs.pop("steps", None)
+    if precisions and fixed_precision is not None:
+        raise InvalidSettingError(f"`precision` {fixed_precision!r} and `precisions` {list(precisions)} conflict: "
+                                  "one fixes the precision, the other compares precisions (rule: give one)")
+    if step_counts and fixed_steps is not None:
+        raise InvalidSettingError(f"`steps` {fixed_steps!r} and `step_counts` {list(step_counts)} conflict: "
+                                  "one fixes the steps, the other compares step counts (rule: give one)")
+    gpus = gpus or DEFAULT_GPUS
+    _once("GPU", "--gpu", gpus, _gpu_key)
+    _once("precision", "--precisions", precisions, normalize_precision)
+    _once("step count", "--steps-list", step_counts)
+    _once("GPU count", "--gpus", gpu_counts)
+    law_obj = _load(law)
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     rows = []
     for g in gpus:
         for p in precisions or [fixed_precision]:
@@ -313,13 +390,34 @@ class PlanResult:
         """One row per job and option; columns in :data:`scaling.app.frames.COLUMNS`."""
         return records_frame(self.jobs)
 
+    def nothing_fits(self) -> str | None:
+        """One line when no option fits: every option has a job that does not fit its GPU's memory, not
+        even with model CPU offload (the jobs, models, precisions, GPUs and memory needs); None when one
+        option fits, resident or offloaded (the others are then listed unranked)."""
+        if not self.candidates or any(c["fits_memory"] or set(c["jobs_not_fitting"]) <= set(c["jobs_needing_offload"])
+                                      for c in self.candidates):
+            return None
+        needs: dict[str, list[float]] = {}
+        for j in self.jobs:
+            if j["memory_fit"] != "does not fit":
+                continue
+            name = f"job {j['job']}" + ("" if j["model"] in j["job"] else f" ({j['model']})")
+            need = needs.setdefault(f"{name} in {j['precision']}", [0.0, 0.0])
+            need[0] = max(need[0], j["memory_resident_gib"] or 0.0)
+            need[1] = max(need[1], j["memory_need_gib"] or 0.0)
+        has = {c["gpu"]: c["gpu_memory_gib"] or 0.0 for c in self.candidates}
+        return _no_fit_line("; ".join(f"{k} needs {r:.1f} GiB ({o:.1f} GiB with model CPU offload)"
+                                      for k, (r, o) in needs.items()), has)
+
 
 def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, regions: list[str] | None = None,
          precisions: list[str] | None = None, step_scales: list[float] | None = None,
          pue: float | None = None) -> PlanResult:
     """Price every job of a workload on every option: GPU x precision x steps scale x region.
 
-    ``gpus``, ``regions`` and ``pue`` replace the file's; ``precisions`` sets every job's
+    ``gpus``, ``regions`` and ``pue`` replace the file's (``regions`` the file's ``intensity`` too, with a
+    note; the file may not give both ``regions`` and ``intensity``); each GPU, region, precision and steps
+    scale is named once (``h100`` and ``h100-sxm`` are one GPU: refused); ``precisions`` sets every job's
     precision (default: each job's, or the file's); ``step_scales`` multiplies each job's steps
     (its own, or the model's default; rounded, at least 1). A job's ``count`` is a number of
     outputs. An option where a job does not fit in the GPU's memory with every component resident
@@ -336,16 +434,39 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
         if law is not None:
             raise
         raise WorkloadError(f"{path}:{top.get('law', 1)}: `law`: {exc}") from None
+    notes = list(data.get("_notes", []))
+    gpu_list = gpus or data.get("gpus") or ["h100", "a100"]
     try:
-        gpu_specs = [resolve_gpu(g) for g in (gpus or data.get("gpus") or ["h100", "a100"])]
+        gpu_specs = [resolve_gpu(g) for g in gpu_list]
     except ScalingError as exc:
         if gpus:
             raise
         raise WorkloadError(f"{path}:{top.get('gpus', 1)}: `gpus`: {exc}") from None
-    regions = regions or data.get("regions") or [None]
+    try:
+        _once("GPU", "--gpu" if gpus else "`gpus`", gpu_list, _gpu_key)
+    except ScalingError as exc:
+        if gpus:
+            raise
+        raise WorkloadError(f"{path}:{top.get('gpus', 1)}: {exc}") from None
     intensity = data.get("intensity")
+    if regions:  # the command line's: named as an option, not as a job of the file
+        regions = _checked_regions(regions, "--regions")
+        if intensity is not None:
+            notes.append(f"--regions {','.join(regions)} replaces the file's `intensity: {intensity:g}` "
+                         f"({path}:{top.get('intensity', 1)}): each region is priced at its grid's carbon intensity")
+            intensity = None
+    elif data.get("regions"):
+        try:
+            regions = _checked_regions(data["regions"], "`regions`")
+        except ScalingError as exc:
+            raise WorkloadError(f"{path}:{top.get('regions', 1)}: {exc}") from None
+    else:
+        regions = [None]
+    if precisions:
+        precisions = _checked_precisions(precisions)
     pue = data.get("pue", 1.0) if pue is None else pue
     scales = list(step_scales or [1.0])
+    _once("steps scale", "--steps-scale", step_scales)
     counts = sorted(set(data.get("gpu_counts") or ([1, 2, 4, 8] if "max_latency_s" in data
                                                    or any("max_latency_s" in j for j in data["jobs"]) else [1])))
     for s in scales:
@@ -396,8 +517,32 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
     front = pareto_labels([c for c in candidates if c["fits_memory"]])
     for c in candidates:
         c["pareto"] = c["option"] in front
-    return PlanResult(candidates=candidates, jobs=per_job, pareto=front, interval=interval,
-                      notes=list(data.get("_notes", [])))
+    return PlanResult(candidates=candidates, jobs=per_job, pareto=front, interval=interval, notes=notes)
+
+
+def _checked_regions(regions: Sequence[str], option: str) -> list[str]:
+    """Each region known to CodeCarbon's data, and named once (``FR`` and ``FRA`` are one region);
+    a refusal names ``option`` (``--regions``, or the file's ``regions``)."""
+    codes = []
+    for r in regions:
+        try:
+            codes.append(intensity_for(r).region)
+        except ScalingError as exc:
+            raise InvalidSettingError(f"{option}: {exc}") from None
+    _once("region", option, list(regions), dict(zip(regions, codes)).get)
+    return list(regions)
+
+
+def _checked_precisions(precisions: Sequence[str]) -> list[str]:
+    """``--precisions``: each a known precision (normalised: `` FP8 `` is fp8), each once."""
+    out = []
+    for p in precisions:
+        try:
+            out.append(normalize_precision(p))
+        except ScalingError as exc:
+            raise InvalidSettingError(f"--precisions: {exc}") from None
+    _once("precision", "--precisions", list(precisions), normalize_precision)
+    return out
 
 
 def _option_label(gpu: str, precision: str | None, scale: float | None, region: str | None) -> str:

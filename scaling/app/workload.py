@@ -12,7 +12,7 @@ A workload file (YAML)::
         cfg: false             # true or false, unquoted: a quoted "false" is text, and refused
         count: 1e6
     gpus: [h100, a100, l40s]   # candidates (default: h100, a100); one name works too
-    regions: [FR, US]          # ISO codes (optional; or `intensity: 300`, gCO2e/kWh)
+    regions: [FR, US]          # ISO codes (optional; or `intensity: 300`, gCO2e/kWh; not both)
     precision: bf16            # optional, for every job (a job's own wins)
     pue: 1.2                   # optional, 1.0 to 5.0
     law: law.json              # optional; a relative path is relative to this file
@@ -186,6 +186,11 @@ def load_workload(path: str | Path) -> tuple[dict[str, Any], dict[int, int]]:
         if key_node.value == "jobs":
             for i, item in enumerate(getattr(value_node, "value", [])):
                 lines[i] = item.start_mark.line + 1
+    if "regions" in data and "intensity" in data:  # two sources of one figure: one would be dropped
+        raise WorkloadError(
+            f"{path}:{top_lines.get('intensity', 1)}: `regions` {data['regions']} (line {top_lines.get('regions', 1)}) "
+            f"and `intensity` {data['intensity']:g} conflict: a region prices CO2e at its grid's carbon intensity "
+            "(CodeCarbon's data), an intensity is your own gCO2e/kWh (rule: give one, not both)")
     for i, job in enumerate(data["jobs"]):
         if "config" in job:
             job["model"] = _config_spec(path, job.pop("config"), lines.get(i, 1), i)

@@ -92,7 +92,9 @@ def test_measure_refuses_a_bad_setting_before_building_anything(argv, needle, re
 
 
 def test_compare_lists_an_option_that_does_not_fit_unranked_instead_of_refusing(answered):
-    out, _ = answered(["compare", "-m", "sd2.1", "--gpu", "h100", "--batch", "4096"])
+    # one option fits (h100): the T4 is listed, unranked; when none fits at all, compare refuses
+    # (tests/bad_input/test_conflicts_audit.py)
+    out, _ = answered(["compare", "-m", "flux-dev", "--gpu", "h100,t4"])
     assert "not ranked" in out and "does not fit" in out
 
 

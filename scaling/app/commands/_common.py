@@ -107,13 +107,19 @@ def csv_of(item: Callable[[str], object], name: str) -> Callable[[str], list]:
     return parse
 
 
-def names(name: str) -> Callable[[str], list[str]]:
-    """A comma-separated list of names (GPUs, precisions, regions); empty items are refused."""
+NAME_EXAMPLES = {"gpu": "a100,h100", "gpus": "a100,h100", "precisions": "bf16,fp8", "regions": "FR,DE"}
+"""The example each list of names shows in its refusal (a list of GPUs is not a list of regions)."""
+
+
+def names(name: str, example: str | None = None) -> Callable[[str], list[str]]:
+    """A comma-separated list of names (GPUs, precisions, regions); empty items are refused, with
+    ``example`` (default: the list's own in :data:`NAME_EXAMPLES`)."""
+    example = example or NAME_EXAMPLES.get(name, "a,b")
 
     def parse(text: str) -> list[str]:
         parts = [p.strip() for p in str(text).split(",")]
         if not parts or any(not p for p in parts):
-            _fail(name, repr(text), "write a comma-separated list of names without empty items (e.g. a100,h100)")
+            _fail(name, repr(text), f"write a comma-separated list of names without empty items (e.g. {example})")
         return parts
 
     parse.__name__ = name
@@ -130,6 +136,20 @@ def nonempty(name: str) -> Callable[[str], str]:
 
     parse.__name__ = name
     return parse
+
+
+def resolution(text: str) -> str:
+    """``--res``: one of the forms of :func:`scaling.settings.check_resolution_text` (a named height,
+    ``NNNp``, ``WxH``, ``N``); what the model accepts is checked when the setting is made."""
+    from scaling.errors import InvalidSettingError
+    from scaling.settings import check_resolution_text
+
+    if not str(text).strip():
+        _fail("res", repr(text), "it must not be empty")
+    try:
+        return check_resolution_text(text)
+    except InvalidSettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- the options of the commands ---------------------------------------------------------------
@@ -160,8 +180,9 @@ array_parallelism = whole("array_parallelism", 1, 100_000)
 def add_setting_args(p: argparse.ArgumentParser, with_gpu: bool = True) -> None:
     g = p.add_argument_group("generation setting (unset fields take the model's defaults)")
     g.add_argument("--model", "-m", help="registered id or alias (see `scaling models`)")
-    g.add_argument("--config", metavar="DIR", help="a local diffusers folder (model_index.json + component configs)")
-    g.add_argument("--res", type=nonempty("res"),
+    g.add_argument("--config", metavar="DIR", type=nonempty("config"),
+                   help="a local diffusers folder (model_index.json + component configs)")
+    g.add_argument("--res", type=resolution,
                    help="480p | 720p | 1080p | WxH (width first, e.g. 832x480) | N (square)")
     g.add_argument("--frames", type=frames, help="video frames (each model's rule: Wan 4k+1, CogVideoX/LTX 8k+1, ...)")
     g.add_argument("--seconds", type=seconds, help="audio length in seconds")

@@ -34,13 +34,20 @@ def add_parser(sub):
 def run(args) -> int:
     from profilers.flops.memory import GiB
     from scaling.app.frames import memory_need_gib, memory_verdict
+    from scaling.app.estimate import check_carbon_source
     from scaling.app.planning import compare
+    from scaling.errors import DoesNotFitError
 
+    check_conflicts(args)
+    check_carbon_source(args.region, args.intensity)
     spec = model_spec_from_args(args)
     rows = compare(spec, gpus=args.gpu, precisions=args.precisions,
                    step_counts=args.steps_list, law=args.law, region=args.region,
                    intensity=args.intensity, pue=args.pue, gpu_counts=getattr(args, "gpus", None),
                    **T.setting_kwargs(args))
+    nothing = rows.nothing_fits()
+    if nothing:  # as predict refuses it; when one option fits, the others are listed unranked
+        raise DoesNotFitError(nothing)
     if args.json:
         print(dump_json([{"label": r.label, "rank": r.rank, "fits_memory": r.fits_memory,
                           "memory_fit": memory_verdict(r.memory), "memory_need_gib": memory_need_gib(r.memory),
@@ -75,7 +82,7 @@ def run(args) -> int:
     if out:
         print(render_table(out, header, wide=wide))
     else:
-        print("no option fits in its GPU's memory")
+        print("no option fits resident in its GPU's memory (those that fit only with model CPU offload are below)")
     if rows.not_fitting:
         print("\nnot ranked (the pipeline does not fit resident; the law does not price CPU offload's transfers):")
         print(render_table([[r.label] + ([r.estimate.gpu_name] if wide else []) + [_not_fitting(r.memory)]
@@ -89,6 +96,18 @@ def run(args) -> int:
              if args.gpus else "") +
           "All figures are estimates from a fitted law.")
     return 0
+
+
+def check_conflicts(args) -> None:
+    """A fixed value and a list of the same field: the list would drop the value silently; refused."""
+    from scaling.errors import InvalidSettingError
+
+    for fixed, listed, what in (("steps", "steps_list", "step counts"), ("precision", "precisions", "precisions")):
+        one, many = getattr(args, fixed, None), getattr(args, listed, None)
+        if one is not None and many:
+            raise InvalidSettingError(
+                f"--{fixed} {one} and --{listed.replace('_', '-')} {','.join(map(str, many))} conflict: --{fixed} "
+                f"fixes one, --{listed.replace('_', '-')} compares {what} (rule: give one)")
 
 
 def _not_fitting(mem) -> str:

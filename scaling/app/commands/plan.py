@@ -34,8 +34,13 @@ def run(args) -> int:
     from scaling.app import planning
     from scaling.app.planning import plan
 
+    from scaling.errors import DoesNotFitError
+
     res = plan(args.workload, law=args.law, gpus=args.gpu, regions=args.regions,
                precisions=args.precisions, step_scales=args.steps_scale)
+    nothing = res.nothing_fits()
+    if nothing:  # as predict refuses it; when one option fits, the others are listed unranked
+        raise DoesNotFitError(nothing)
     if args.json:
         print(dump_json({"candidates": res.candidates, "jobs": res.jobs, "pareto": res.pareto,
                          "notes": list(getattr(res, "notes", []))}))
@@ -56,7 +61,7 @@ def run(args) -> int:
         print("the whole workload, per option (energy at the facility: GPU energy x PUE):")
         print(render_table(rows, header, wide=wide))
     else:
-        print("no option fits: every candidate GPU is too small for at least one job")
+        print("no option fits resident: each has a job that needs model CPU offload or does not fit (listed below)")
     if res.not_fitting:
         print("\nnot ranked (a job does not fit resident in the GPU's memory; the law does not price CPU offload):")
         out = []

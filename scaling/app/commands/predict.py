@@ -29,7 +29,7 @@ def add_parser(sub):
                    help="number of outputs (images, videos, clips; 1e6 is read as 1,000,000): fleet totals (kWh, "
                         "GPU-hours, CO2e) of count / outputs-per-call calls")
     p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law fitted with `scaling fit --out` (default: the shipped law)")
-    p.add_argument("--attention", metavar="VARIANT", action="append",
+    p.add_argument("--attention", metavar="VARIANT", action="append", type=T.nonempty("attention"),
                    help="attention variant, e.g. litefocus:r=0.1 | tome:ratio=0.5 | window:size=512, each with an "
                         "optional ,kernel=sdpa|eager (full:kernel=eager: full attention, score matrix materialised; "
                         "see `scaling profile`)")
@@ -47,8 +47,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from scaling.app.estimate import predict
+    from scaling.app.estimate import check_carbon_source, predict
 
+    check_carbon_source(args.region, args.intensity)  # before the model is read
     spec = model_spec_from_args(args)
     est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
                   count=args.count, attention=";".join(args.attention) if args.attention else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scaling.app.commands import _common as T
 from scaling.app.commands._common import add_setting_args, describe_setting, dump_json, fmt_flop, model_spec_from_args, setting_from_args
 from scaling.app.commands._out import add_wide_arg, plural, render_table, working
 
@@ -13,7 +14,7 @@ def add_parser(sub):
                                    "classes on the meta device (needs torch, diffusers, transformers).")
     add_setting_args(p, with_gpu=True)
     p.add_argument("--traced", action="store_true", help="trace the real classes on the meta device (torch)")
-    p.add_argument("--attention", metavar="VARIANT", action="append",
+    p.add_argument("--attention", metavar="VARIANT", action="append", type=T.nonempty("attention"),
                    help="attention variant: full | litefocus:r=0.1[,blocks=down.1+up.2] | tome:ratio=0.5[,merge=attn|all]"
                         " | window:size=N, each with ,kernel=sdpa (fused, default) or ,kernel=eager (score matrix "
                         "materialised); prefix COMPONENT= for another component than the denoiser; repeatable")
