@@ -23,10 +23,17 @@ from fits.default_law import (INTERVAL, SELECTION, VALIDATION_SPLITS, equation, 
 from fits.features import aggregate_settings, design_matrix
 from fits.uncertainty import coef_table
 from fits.validation import _groups, candidate_laws, compare_laws, records
-from scaling.errors import DataError, LawError
+from fits.loglaw import identifiability_notes
+from scaling.errors import DataError, LawError, UnknownGPUError, UnknownModelError
+from scaling.hardware import resolve_gpu
+from scaling.registry import resolve_model
 from scaling.runs import has_flag, read_runs
 
 __all__ = ["fit_runs"]
+
+_SKIPPABLE = ("model", "gpu")
+"""The groupings whose groups are laws of their own: a group that cannot be fitted on its own (one
+distinct setting) is skipped with a note, not the whole fit (a per-component law needs every component)."""
 
 _LEFT_OUT = {
     "phase": "other phases (a law of {what} uses {phases} rows)",
@@ -52,16 +59,26 @@ def _check_table(runs, source: str, *, drop_unresolved: bool, keep_offload: bool
         off = has_flag(sel, "cpu_offload").to_numpy(bool)
         left["offload"] = int(off.sum())
         sel = sel[~off]
-    unresolved = (sel["model_key"].isna() | sel["flop"].isna() | sel["gpu_key"].isna()).to_numpy(bool)
+    model_ok = _registered(sel["model_key"], resolve_model, UnknownModelError)
+    gpu_ok = _registered(sel["gpu_key"], resolve_gpu, UnknownGPUError)
+    unresolved = (~model_ok | sel["flop"].isna().to_numpy(bool) | ~gpu_ok)
     if unresolved.any() and not drop_unresolved:
-        i = int(sel.index[unresolved][0])
+        i = int(sel.index[unresolved][0])  # the row of the file, counted from 1 below
         r = sel.loc[i]
+        at = int(np.flatnonzero(unresolved)[0])
         if _isna(r["model_key"]):
             why = f"model {r['model']!r} is not registered (see `scaling models`)"
             col = "model"
+        elif not model_ok[at]:
+            why = (f"model_key {r['model_key']!r} (model {r['model']!r}) is not a registered model "
+                   "(see `scaling models`)")
+            col = "model_key"
         elif _isna(r["gpu_key"]):
             why = f"GPU {r.get('gpu')!r} is not registered (see `scaling gpus`)"
             col = "gpu"
+        elif not gpu_ok[at]:
+            why = f"gpu_key {r['gpu_key']!r} (GPU {r.get('gpu')!r}) is not a registered GPU (see `scaling gpus`)"
+            col = "gpu_key"
         else:
             err = r.get("flop_error")
             why = f"no FLOP count for {r['model']!r}" + (f" ({err})" if not _isna(err) else "")
@@ -77,14 +94,29 @@ def _check_table(runs, source: str, *, drop_unresolved: bool, keep_offload: bool
     sel = sel[~multi]
     e = sel["energy_gpu_j"].astype("float64")
     bad = ~(e > 0).fillna(False).to_numpy(bool)
+    if bad.any() and bad.all() and e.isna().all():
+        raise DataError(f"{source}: column energy_gpu_j is empty on every one of the {len(sel)} rows (missing, or "
+                        "never measured); rule: a law of GPU energy needs a positive energy_gpu_j on every row it fits")
     if bad.any():
         i = int(sel.index[bad][0])
-        raise DataError(f"{source}: row {i + 1}, column energy_gpu_j: {e.iloc[int(bad.nonzero()[0][0])]!r}; rule: "
-                        "a law of GPU energy needs a positive energy_gpu_j on every row it fits")
+        raise DataError(f"{source}: row {i + 1}, column energy_gpu_j: {float(e.iloc[int(bad.nonzero()[0][0])])!r}; "
+                        "rule: a law of GPU energy needs a positive energy_gpu_j on every row it fits")
     if sel.empty:
         raise DataError(f"{source}: no row left to fit ({', '.join(f'{n} {k}' for k, n in left.items() if n)} "
                         f"left out); rule: a law needs rows with phase {' or '.join(phases)}")
     return sel, left
+
+
+def _registered(keys, resolve, unknown) -> np.ndarray:
+    """Per row: the key is set and resolves in its registry (a key no registry knows is unresolved)."""
+    known: dict[str, bool] = {}
+    for k in keys.dropna().astype(str).unique():
+        try:
+            resolve(k)
+            known[k] = True
+        except unknown:
+            known[k] = False
+    return np.array([(not _isna(k)) and known.get(str(k), False) for k in keys], dtype=bool)
 
 
 def _isna(v) -> bool:
@@ -150,10 +182,20 @@ def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target:
     columns filled from the closed-form profiles); None reads ``data``.
 
     Returns a dict with ``fits`` (one entry, or one per group with ``by``), ``document`` (the law
-    file to write), and what the report and the printout need. Writes nothing.
+    file to write), ``notes`` (lines for the user: the :class:`~fits.loglaw.IdentifiabilityWarning`
+    of the final fits, and with ``by="model"`` / ``"gpu"`` each group skipped because it cannot be
+    fitted on its own, e.g. one distinct setting; a LawError when no group can), and what the report
+    and the printout need. Writes nothing.
+
+    A row is unresolved (left out, or with ``drop_unresolved=False`` refused naming its row, counted
+    from 1) when its ``model_key`` or ``gpu_key`` is empty or names no registered model or GPU, or it
+    has no FLOP count.
     """
     if by not in (None, "gpu", "model", "component"):
         raise LawError(f"`--by` {by!r}: use gpu, model or component")
+    forms = candidate_laws("energy")
+    if law not in (None, "auto", *forms):  # before any work (and never read as a group that cannot be fitted)
+        raise LawError(f"unknown law {law!r}: use auto or one of {', '.join(forms)}")
     source = str(data)
     runs = read_runs(data) if runs is None else runs
     if "flop" not in runs.columns or (runs["flop"].isna().all() and (
@@ -174,18 +216,39 @@ def fit_runs(data: str | Path, law: str = "auto", by: str | None = None, target:
     else:
         col = {"gpu": "gpu_key", "model": "model", "component": "phase"}[by]
         groups = {str(k): g for k, g in rows.groupby(rows[col].astype(str), sort=True)}
-    fits = {}
+    fits, notes, skipped = {}, [], {}
     for key, part in groups.items():
         settings = aggregate_settings(part)
         label = "" if by is None else f" ({by} {key})"
-        fits[key] = _fit_one(settings, law, target, n_splits, source, label)
+        try:
+            with identifiability_notes("" if by is None else f"{by} {key}: ") as fit_notes:
+                fits[key] = _fit_one(settings, law, target, n_splits, source, label)
+        except LawError as exc:
+            if by not in _SKIPPABLE:  # one law (or every component of one): it must fit
+                raise
+            why = str(exc)
+            why = why[len(f"{source}{label}: "):] if why.startswith(f"{source}{label}: ") else why
+            skipped[key] = (why, len(part))
+            continue
+        notes.extend(fit_notes)
         fits[key]["training"] = training_summary(settings, None)
+    if skipped:
+        if not fits:
+            first, (why, _) = next(iter(skipped.items()))
+            raise LawError(f"{source}: no {by} of the table can be fitted on its own ({len(skipped)} {by}s; "
+                           f"{by} {first}: {why})")
+        notes = [f"skipped {by} {key}: it cannot be fitted on its own: {why} ({n} rows left out)"
+                 for key, (why, n) in skipped.items()] + notes
+        left_text[f"{by} that cannot be fitted on its own ({', '.join(skipped)}; see the notes)"] = \
+            sum(n for _, n in skipped.values())
+        col = {"gpu": "gpu_key", "model": "model"}[by]
+        rows = rows[rows[col].astype(str).isin(list(fits))]
     all_settings = aggregate_settings(rows)
     doc = _fit_document(fits, by, source, all_settings, left_text)
     return {"data": source, "n_rows": int(len(rows)), "n_settings": int(len(all_settings)),
             "gpus": sorted(map(str, rows["gpu_key"].astype(str).unique())),
             "models": sorted(map(str, rows["model"].astype(str).unique())), "left_out": left_text, "by": by,
-            "fits": fits, "document": doc, "target": target}
+            "fits": fits, "document": doc, "target": target, "notes": notes}
 
 
 def _fit_document(fits: Mapping[str, dict], by: str | None, source: str, settings, left_text) -> dict:

@@ -43,11 +43,16 @@ from scaling.hardware import GPUSpec
 from scaling.precision import dequant_cost, precision_plan
 from scaling.units import Interval
 
-__all__ = ["SCHEMA", "SPREAD_RULE", "Law", "LawPrediction", "ShippedLaw", "default_law_path", "law_from_dict",
-           "load_law", "precision_class", "widen_interval"]
+__all__ = ["LAW_FORMS", "SCHEMA", "SPREAD_RULE", "Law", "LawPrediction", "ShippedLaw", "default_law_path",
+           "law_from_dict", "load_law", "precision_class", "widen_interval"]
 
 SCHEMA = "scaling.law/1"
 COMPONENT_METHODS = ("flop_share", "per_component")
+LAW_FORMS = ("power", "power-robust", "power+E0", "power+step", "hw-compute", "hw-compute+step", "hw-memory",
+             "hw-memory+E0", "hw-memory+step", "hw-memory+E0+step", "hw-fit+step", "hw-fit+flatstep",
+             "hw-roofline-sum", "hw-roofline-max", "hw-roofline-max+E0")
+"""The forms a law file can name (``form``): the names of :func:`fits.validation.candidate_laws`, written
+out here so that the predict path imports no scikit-learn (a test keeps the two the same)."""
 ROLE_ORDER = ("text_encoder", "denoiser", "decoder", "vocoder", "upsampler")
 
 
@@ -95,6 +100,10 @@ class _Group:
         self.method = comps.get("method", "flop_share") if isinstance(comps, Mapping) else None
         if self.method not in COMPONENT_METHODS:
             raise LawError(f"{where}: components method {self.method!r}; rule: one of {', '.join(COMPONENT_METHODS)}")
+        form = doc.get("form")
+        if form not in LAW_FORMS:  # a form this toolkit does not know: its numbers cannot be read as it meant
+            got = "no `form`" if "form" not in doc else f"form {form!r:.60} is not a law form"
+            raise LawError(f"{where}: {got}; rule: one of {', '.join(LAW_FORMS)}")
 
         def states(key: str, label: str) -> dict[str, LawState]:
             parts = doc.get(key) or {}

@@ -26,7 +26,9 @@ Negative values raise ``ValueError``.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from typing import Iterator
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -36,11 +38,30 @@ from fits import solvers
 from fits.law import LawState, hardware_offset, linear_design, log_model, t_quantile
 from scaling.errors import DataError, LawError
 
-__all__ = ["IdentifiabilityWarning", "LogLaw", "r2_log"]
+__all__ = ["IdentifiabilityWarning", "LogLaw", "identifiability_notes", "r2_log"]
 
 
 class IdentifiabilityWarning(UserWarning):
     """A fit rests on too few distinct settings to identify its parameters well."""
+
+
+@contextlib.contextmanager
+def identifiability_notes(prefix: str = "") -> Iterator[list[str]]:
+    """Collect the :class:`IdentifiabilityWarning` raised in the block as note lines (each text once,
+    ``prefix`` before it), for a command to print as ``note:`` lines instead of Python's warning output
+    with its source lines. The list is filled when the block ends; any other warning is shown as
+    Python shows it. The filter is the block's only (``warnings.catch_warnings``), never global."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IdentifiabilityWarning)  # each fit's, not once per source line
+        yield notes
+    for w in caught:
+        if issubclass(w.category, IdentifiabilityWarning):
+            text = f"{prefix}{w.message}"
+            if text not in notes:
+                notes.append(text)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def r2_log(y_true, y_pred) -> float:

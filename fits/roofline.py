@@ -202,7 +202,7 @@ class RooflineLaw(LogLaw):
         self.fixed_hardware_ = [5]  # byte per value: the bytes are counted at the run's precision already
         self.exponent_of_ = {**{j: float(w) for j, w in zip(_HW, theta[3:6])}, 5: 0.0}
         u_c, u_m = self._terms(theta, Z)
-        self.memory_share_ = 1.0 / (1.0 + np.exp(u_c - u_m))
+        self.memory_share_ = np.exp(-np.logaddexp(0.0, u_c - u_m))  # 1 / (1 + e^(u_c - u_m)), no overflow
         return self
 
     def _terms(self, theta, Z):
@@ -214,7 +214,7 @@ class RooflineLaw(LogLaw):
         check_is_fitted(self, "theta_")
         X, _ = self._validate(X, reset=False)
         u_c, u_m = self._terms(self.theta_, self._logs(X))
-        return 1.0 / (1.0 + np.exp(u_c - u_m))
+        return np.exp(-np.logaddexp(0.0, u_c - u_m))  # 1 / (1 + e^(u_c - u_m)), no overflow
 
     @property
     def param_names_(self) -> list[str]:

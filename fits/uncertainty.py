@@ -23,6 +23,7 @@ resampled on their own. Fixed seed (``random_state=0``) by default.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -40,6 +41,18 @@ __all__ = [
     "prediction_interval",
     "t_quantile",
 ]
+
+
+_LOG_MAX = float(np.log(np.finfo(float).max))
+"""The largest log-space value whose exponential is a float (about 709.78)."""
+
+
+def _exp(v: float) -> float:
+    """``exp(v)`` of a log-space coefficient or bound, in linear space: ``inf`` where the value is past the
+    largest float (a bound of a parameter the data barely identifies can be: its interval has no finite
+    top), computed without overflowing."""
+    v = float(v)
+    return float("inf") if v > _LOG_MAX else math.exp(v)
 
 
 def _is_ols(law) -> bool:
@@ -126,14 +139,20 @@ def coef_table(law, X=None, y=None, level: float = 0.9):
     cov = state.cov
     method = "asymptotic (delta method)"
     if X is not None and y is not None and _is_ols(law):
-        res = ols_results(law, X, y)
-        cov = np.asarray(res.cov_params())
-        method = "statsmodels OLS"
+        if len(np.asarray(y)) <= len(state.theta):
+            # as many settings as parameters: the fit goes through every point, the residual spread (and so every
+            # interval) is undefined; statsmodels would divide by its 0 residual degrees of freedom
+            cov = np.full((len(state.theta),) * 2, np.nan)
+            method = "none: 0 residual degrees of freedom"
+        else:
+            res = ols_results(law, X, y)
+            cov = np.asarray(res.cov_params())
+            method = "statsmodels OLS"
     q = state.quantile(level)
     names = column_names(law)
     rows = []
     for name, g, value in _transformed(state, names):
-        se = float(np.sqrt(max(g @ cov @ g, 0.0)))
+        se = float(np.sqrt(max(g @ cov @ g, 0.0))) if np.isfinite(cov).all() else float("nan")
         rows.append({"param": name, "estimate": value, "se": se, "lo": value - q * se, "hi": value + q * se,
                      "method": method})
     for j, w in zip(state.fixed, state.fixed_exponents):
@@ -141,8 +160,8 @@ def coef_table(law, X=None, y=None, level: float = 0.9):
     extra = []
     for r in rows:
         if r["param"] in ("log_a", "log_e0", "log_s"):
-            extra.append({"param": r["param"][4:], "estimate": float(np.exp(r["estimate"])), "se": float("nan"),
-                          "lo": float(np.exp(r["lo"])), "hi": float(np.exp(r["hi"])), "method": r["method"]})
+            extra.append({"param": r["param"][4:], "estimate": _exp(r["estimate"]), "se": float("nan"),
+                          "lo": _exp(r["lo"]), "hi": _exp(r["hi"]), "method": r["method"]})
     return pd.DataFrame(rows + extra, columns=["param", "estimate", "se", "lo", "hi", "method"])
 
 

@@ -46,13 +46,20 @@ def pareto_mask(energy: np.ndarray, quality: np.ndarray, higher_is_better: bool 
 def join_quality(runs: pd.DataFrame, quality: pd.DataFrame, metric: str, dataset: str | None = None) -> pd.DataFrame:
     """Add a column ``metric`` to ``runs`` from a tidy quality table, matched on model and steps
     (the mean over datasets unless ``dataset`` is named)."""
+    if dataset is not None and not str(dataset).strip():
+        raise DataError(f"dataset {dataset!r}: it must not be empty (rule: name a dataset of the quality table, "
+                        "or leave it out for the mean over datasets)")
     q = quality[quality["metric"] == metric]
     if dataset is not None:
         q = q[q["dataset"] == dataset]
     if q.empty:
         known = sorted(quality["metric"].unique())
-        raise DataError(f"quality table: no rows for metric {metric!r}" + (f" and dataset {dataset!r}" if dataset else "")
-                        + f"; metrics: {', '.join(known)}")
+        text = f"quality table: no rows for metric {metric!r}"
+        if dataset is not None:
+            sets = sorted(map(str, quality.loc[quality["metric"] == metric, "dataset"].dropna().unique())) \
+                if "dataset" in quality.columns else []
+            text += f" and dataset {dataset!r}" + (f"; datasets of {metric!r}: {', '.join(sets)}" if sets else "")
+        raise DataError(text + f"; metrics: {', '.join(known)}")
     q = q.groupby(["model", "steps"], as_index=False)["value"].mean().rename(columns={"value": metric})
     out = runs.drop(columns=[metric], errors="ignore").merge(q, on=["model", "steps"], how="left")
     return out

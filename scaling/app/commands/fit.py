@@ -11,18 +11,22 @@ the same splits (k-fold over settings, leave-one-model-out, leave-one-GPU-out), 
 form, or the best one with hardware terms (``--law auto``), is fitted on everything. ``--out``
 writes a law file that ``scaling predict --law`` (``fits.load_law``) reads.
 
-Bad data stops before any output with one line naming the file, row or column and the rule:
-a missing column, an empty or non-positive energy, a table with one distinct setting, and,
-with ``--strict``, an unregistered model. Without ``--strict`` the rows that cannot enter a FLOP
-law (unregistered model or GPU, no FLOP profile) and the multi-GPU rows (the law is a law of one
-GPU) are left out and counted in the output. Output files are written only when
-everything succeeded, and atomically.
+Bad data stops before any output with one line naming the file, row (counted from 1) or column
+and the rule: a missing column, an empty or non-positive energy, a table with one distinct
+setting, and, with ``--strict``, a model or GPU no registry knows. Without ``--strict`` the rows
+that cannot enter a FLOP law (unregistered model or GPU, no FLOP profile) and the multi-GPU rows
+(the law is a law of one GPU) are left out and counted in the output. With ``--by model`` or
+``--by gpu`` a group that cannot be fitted on its own (one distinct setting) is skipped with a
+note naming it (refused when no group can be fitted). Warnings of the fit (too few settings for
+a form's parameters) are ``note:`` lines on stderr. ``--out`` is a ``.json`` file, ``--report`` a
+``.html`` page; output files are written only when everything succeeded, and atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from scaling._files import check_output
 from scaling.app.commands import _common as T
@@ -41,7 +45,8 @@ def add_parser(sub):
     p.add_argument("--data", required=True, metavar="RUNS", type=T.nonempty("data"), help="runs table (.parquet from `scaling data import`, or .csv)")
     p.add_argument("--law", default="auto", metavar="NAME", type=T.nonempty("law"),
                    help=LAW_HELP_PLACEHOLDER)  # the forms are listed from fits.validation when --help prints
-    p.add_argument("--by", choices=_BY, help="one law per GPU, per model, or per component (phase rows)")
+    p.add_argument("--by", choices=_BY, help="one law per GPU, per model, or per component (phase rows); a GPU or "
+                   "model that cannot be fitted on its own (one distinct setting) is skipped with a note")
     p.add_argument("--target", choices=("energy", "time"), default="energy",
                    help="print and validate the energy law (default) or the time law (both are written)")
     p.add_argument("--out", metavar="LAW.json", type=T.nonempty("out"), help="write the fitted law (read by `scaling predict --law`)")
@@ -87,32 +92,49 @@ class _LawFormsHelp(argparse.HelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
+OUT_SUFFIXES = (".json",)
+"""``--out``: a law file is JSON."""
+REPORT_SUFFIXES = (".html", ".htm")
+"""``--report``: one self-contained HTML page (as ``scaling report``)."""
+
+
 def run(args) -> int:
     from fits.fit_runs import fit_runs
+    from fits.loglaw import identifiability_notes
 
-    for out in (args.out, args.report):  # before the fit: never over the data, nor over each other
-        if out:
-            check_output(out, inputs=[args.data, args.report if out is args.out else args.out])
+    for flag, out, suffixes in (("--out", args.out, OUT_SUFFIXES), ("--report", args.report, REPORT_SUFFIXES)):
+        if out:  # before the fit: never over the data, nor over each other
+            check_output(out, inputs=[args.data, args.report if out is args.out else args.out], what=flag,
+                         suffixes=suffixes)
             probe_output(out)
     from fits.validation import candidate_laws
-    from scaling.errors import LawError
+    from scaling.errors import DataError, LawError
 
     forms = list(candidate_laws("energy"))
     if args.law not in ("auto", *forms):  # before reading and validating (seconds of work)
         raise LawError(f"unknown law {args.law!r}: use auto or one of {', '.join(forms)}")
+    from scaling.app.importers import check_table_path, table_columns
     from scaling.app.importers.flops import fill_bytes
     from scaling.runs import read_runs
 
+    check_table_path(args.data)
+    columns = set(table_columns(args.data))
+    if {"run_id", "phase"} <= columns and "energy_gpu_j" not in columns:  # a runs table: its reader would fill
+        # the missing column with empty cells (a file that is no runs table is refused by the reader, in its words)
+        raise DataError(f"{args.data}: column energy_gpu_j is missing (rule: `scaling fit` needs the GPU energy of "
+                        "each call, energy_gpu_j in J, on every row it fits)")
     runs, n_filled = fill_bytes(read_runs(args.data))
     if n_filled:
         print(f"bytes      moved bytes filled from the closed-form profiles for {n_filled} rows (the roofline forms "
               "read them)")
-    with working(f"fitting and validating every law form on {args.data}"):
+    with working(f"fitting and validating every law form on {args.data}"), identifiability_notes() as notes:
         result = fit_runs(
             data=args.data, law=args.law, by=args.by, target=args.target, keep_offload=args.keep_offload,
             drop_unresolved=not args.strict, n_splits=args.n_splits, runs=runs,
         )
     _print(result, args.target, wide=getattr(args, "wide", False))
+    for note in [*result.get("notes", []), *notes]:  # after the fit went well: a refusal stays one line
+        print(f"scaling fit: note: {note}", file=sys.stderr)
     # outputs only after everything above succeeded
     if args.report:
         from fits.report import write_report

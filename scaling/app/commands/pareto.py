@@ -10,6 +10,9 @@ from scaling.app.commands import _common as T
 from scaling.app.commands._common import dump_json
 from scaling.app.commands._out import add_wide_arg, fmt_j, probe_output, render_table
 
+PLOT_SUFFIXES = (".html", ".htm")
+"""``--plot``: one self-contained HTML page (plotly), as ``scaling report`` writes."""
+
 SHIPPED_QUALITY = "diffused_responsibility_quality.csv"
 """The quality table of the public data (datasets/public/), joined when --quality names no column of the runs."""
 
@@ -22,9 +25,10 @@ def add_parser(sub):
     p.add_argument("--quality", required=True, metavar="COLUMN", type=T.nonempty("quality"), help="quality column (or metric of --quality-table)")
     p.add_argument("--quality-table", metavar="CSV", type=T.nonempty("quality_table"), help="a tidy quality table to join on model and steps "
                    "(e.g. diffused_responsibility_quality.csv)")
-    p.add_argument("--dataset", help="only this dataset of the quality table (default: mean over datasets)")
+    p.add_argument("--dataset", type=T.nonempty("dataset"),
+                   help="only this dataset of the quality table (default: mean over datasets)")
     p.add_argument("--lower-is-better", action="store_true", help="the metric improves downwards (e.g. FAD)")
-    p.add_argument("--plot", metavar="OUT.html", type=T.nonempty("plot"), help="write a plotly figure")
+    p.add_argument("--plot", metavar="OUT.html", type=T.nonempty("plot"), help="write a plotly figure (.html)")
     p.add_argument("--json", action="store_true")
     add_wide_arg(p)
     return p
@@ -38,9 +42,11 @@ def run(args) -> int:
         from scaling.extras import require
 
         require("plotly", what="--plot")
-        check_output(args.plot, inputs=[args.data, args.quality_table])
+        check_output(args.plot, inputs=[args.data, args.quality_table], what="--plot", suffixes=PLOT_SUFFIXES)
         probe_output(args.plot)
-    runs = read_runs(args.data)
+    from scaling.app.importers import check_table_path
+
+    runs = read_runs(check_table_path(args.data))
     table_path = args.quality_table
     if table_path is None and args.quality not in runs.columns:
         table_path = shipped_quality_table(args.quality)

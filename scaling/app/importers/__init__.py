@@ -38,7 +38,7 @@ from ._lookups import _cfg_column  # noqa: F401  (the default law's notes name s
 from ._lookups import generated_frames
 from ._report import ImportReport, ImportResult, summarize_runs
 from .codecarbon import CODECARBON_COLUMNS, KWH_TO_J, import_codecarbon
-from .files import import_file, sniff
+from .files import check_table_path, import_file, sniff, table_columns
 from .flops import annotate_flops
 from .policies import POLICIES, Policy, parse_policy_args, resolve_policy
 from .public import import_public
@@ -61,5 +61,7 @@ __all__ = [
     "generated_frames",
     "summarize_runs",
     "sniff",
+    "check_table_path",
+    "table_columns",
     "parse_policy_args",
 ]

@@ -61,10 +61,39 @@ def _setting_fields(setting: Any) -> dict[str, Any]:
     if not d.get("model"):
         raise DataError("setting: `model` is required (a public id or registry alias)")
     try:  # store the resolved public id, as the rest of the toolkit prints it
-        d["model"] = resolve_model(str(d["model"])).id
+        spec = resolve_model(str(d["model"]))
     except UnknownModelError:
-        pass
+        return d  # an unregistered model (with its `modality`): the runs-table rules check the fields
+    d["model"] = spec.id
+    _check_setting_rules(spec, d)
     return d
+
+
+_MAKE_SETTING_ARGS = {"height": "height", "width": "width", "frames": "frames", "audio_seconds": "seconds",
+                      "steps": "steps", "guidance_scale": "guidance", "batch_size": "batch_size",
+                      "precision": "precision"}
+"""The setting fields that :func:`scaling.settings.make_setting` checks, and its argument for each."""
+
+
+def _check_setting_rules(spec, fields: Mapping[str, Any]) -> None:
+    """The fields of a setting of a registered model obey the rules ``scaling predict`` applies
+    (:func:`scaling.settings.make_setting`: what the model's modality takes, its resolution multiple,
+    frame step, length, steps, guidance and CFG, the precision); one DataError line otherwise."""
+    from scaling.errors import InvalidSettingError
+    from scaling.settings import make_setting
+
+    modality = fields.get("modality")
+    if modality is not None and modality != spec.modality:
+        article = "an" if spec.modality[:1] in "aeiou" else "a"
+        raise DataError(f"setting: modality {modality!r} does not match {spec.id}: it is {article} {spec.modality} "
+                        "model (rule: leave `modality` out for a registered model)")
+    kwargs = {arg: fields[k] for k, arg in _MAKE_SETTING_ARGS.items() if fields.get(k) is not None}
+    if isinstance(fields.get("cfg"), bool):
+        kwargs["cfg"] = fields["cfg"]
+    try:
+        make_setting(spec, **kwargs)
+    except InvalidSettingError as exc:
+        raise DataError(f"setting: {exc} (rule: the setting rules of `scaling predict`)") from None
 
 
 def _parse_gpu_model(text: Any) -> tuple[str | None, int | None]:

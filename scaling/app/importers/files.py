@@ -20,16 +20,72 @@ from .flops import annotate_flops
 from .public import import_public
 from .quality import is_quality_header
 
-__all__ = ["sniff", "import_file"]
+__all__ = ["TABLE_RULE", "check_table_path", "import_file", "sniff", "table_columns"]
+
+
+TABLE_RULE = "rule: a .parquet or .csv file"
+"""What an input table is, as the refusals say it."""
+
+
+def _head(p: Path) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(4)
+    except OSError as exc:
+        raise DataError(f"{p}: cannot be read ({(exc.strerror or str(exc)).lower()})") from None
+
+
+def check_table_path(path: str | Path) -> Path:
+    """An input table's path, checked before it is read: it exists, is a file (not a folder), and a
+    ``.parquet`` name holds parquet bytes (a ``.parquet`` file is read as parquet only: one that is
+    empty or holds text is "not a parquet file", never read as a CSV). One DataError line otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: it is a folder, not a table ({TABLE_RULE})")
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if not p.is_file():
+        raise DataError(f"{p}: not a regular file ({TABLE_RULE})")
+    if p.name.lower().endswith(".parquet"):
+        head = _head(p)
+        if head != b"PAR1":
+            size = p.stat().st_size
+            got = "it is empty, 0 bytes" if size == 0 else (
+                f"it is {size} bytes long" if size < 4 else "it does not start with the parquet magic bytes PAR1")
+            raise DataError(f"{p}: not a parquet file: {got} (rule: a .parquet file holds a parquet table, "
+                            "e.g. written by `scaling data import`)")
+    return p
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """The column names a table file holds (parquet schema, or the CSV header), before any defaults are
+    filled in; [] when they cannot be read (the reader says why)."""
+    p = Path(path)
+    try:
+        if _head(p) == b"PAR1":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(p).names)
+        if p.name.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.open(p, "rt", encoding="utf-8-sig") as fh:
+                first = fh.readline()
+        else:
+            with open(p, encoding="utf-8-sig") as fh:  # the header line only: the reader reads the rest
+                first = fh.readline()
+        return [h.strip() for h in next(csv.reader(io.StringIO(first)), [])]
+    except Exception:  # noqa: BLE001 - a broken file (pyarrow's errors too): its reader refuses it, in its words
+        return []
 
 
 def sniff(path: str | Path) -> str:
-    """What a file is: ``runs`` (parquet or runs CSV), ``public``, ``quality`` or ``codecarbon``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    with open(p, "rb") as fh:
-        head = fh.read(4)
+    """What a file is: ``runs`` (parquet or runs CSV), ``public``, ``quality`` or ``codecarbon``.
+
+    A folder, a missing file, and a ``.parquet`` file that holds no parquet are refused
+    (:func:`check_table_path`)."""
+    p = check_table_path(path)
+    head = _head(p)
     if head == b"PAR1":
         return "runs"
     first = _open_text(p).lstrip("\ufeff")
