@@ -238,22 +238,19 @@ def make_setting(
 def _check_cfg(spec: ModelSpec, cfg: bool, guidance: float | None, guidance_scale: float | None) -> None:
     """The rules of an explicit ``cfg`` against the guidance (the one place they live):
 
-    - CFG forced on (``cfg=True``, ``--cfg``) needs a model with guidance (not FLUX.1-schnell's
-      ``none``) and a guidance scale that is not 0 (CFG at scale 0 is the unconditional pass alone:
-      the prompt is ignored); a guidance-distilled model's ``cfg=True`` is its true CFG (a negative
-      prompt, two passes), its guidance the embedded scale;
+    - CFG forced on (``cfg=True``, ``--cfg``) is two denoiser passes per step on any model, also
+      one trained without guidance (ML.ENERGY ran SDXL-Turbo so) and a guidance-distilled one (its
+      true CFG with a negative prompt); only a guidance scale of 0 *given with it* is refused (CFG
+      at scale 0 is the unconditional pass alone: the prompt is ignored). The model's own default
+      scale (0 for SDXL-Turbo) is not a contradiction: the scale is then unknown, and the setting
+      is shown as "CFG forced";
     - CFG off (``cfg=False``, ``--no-cfg``) with a ``guidance`` > 1 given on a CFG model is a
       contradiction: a scale > 1 is what turns CFG on (diffusers' rule); the model's default scale
       is not a contradiction (``--no-cfg`` alone is how CFG is turned off).
     """
-    if cfg and spec.guidance_type == "none":
+    if cfg and guidance is not None and guidance == 0:
         raise InvalidSettingError(
-            f"`cfg` on (--cfg) does not apply to {spec.id}: it has no guidance, so no classifier-free guidance "
-            "to force (rule: leave --cfg / cfg out)")
-    if cfg and guidance_scale is not None and guidance_scale == 0:
-        given = "given" if guidance is not None else f"{spec.id}'s default"
-        raise InvalidSettingError(
-            f"`cfg` on (--cfg) with `guidance` 0 ({given}): CFG at a guidance scale of 0 is the unconditional pass "
+            "`cfg` on (--cfg) with `guidance` 0: CFG at a guidance scale of 0 is the unconditional pass "
             "alone, the prompt ignored (rule: CFG needs a guidance scale > 0; give --guidance G, or leave --cfg out)")
     if not cfg and spec.guidance_type == "cfg" and guidance is not None and guidance > 1.0:
         raise InvalidSettingError(

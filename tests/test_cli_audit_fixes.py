@@ -314,3 +314,9 @@ def test_measure_refuses_prompt_tokens_before_any_work(tmp_path, capsys):
 def test_an_empty_attention_variant_is_refused(command, capsys):
     rc, _, err = _run(capsys, command, "-m", "sdxl", "--attention", "")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "must not be empty" in err
+
+
+def test_forced_cfg_without_a_scale_is_shown_as_forced(capsys):
+    rc, out, err = _run(capsys, "predict", "-m", "sdxl-turbo", "--cfg")
+    assert rc == 0, err
+    assert "CFG forced" in out and "CFG 0" not in out

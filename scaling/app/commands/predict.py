@@ -175,11 +175,20 @@ def render_baseline(est, base, attention: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _cfg(s) -> str:
+    """``CFG 7.5``, ``no CFG``, or ``CFG forced`` where CFG is on at a scale that would not turn it on (the
+    model's own default of 0, for a run that forced two passes)."""
+    if not s.cfg:
+        return "no CFG"
+    g = s.guidance_scale
+    return f"CFG {g:g}" if g is not None and g > 1 else "CFG forced (two passes, guidance scale not given)"
+
+
 def describe_call(s, prompt_tokens_set: bool = False) -> str:
     """``768x768, 50 steps, CFG 7.5, batch 4 (4 outputs per call)``, with the prompt tokens where the user set
     them (``--prompt-tokens``)."""
     out = (f"{describe_setting(s)}, {plural(s.steps, 'step')}, "
-           f"{'CFG ' + format(s.guidance_scale, 'g') if s.cfg else 'no CFG'}, batch {s.batch_size}")
+           f"{_cfg(s)}, batch {s.batch_size}")
     if s.outputs_per_prompt > 1:
         out += f" x {s.outputs_per_prompt} outputs per prompt"
     out += f" ({plural(s.n_outputs, 'output')} per call)"
