@@ -320,3 +320,31 @@ def test_forced_cfg_without_a_scale_is_shown_as_forced(capsys):
     rc, out, err = _run(capsys, "predict", "-m", "sdxl-turbo", "--cfg")
     assert rc == 0, err
     assert "CFG forced" in out and "CFG 0" not in out
+
+
+@pytest.mark.parametrize("option", [["--partition", "foo"], ["--settings-per-job", "3"], ["--logs", "nodir/logs"],
+                                    ["--time-min", "5"], ["--array-parallelism", "2"]])
+def test_local_sweep_refuses_the_submitit_options(option, tmp_path, capsys):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("device: cpu\nmeter: estimate\ngrid:\n  - model: tiny:sd\n    steps: [1]\n", encoding="utf-8")
+    rc, _, err = _run(capsys, "sweep", str(sweep), "--out", str(tmp_path / "o.parquet"), *option)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and f"{option[0]} applies to --executor slurm" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"], "nothing written"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["-m", ","], "`model` ','"),
+    (["-m", "sdxl", "--title", ""], "`title` ''"),
+    (["--gpus", "h100,h100"], "--gpus: GPU 'h100' is named twice"),
+    (["--gpus", "h100,h100-sxm"], "--gpus: 'h100' and 'h100-sxm' are one GPU"),
+])
+def test_report_refuses_empty_names_and_repeated_gpus_before_any_work(argv, expected, tmp_path, capsys):
+    rc, _, err = _run(capsys, "report", *argv, "--out", str(tmp_path / "r.html"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_models_may_be_repeated_or_comma_separated():
+    from scaling.app.commands.report import _csv
+
+    assert _csv([["sdxl"], ["wan2.1", "audioldm2"]]) == ["sdxl", "wan2.1", "audioldm2"] and _csv(None) is None

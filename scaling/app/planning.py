@@ -161,7 +161,7 @@ def _no_fit_line(need: str, has: dict[str, float]) -> str:
             f"(rule: {MEMORY_RULE}; a larger GPU, a lower precision or a smaller batch)")
 
 
-def _once(what: str, option: str, values: Sequence[Any] | None, key: Any = None) -> None:
+def check_named_once(what: str, option: str, values: Sequence[Any] | None, key: Any = None) -> None:
     """Refuse a list of options that names one option twice, after resolving (``h100`` and ``h100-sxm``
     are one GPU; ``bf16`` and ``BF16`` one precision): two identical rows are not a comparison."""
     seen: dict[Any, Any] = {}
@@ -247,10 +247,10 @@ def compare(model: str | ModelSpec, *, gpus: list[str] | None = None, precisions
         raise InvalidSettingError(f"`steps` {fixed_steps!r} and `step_counts` {list(step_counts)} conflict: "
                                   "one fixes the steps, the other compares step counts (rule: give one)")
     gpus = gpus or DEFAULT_GPUS
-    _once("GPU", "--gpu", gpus, _gpu_key)
-    _once("precision", "--precisions", precisions, normalize_precision)
-    _once("step count", "--steps-list", step_counts)
-    _once("GPU count", "--gpus", gpu_counts)
+    check_named_once("GPU", "--gpu", gpus, _gpu_key)
+    check_named_once("precision", "--precisions", precisions, normalize_precision)
+    check_named_once("step count", "--steps-list", step_counts)
+    check_named_once("GPU count", "--gpus", gpu_counts)
     law_obj = _load(law)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     rows = []
@@ -443,7 +443,7 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
             raise
         raise WorkloadError(f"{path}:{top.get('gpus', 1)}: `gpus`: {exc}") from None
     try:
-        _once("GPU", "--gpu" if gpus else "`gpus`", gpu_list, _gpu_key)
+        check_named_once("GPU", "--gpu" if gpus else "`gpus`", gpu_list, _gpu_key)
     except ScalingError as exc:
         if gpus:
             raise
@@ -466,7 +466,7 @@ def plan(path: str | Path, law: Any = None, *, gpus: list[str] | None = None, re
         precisions = _checked_precisions(precisions)
     pue = data.get("pue", 1.0) if pue is None else pue
     scales = list(step_scales or [1.0])
-    _once("steps scale", "--steps-scale", step_scales)
+    check_named_once("steps scale", "--steps-scale", step_scales)
     counts = sorted(set(data.get("gpu_counts") or ([1, 2, 4, 8] if "max_latency_s" in data
                                                    or any("max_latency_s" in j for j in data["jobs"]) else [1])))
     for s in scales:
@@ -529,7 +529,7 @@ def _checked_regions(regions: Sequence[str], option: str) -> list[str]:
             codes.append(intensity_for(r).region)
         except ScalingError as exc:
             raise InvalidSettingError(f"{option}: {exc}") from None
-    _once("region", option, list(regions), dict(zip(regions, codes)).get)
+    check_named_once("region", option, list(regions), dict(zip(regions, codes)).get)
     return list(regions)
 
 
@@ -541,7 +541,7 @@ def _checked_precisions(precisions: Sequence[str]) -> list[str]:
             out.append(normalize_precision(p))
         except ScalingError as exc:
             raise InvalidSettingError(f"--precisions: {exc}") from None
-    _once("precision", "--precisions", list(precisions), normalize_precision)
+    check_named_once("precision", "--precisions", list(precisions), normalize_precision)
     return out
 
 

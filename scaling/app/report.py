@@ -192,6 +192,10 @@ def build_report(
     curve_names = list(models) if models else list(DEFAULT_CURVE_MODELS)
     specs = {n: resolve_model(n) for n in dict.fromkeys(names + curve_names)}
     gpu_spec = resolve_gpu(gpu or DEFAULT_GPU)
+    if gpus:  # before any work: each GPU once (h100 and h100-sxm are one), named as the user wrote them
+        from scaling.app.planning import check_named_once
+
+        check_named_once("GPU", "--gpus", gpus, lambda g: resolve_gpu(g).key)
     law_obj = _law(law)
     common = dict(gpu=gpu_spec.key, law=law_obj, region=region, intensity=intensity, pue=pue, precision=precision)
     skipped: list[str] = []

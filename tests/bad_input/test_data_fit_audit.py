@@ -148,6 +148,10 @@ CASES = [
           "`dataset` '': it must not be empty", "pareto --dataset ''"),
     _case(["pareto", "--data", "{runs}", "--quality", "clap", "--quality-table", "{quality}", "--dataset", "nosuch"],
           "re:dataset 'nosuch'; datasets of 'clap': ", "pareto --dataset nosuch names the datasets"),
+    _case(["pareto", "--data", "{runs}", "--quality", "energy_gpu_j"], "is a column of the runs schema",
+          "pareto --quality on a measurement column"),
+    _case(["pareto", "--data", "{runs}", "--quality", "duration_s"], "not a quality metric",
+          "pareto --quality on the duration"),
     # 11. an output is named for the format it is written in
     _case(["data", "import", "{runs}", "--out", "{tmp}/o.txt"],
           "re:'\\.txt'.*ends in \\.parquet, \\.csv or \\.csv\\.gz", "import --out o.txt"),

@@ -107,7 +107,8 @@ def csv_of(item: Callable[[str], object], name: str) -> Callable[[str], list]:
     return parse
 
 
-NAME_EXAMPLES = {"gpu": "a100,h100", "gpus": "a100,h100", "precisions": "bf16,fp8", "regions": "FR,DE"}
+NAME_EXAMPLES = {"gpu": "a100,h100", "gpus": "a100,h100", "precisions": "bf16,fp8", "regions": "FR,DE",
+                 "model": "sdxl,wan2.1"}
 """The example each list of names shows in its refusal (a list of GPUs is not a list of regions)."""
 
 

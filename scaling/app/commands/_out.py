@@ -84,13 +84,18 @@ def render_table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: 
     numeric = {i for i, j in enumerate(justs) if j == "right"}
     # what may not wrap: labels and numbers, the labels only, the numbers only (labels wrap at spaces), none
     tiers = [labels | numeric, labels, numeric, set()]
-    texts = []
+    uncut = []
     for keep in tiers:
-        texts.append(_render(cells, header, justs, wide=wide, totals=totals, file=file, no_wrap=keep))
-        if not _cropped(texts[-1], cells, header, keep) and not _folded(texts[-1], cells, header):
-            return texts[-1]
-    # no tier keeps every word whole: the first that cuts nothing (rich crops a no_wrap cell it cannot fit)
-    return next(t for t, keep in zip(texts, tiers) if not _cropped(t, cells, header, keep))
+        text = _render(cells, header, justs, wide=wide, totals=totals, file=file, no_wrap=keep)
+        if _cropped(text, cells, header, keep):  # rich crops a no_wrap cell it cannot fit: never taken
+            continue
+        folded = _folded(text, cells, header)
+        if not folded:
+            return text
+        uncut.append((folded, text.count("\n"), len(uncut), text))
+    # no tier keeps every word whole: the one that cuts the fewest columns' words, then the one that wraps
+    # least (the fewest lines), the earlier on a tie
+    return min(uncut)[3]
 
 
 def _items(cells, header, i: int) -> list[str]:
@@ -107,14 +112,15 @@ def _cropped(text: str, cells, header, columns: set[int]) -> bool:
     return False
 
 
-def _folded(text: str, cells, header) -> bool:
-    """The longest word of a column is cut over two lines (a column narrower than its longest word)."""
+def _folded(text: str, cells, header) -> int:
+    """How many columns have their longest word cut over two lines (a column narrower than that word)."""
     lines = text.splitlines()
+    count = 0
     for i in range(len(header)):
         longest = max((w for item in _items(cells, header, i) for w in item.split()), key=len, default="")
         if longest and not any(longest in line for line in lines):
-            return True
-    return False
+            count += 1
+    return count
 
 
 def _render(cells, header, justs, *, wide: bool, totals: int, file, no_wrap: set[int]) -> str:

@@ -36,8 +36,13 @@ def add_parser(sub):
 
 def run(args) -> int:
     from scaling.app.pareto import join_quality, pareto, pareto_figure
-    from scaling.runs import read_runs
+    from scaling.errors import InvalidSettingError
+    from scaling.runs import COLUMNS, read_runs
 
+    if args.quality in COLUMNS:  # a setting, a measurement or a count of the runs schema
+        raise InvalidSettingError(
+            f"--quality {args.quality!r} is a column of the runs schema (a setting or a measurement), not a quality "
+            "metric (rule: a quality column such as clap or fid, or a metric of --quality-table)")
     if args.plot:
         from scaling.extras import require
 

@@ -9,8 +9,7 @@ from scaling.app.commands.predict import add_carbon_args
 def _csv(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
-    out = [x.strip() for v in values for x in v.split(",") if x.strip()]
-    return out or None
+    return [x for v in values for x in v]  # each -m a list of names (T.names refuses an empty one)
 
 
 def add_parser(sub):
@@ -20,7 +19,7 @@ def add_parser(sub):
                     "per component of several models, scaling curves with 90% intervals (energy against "
                     "resolution, frames, steps, audio length) and a comparison across GPUs, never-measured ones "
                     "marked. Every figure is an estimate from a fitted law.")
-    p.add_argument("--model", "-m", action="append", metavar="M", type=T.nonempty("model"),
+    p.add_argument("--model", "-m", action="append", metavar="M", type=T.names("model"),
                    help="a model to report (repeat or comma-separate; default: a video, image and audio set)")
     p.add_argument("--gpu", type=T.nonempty("gpu"), help="GPU of the breakdown and the curves (default: the registry's default GPU)")
     p.add_argument("--gpus", metavar="LIST", type=T.names("gpus"),
@@ -28,7 +27,8 @@ def add_parser(sub):
     p.add_argument("--precision", type=T.nonempty("precision"), help="fp32 | tf32 | bf16 | fp16 | fp8 | int8 | nf4 | fp4 (default bf16)")
     add_carbon_args(p)
     p.add_argument("--law", metavar="LAW.json", type=T.nonempty("law"), help="a law from `scaling fit --out` (default: the shipped law)")
-    p.add_argument("--title", default="Energy of diffusion-model inference: predicted", help="page title")
+    p.add_argument("--title", default="Energy of diffusion-model inference: predicted", type=T.nonempty("title"),
+                   help="page title")
     p.add_argument("--out", "-o", default="report.html", type=T.nonempty("out"),
                    help="output HTML file (.html or .htm, in an existing folder; default: report.html)")
     return p

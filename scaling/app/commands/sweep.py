@@ -26,19 +26,31 @@ def add_parser(sub):
     p.add_argument("--dry-run", action="store_true", help="list the settings and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("slurm (with --executor slurm)")
-    g.add_argument("--settings-per-job", type=T.settings_per_job, default=4, help="settings per array task (default 4)")
+    g.add_argument("--settings-per-job", type=T.settings_per_job, help="settings per array task (default 4)")
     g.add_argument("--partition", help="SLURM partition")
-    g.add_argument("--time-min", type=T.minutes, default=240, help="time limit per task, minutes (default 240)")
+    g.add_argument("--time-min", type=T.minutes, help="time limit per task, minutes (default 240)")
     g.add_argument("--array-parallelism", type=T.array_parallelism, help="tasks running at once (default: all)")
     g.add_argument("--logs", metavar="DIR", help="submitit folder (default: <table>.submitit next to the table)")
     return p
 
 
+SUBMITIT_ONLY = (("--settings-per-job", "settings_per_job"), ("--partition", "partition"), ("--time-min", "time_min"),
+                 ("--array-parallelism", "array_parallelism"), ("--logs", "logs"))
+"""The options of the submitit executors (the group ``slurm`` of the parser), refused with ``--executor local``."""
+
+
 def run(args) -> int:
     from dataclasses import replace
 
+    from scaling.errors import InvalidSettingError
+
     from profilers.energy.sweep import load_sweep, run_sweep
 
+    if args.executor == "local":  # the executor's options do nothing here: refused, not ignored
+        given = [flag for flag, dest in SUBMITIT_ONLY if getattr(args, dest, None) is not None]
+        if given:
+            raise InvalidSettingError(f"{given[0]} applies to --executor slurm (or submitit-local / debug), not to "
+                                      "the local executor (rule: leave it out, or choose --executor slurm)")
     if args.meter is not None:  # the overrides are checked before the file is read, and before any work
         from profilers.energy.meters.factory import check_meter_name
 
@@ -75,13 +87,14 @@ def run(args) -> int:
 
         # `tpu`, or `cuda` with no GPU, and nvml where `auto` is the CPU: refused now, before any build
         check_machine_args(argparse.Namespace(device=sweep.device, meter=sweep.meter))
-    slurm = {"timeout_min": args.time_min}
+    slurm = {"timeout_min": 240 if args.time_min is None else args.time_min}
     if args.partition:
         slurm["slurm_partition"] = args.partition
     if args.array_parallelism:
         slurm["slurm_array_parallelism"] = args.array_parallelism
     result = run_sweep(sweep, out=args.out, executor=args.executor, resume=args.resume,
-                       progress=not args.no_progress, settings_per_job=args.settings_per_job, slurm=slurm,
+                       progress=not args.no_progress,
+                       settings_per_job=4 if args.settings_per_job is None else args.settings_per_job, slurm=slurm,
                        logs=args.logs)
     print(result.summary())
     failed = [o for o in result.outcomes if o.status in ("failed", "partial")]
