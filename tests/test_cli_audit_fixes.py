@@ -348,3 +348,17 @@ def test_report_models_may_be_repeated_or_comma_separated():
     from scaling.app.commands.report import _csv
 
     assert _csv([["sdxl"], ["wan2.1", "audioldm2"]]) == ["sdxl", "wan2.1", "audioldm2"] and _csv(None) is None
+
+
+def test_a_table_too_wide_for_a_clean_layout_wraps_least():
+    from scaling.app.commands._out import render_table
+
+    names = ["ByteDance/AnimateDiff-Lightning", "Lightricks/LTX-Video-0.9.7-dev", "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+             "stabilityai/stable-diffusion-3-medium-diffusers"]  # the pareto table that folded letter by letter
+    rows = [[n, 20, 32, "856 J", "24.14", 59, "yes", "yes" if i % 2 else ""] for i, n in enumerate(names)]
+    header = ["model", "steps", "batch", "energy\nper output", "duration_s", "runs", "model\nfront", "global\nfront"]
+    text = render_table(rows, header)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert any("front" in line for line in lines) and sum("yes" in line for line in lines) >= 4, text
+    assert not any(line.strip() in ("y", "ye", "s", "fr", "on") for line in lines), "no word folded letter by letter"

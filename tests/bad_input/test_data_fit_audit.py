@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
+import sys
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from disk import disk_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ROOT / "datasets" / "public"
@@ -167,24 +170,14 @@ CASES = [
 ]
 
 
-def _disk(folder: Path) -> dict[str, tuple[int, int]]:
-    out = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = p.stat()
-            out[str(p.relative_to(folder))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
-    return out
-
-
 @pytest.mark.parametrize("argv,needle", CASES)
 def test_bad_input_is_refused_in_one_line_and_nothing_is_written(argv, needle, refused, paths):
     if "--plot" in argv:
         pytest.importorskip("plotly")
-    before = _disk(paths["tmp"])
+    before = disk_state(paths["tmp"])
     text = refused(argv, needle)
     assert "np.float64" not in text and "row 0" not in text, text
-    assert _disk(paths["tmp"]) == before, "a refusal wrote, changed or left a file"
+    assert disk_state(paths["tmp"]) == before, "a refusal wrote, changed or left a file"
 
 
 def test_a_parquet_file_is_read_as_parquet_only(paths):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -24,6 +25,9 @@ import pytest
 
 from scaling._files import check_output, lock_file
 from scaling.errors import DataError, OutputError, TableBusyError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from disk import disk_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ROOT / "datasets" / "public"
@@ -60,17 +64,6 @@ def paths(shared_files, tmp_path) -> dict[str, Path]:
     return {**shared_files, "tmp": t, **{Path(n).stem: t / n for n in sweeps}}
 
 
-def _disk(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``folder``: name -> (size, mtime)."""
-    out = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = p.stat()
-            out[str(p.relative_to(folder))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
-    return out
-
-
 @pytest.fixture
 def no_build(monkeypatch):
     """A pipeline build (tiny or full) fails the test: the refusal must come before it. (Without the
@@ -94,9 +87,9 @@ def refused_clean(refused, paths):
     def check(argv, needle):
         if argv[0] in ("measure", "sweep"):
             needs_torch()
-        before = _disk(paths["tmp"])
+        before = disk_state(paths["tmp"])
         text = refused(argv, needle)
-        assert _disk(paths["tmp"]) == before, "a refusal left or changed a file"
+        assert disk_state(paths["tmp"]) == before, "a refusal left or changed a file"
         return text
 
     return check
@@ -310,10 +303,10 @@ def test_a_refused_append_keeps_a_lock_and_an_index_that_were_there(tmp_path):
     index = parts_dir(table) / "keys.sqlite"
     lock = tmp_path / "t.parquet.lock"
     assert index.is_file() and lock.is_file()
-    before = _disk(tmp_path)
+    before = disk_state(tmp_path)
     with pytest.raises(DataError, match="already in the table"):
         append_runs(rows.head(1), table)
-    assert _disk(tmp_path).keys() == before.keys()  # the lock and the index it found stay
+    assert disk_state(tmp_path).keys() == before.keys()  # the lock and the index it found stay
     assert len(read_runs(table)) == 4
 
 
