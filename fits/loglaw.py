@@ -131,7 +131,7 @@ class LogLaw(RegressorMixin, BaseEstimator):
                 i = int(np.flatnonzero(bad)[0])
                 raise DataError(
                     f"{type(self).__name__}: the target must be positive and finite (energy or time), "
-                    f"row {i} has {y[i]!r}"
+                    f"row {i} (of the array, counted from 0) has {float(y[i])!r}"
                 )
         return X, y
 
