@@ -46,8 +46,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from scaling.errors import OutputError, TableBusyError
 
-__all__ = ["atomic_output", "check_output", "hold_lock", "lock_file", "output_error", "remove_stale_temps",
+__all__ = ["HTML_SUFFIXES", "atomic_output", "check_output", "hold_lock", "lock_file", "output_error", "remove_stale_temps",
            "write_text_atomic"]
+
+HTML_SUFFIXES = (".html", ".htm")
+"""The names of a self-contained HTML page: ``scaling report``, ``fit --report``, ``pareto --plot``."""
 
 _SIDE_FILES = (".parts", ".shards", ".lock", ".sweep.lock")
 """Side files of a runs table ``T``: ``T.parts/`` (appended parts and the key index), ``T.shards/``

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from scaling.errors import InvalidSettingError
 
@@ -55,8 +56,21 @@ def _alpha2_to_alpha3() -> dict[str, str]:
     return {c["alpha_2"]: c["alpha_3"] for c in data["3166-1"]}
 
 
+def check_carbon_source(region: Any, intensity: Any) -> None:
+    """A region and an intensity are two sources of one figure, the grid's gCO2e/kWh: given together,
+    one would be dropped; refused (one line naming both values), in predict, compare, report and plan."""
+    if region is not None and intensity is not None:
+        shown = f"{intensity:g}" if isinstance(intensity, (int, float)) and not isinstance(intensity, bool) \
+            else repr(intensity)
+        raise InvalidSettingError(
+            f"`region` {region!r} and `intensity` {shown} conflict: a region prices CO2e at its grid's carbon "
+            "intensity (CodeCarbon's data), an intensity is your own gCO2e/kWh (rule: give one, --region or "
+            "--intensity, not both)")
+
+
 def intensity_for(region: str | None = None, g_per_kwh: float | None = None) -> Intensity:
-    """The carbon intensity for an ISO country code (``FR``, ``FRA``) or a user figure."""
+    """The carbon intensity for an ISO country code (``FR``, ``FRA``) or a user figure (not both)."""
+    check_carbon_source(region, g_per_kwh)
     if g_per_kwh is not None:
         if not isinstance(g_per_kwh, (int, float)) or not math.isfinite(g_per_kwh) or g_per_kwh < 0:
             raise InvalidSettingError(f"`intensity` {g_per_kwh!r}: it must be a finite number of gCO2e/kWh >= 0")

@@ -47,7 +47,7 @@ from profilers.flops.profile import cache_dir, profile
 from profilers.flops.comm import attention_shapes
 from scaling.app.parallel_features import predict_parallel
 from scaling.app.physics import IDLE_SOURCE, bound, profile_byte
-from scaling.carbon import Intensity, check_pue, intensity_for
+from scaling.carbon import Intensity, check_carbon_source, check_pue, intensity_for
 from scaling.errors import DoesNotFitError, InvalidSettingError, LawError
 from scaling.hardware import DEFAULT_GPU, GPUSpec, family_default_note, resolve_gpu
 from scaling.parallel import ParallelPlan, check_plan, default_plan, parse_plan
@@ -290,18 +290,6 @@ class Estimate:
         return d
 
 
-def check_carbon_source(region: Any, intensity: Any) -> None:
-    """A region and an intensity are two sources of one figure, the grid's gCO2e/kWh: given together,
-    one would be dropped; refused (one line naming both values), in predict, compare, report and plan."""
-    if region is not None and intensity is not None:
-        shown = f"{intensity:g}" if isinstance(intensity, (int, float)) and not isinstance(intensity, bool) \
-            else repr(intensity)
-        raise InvalidSettingError(
-            f"`region` {region!r} and `intensity` {shown} conflict: a region prices CO2e at its grid's carbon "
-            "intensity (CodeCarbon's data), an intensity is your own gCO2e/kWh (rule: give one, --region or "
-            "--intensity, not both)")
-
-
 def predict(
     model: str | ModelSpec,
     *,
@@ -385,7 +373,6 @@ def predict_setting(setting: GenerationSetting, *, gpu: GPUSpec, law: Any = None
     """:func:`predict` of a made setting (arguments of :func:`predict`)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InvalidSettingError(f"`count` {count!r}: it must be a positive whole number of outputs")
-    check_carbon_source(region, intensity)
     spec = spec or resolve_model(setting.model)
     plan = resolve_plan(setting, spec, gpus, parallel)
     if plan is not None:

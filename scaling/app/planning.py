@@ -36,7 +36,7 @@ intensity, a fixed precision and a list of them) and an option named twice once 
 ``nothing_fits()`` gives the one line the command line refuses with.
 
 Length: over 500 lines on purpose: compare, the grid and plan share one ranking, one memory verdict and one
-set of option checks (:func:`_once`, :func:`_checked_regions`), which would drift apart in separate modules.
+set of option checks (:func:`check_named_once`, :func:`_checked_regions`), which would drift apart in separate modules.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ from scaling.errors import InvalidSettingError, ScalingError, WorkloadError
 from scaling.hardware import GPUSpec, resolve_gpu
 from scaling.registry import ModelSpec, resolve_model
 from profilers.flops.comm import attention_shapes
-from scaling.app.estimate import MEMORY_RULE, RANKED_FITS, Estimate, check_carbon_source, predict
-from scaling.carbon import intensity_for
+from scaling.app.estimate import MEMORY_RULE, RANKED_FITS, Estimate, predict
+from scaling.carbon import check_carbon_source, intensity_for
 from scaling.precision import normalize_precision
 from scaling.parallel import ParallelPlan, check_plan, default_plan
 from scaling.settings import GenerationSetting

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from scaling._files import check_output, write_text_atomic
+from scaling._files import HTML_SUFFIXES, check_output, write_text_atomic
 from scaling.app.report_figures import (  # noqa: F401  (the figures' names, re-exported)
     AXES_BY_MODALITY, AXIS_TITLES, ENERGY_TITLE, ROLE_COLORS, ROLES, _component_energy, _describe, _fmt_j,
     _go, _grid_kwargs, _law, _short, breakdown_figure, curves_figure, gpu_figure, log_axis, scaling_curve,
@@ -337,14 +337,10 @@ def build_report(
     return Report(html=page, figures=[f for f, _ in figures], skipped=skipped, law=law_name, meta=meta)
 
 
-REPORT_SUFFIXES = (".html", ".htm")
-"""The names a report is written as: one self-contained HTML page."""
-
-
 def check_report_output(path: str | Path | None, *, law: str | Path | None = None, what: str = "report") -> Path:
     """Check the report's file before any work (:func:`scaling._files.check_output`): a ``.html`` /
     ``.htm`` name in an existing folder, not the law file, not a folder or a device."""
-    return check_output(path, inputs=[law], what=what, suffixes=REPORT_SUFFIXES)
+    return check_output(path, inputs=[law], what=what, suffixes=HTML_SUFFIXES)
 
 
 def write_report(path: str | Path, **kwargs: Any) -> Report:

@@ -33,6 +33,7 @@ rewrites it, as before (CSV is for interchange; sweeps write parquet).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -380,8 +381,6 @@ def append_runs(rows: pd.DataFrame | Iterable[Mapping[str, Any]], path: str | os
 
 def _undo_index(folder: Path, made_folder: bool, made_index: bool) -> None:
     """Remove the key index (and the parts folder) that a refused append created."""
-    import contextlib
-
     if made_index:
         drop_index(folder)
     if made_folder:

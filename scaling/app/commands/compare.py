@@ -34,12 +34,10 @@ def add_parser(sub):
 def run(args) -> int:
     from profilers.flops.memory import GiB
     from scaling.app.frames import memory_need_gib, memory_verdict
-    from scaling.app.estimate import check_carbon_source
     from scaling.app.planning import compare
     from scaling.errors import DoesNotFitError
 
     check_conflicts(args)
-    check_carbon_source(args.region, args.intensity)
     spec = model_spec_from_args(args)
     rows = compare(spec, gpus=args.gpu, precisions=args.precisions,
                    step_counts=args.steps_list, law=args.law, region=args.region,

@@ -28,7 +28,7 @@ import argparse
 import math
 import sys
 
-from scaling._files import check_output
+from scaling._files import HTML_SUFFIXES, check_output
 from scaling.app.commands import _common as T
 from scaling.app.commands._out import add_wide_arg, probe_output, render_table, working
 
@@ -94,15 +94,12 @@ class _LawFormsHelp(argparse.HelpFormatter):
 
 OUT_SUFFIXES = (".json",)
 """``--out``: a law file is JSON."""
-REPORT_SUFFIXES = (".html", ".htm")
-"""``--report``: one self-contained HTML page (as ``scaling report``)."""
-
 
 def run(args) -> int:
     from fits.fit_runs import fit_runs
     from fits.loglaw import identifiability_notes
 
-    for flag, out, suffixes in (("--out", args.out, OUT_SUFFIXES), ("--report", args.report, REPORT_SUFFIXES)):
+    for flag, out, suffixes in (("--out", args.out, OUT_SUFFIXES), ("--report", args.report, HTML_SUFFIXES)):
         if out:  # before the fit: never over the data, nor over each other
             check_output(out, inputs=[args.data, args.report if out is args.out else args.out], what=flag,
                          suffixes=suffixes)

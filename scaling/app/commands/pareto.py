@@ -5,13 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from scaling._files import check_output
+from scaling._files import HTML_SUFFIXES, check_output
 from scaling.app.commands import _common as T
 from scaling.app.commands._common import dump_json
 from scaling.app.commands._out import add_wide_arg, fmt_j, probe_output, render_table
-
-PLOT_SUFFIXES = (".html", ".htm")
-"""``--plot``: one self-contained HTML page (plotly), as ``scaling report`` writes."""
 
 SHIPPED_QUALITY = "diffused_responsibility_quality.csv"
 """The quality table of the public data (datasets/public/), joined when --quality names no column of the runs."""
@@ -47,7 +44,7 @@ def run(args) -> int:
         from scaling.extras import require
 
         require("plotly", what="--plot")
-        check_output(args.plot, inputs=[args.data, args.quality_table], what="--plot", suffixes=PLOT_SUFFIXES)
+        check_output(args.plot, inputs=[args.data, args.quality_table], what="--plot", suffixes=HTML_SUFFIXES)
         probe_output(args.plot)
     from scaling.app.importers import check_table_path
 

@@ -47,9 +47,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from scaling.app.estimate import check_carbon_source, predict
+    from scaling.app.estimate import predict
 
-    check_carbon_source(args.region, args.intensity)  # before the model is read
     spec = model_spec_from_args(args)
     est = predict(spec, gpu=args.gpu, law=args.law, region=args.region, intensity=args.intensity, pue=args.pue,
                   count=args.count, attention=";".join(args.attention) if args.attention else None,

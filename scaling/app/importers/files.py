@@ -75,8 +75,8 @@ def table_columns(path: str | Path) -> list[str]:
             with open(p, encoding="utf-8-sig") as fh:  # the header line only: the reader reads the rest
                 first = fh.readline()
         return [h.strip() for h in next(csv.reader(io.StringIO(first)), [])]
-    except Exception:  # noqa: BLE001 - a broken file (pyarrow's errors too): its reader refuses it, in its words
-        return []
+    except (OSError, ValueError, csv.Error):  # a broken file (pyarrow's ArrowInvalid is a ValueError, its
+        return []                             # IO errors OSErrors): its reader refuses it, in its words
 
 
 def sniff(path: str | Path) -> str:
